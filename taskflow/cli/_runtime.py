@@ -1,0 +1,56 @@
+"""What every command shares: settings from the environment, one-line errors, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn
+
+import click
+
+from taskflow.connections import open_pool, open_redis
+from taskflow.errors import ConfigurationError
+from taskflow.settings import Settings, load_settings
+from taskflow.telemetry import configure_logging
+
+
+def fail(message: str) -> NoReturn:
+    """One line on stderr and exit 1: the contract for bad configuration."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def settings_from_env() -> Settings:
+    try:
+        settings = load_settings(os.environ)
+    except ConfigurationError as e:
+        fail(str(e))
+    configure_logging(settings.log_level)
+    return settings
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run a command's coroutine; configuration errors become one line and exit 1."""
+    try:
+        asyncio.run(main)
+    except ConfigurationError as e:
+        fail(str(e))
+
+
+def on_stop_signals(stop: Callable[[], None]) -> None:
+    """SIGTERM / SIGINT ask the service to stop cleanly (finish or hand back its work)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+
+
+async def check_connections(settings: Settings, *, postgres: bool = True) -> None:
+    """Fail fast, before serving, when Redis or PostgreSQL is not reachable."""
+    redis = await open_redis(settings)
+    await redis.aclose()
+    if postgres:
+        pool = await open_pool(settings, min_size=1, max_size=1)
+        await pool.close()

@@ -1,0 +1,95 @@
+"""Long-running processes: gateway, worker, projector; and the migrations."""
+
+from __future__ import annotations
+
+import click
+import uvicorn
+
+from taskflow.cli._runtime import check_connections, fail, on_stop_signals, run, settings_from_env
+from taskflow.connections import open_pool, open_redis
+from taskflow.database import migrate as run_migrations
+from taskflow.errors import ConfigurationError
+from taskflow.events import PRIORITIES, Priority
+from taskflow.settings import Settings
+from taskflow.tasks import load_task_modules
+
+
+@click.command()
+def migrate() -> None:
+    """alembic upgrade head against TASKFLOW_DATABASE_URL."""
+    settings = settings_from_env()
+    run(check_connections(settings))
+    run_migrations(settings.database_url)
+    click.echo("migrations: at head")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def gateway(host: str, port: int) -> None:
+    """The Litestar REST gateway."""
+    from taskflow.gateway.app import create_app
+
+    settings = settings_from_env()
+    try:
+        app = create_app(settings)
+    except ConfigurationError as e:
+        fail(str(e))
+    run(check_connections(settings))
+    # uvicorn handles SIGTERM itself: it stops accepting, finishes requests, runs lifespan exit.
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+
+
+def _parse_queues(value: str) -> tuple[Priority, ...]:
+    names = [q.strip() for q in value.split(",") if q.strip()]
+    unknown = [q for q in names if q not in PRIORITIES]
+    if unknown or not names:
+        raise click.BadParameter(f"must be a comma list of {', '.join(PRIORITIES)}")
+    return tuple(q for q in PRIORITIES if q in names)  # type: ignore[misc]
+
+
+@click.command()
+@click.option("--concurrency", default=5, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--tasks", "task_modules", multiple=True, help="Module with @task functions (repeatable).")
+@click.option("--queues", default=",".join(PRIORITIES), show_default=True, help="Priorities to serve.")
+def worker(concurrency: int, task_modules: tuple[str, ...], queues: str) -> None:
+    """A worker: runs tasks from the dispatch streams."""
+    settings = settings_from_env()
+    served = _parse_queues(queues)
+    try:
+        load_task_modules((*settings.task_modules, *task_modules))
+    except ConfigurationError as e:
+        fail(str(e))
+    run(_worker(settings, concurrency, served))
+
+
+async def _worker(settings: Settings, concurrency: int, queues: tuple[Priority, ...]) -> None:
+    from taskflow.worker.service import Worker
+
+    redis = await open_redis(settings)
+    try:
+        service = Worker(settings, redis, concurrency=concurrency, queues=queues)
+        on_stop_signals(service.stop)
+        await service.run()
+    finally:
+        await redis.aclose()
+
+
+@click.command()
+def projector() -> None:
+    """The projector: builds the PostgreSQL tables from the event streams."""
+    run(_projector(settings_from_env()))
+
+
+async def _projector(settings: Settings) -> None:
+    from taskflow.projections.projector import Projector
+
+    redis = await open_redis(settings)
+    pool = await open_pool(settings, min_size=1, max_size=4)
+    try:
+        service = Projector(settings, redis, pool)
+        on_stop_signals(service.stop)
+        await service.run()
+    finally:
+        await pool.close()
+        await redis.aclose()

@@ -1,0 +1,26 @@
+"""``taskflow token``: a signed JWT for the configured secret."""
+
+from __future__ import annotations
+
+import click
+
+from taskflow.cli._runtime import fail, settings_from_env
+from taskflow.errors import ConfigurationError
+from taskflow.gateway.auth import issue_token
+from taskflow.settings import require_jwt_secret
+
+
+@click.command()
+@click.option("--sub", required=True, help="The subject (user id) the token speaks for.")
+@click.option("--role", type=click.Choice(["user", "admin"]), default="user", show_default=True)
+@click.option("--ttl", "ttl_seconds", type=click.IntRange(1, 10 * 365 * 86_400), default=3600, show_default=True)
+def token(sub: str, role: str, ttl_seconds: int) -> None:
+    """Print a bearer token."""
+    settings = settings_from_env()
+    try:
+        secret = require_jwt_secret(settings)
+    except ConfigurationError as e:
+        fail(str(e))
+    if not sub.strip():
+        fail("--sub must not be empty")
+    click.echo(issue_token(secret, sub, role, ttl_seconds))  # type: ignore[arg-type]

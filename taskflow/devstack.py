@@ -1,0 +1,148 @@
+"""``taskflow dev``: the whole stack in one process tree on one machine.
+
+Where no Redis / PostgreSQL URL is configured it starts the embedded servers (data kept
+between runs), runs the migrations, then supervises a gateway, a projector and workers
+as child processes until Ctrl-C / SIGTERM, and stops everything in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+import click
+import platformdirs
+
+from taskflow.devservers import RunningServer, start_postgres, start_redis
+from taskflow.gateway.auth import issue_token
+from taskflow.settings import load_settings
+
+DEV_DATABASE = "taskflow"
+CHILD_STOP_TIMEOUT_S = 30.0
+
+
+def data_dir(environ: Mapping[str, str]) -> Path:
+    """Where embedded servers keep their data: ``TASKFLOW_DATA_DIR``, else the user's
+    data directory. As root that is /var/lib/taskflow, because PostgreSQL then runs as
+    its own account, which cannot enter /root."""
+    if "TASKFLOW_DATA_DIR" in environ:
+        return Path(environ["TASKFLOW_DATA_DIR"])
+    if os.geteuid() == 0:
+        return Path("/var/lib/taskflow")
+    return Path(platformdirs.user_data_dir("taskflow"))
+
+
+@dataclass
+class DevStack:
+    environ: dict[str, str]
+    servers: list[RunningServer] = field(default_factory=list)
+    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start_servers(self) -> None:
+        root = data_dir(self.environ)
+        root.mkdir(parents=True, exist_ok=True)
+        if "TASKFLOW_REDIS_URL" not in self.environ:
+            server = start_redis(root / "redis")
+            self.servers.append(server)
+            self.environ["TASKFLOW_REDIS_URL"] = server.url
+        if "TASKFLOW_DATABASE_URL" not in self.environ:
+            root.chmod(0o755)  # the postgres account must traverse it
+            server = start_postgres(root / "postgres")
+            self.servers.append(server)
+            asyncio.run(_create_database(server.url, DEV_DATABASE))
+            self.environ["TASKFLOW_DATABASE_URL"] = server.url.rsplit("/", 1)[0] + f"/{DEV_DATABASE}"
+        if "TASKFLOW_JWT_SECRET" not in self.environ:
+            self.environ["TASKFLOW_JWT_SECRET"] = _dev_secret(root)
+        self.environ["TASKFLOW_DEV"] = "1"
+
+    def spawn(self, name: str, *args: str) -> None:
+        process = subprocess.Popen([sys.executable, "-m", "taskflow", *args], env=self.environ)
+        self.children.append((name, process))
+
+    def first_exited(self) -> tuple[str, int] | None:
+        for name, process in self.children:
+            code = process.poll()
+            if code is not None:
+                return name, code
+        return None
+
+    def stop(self) -> None:
+        """Children first (they finish in-flight work), then the servers."""
+        for _, process in self.children:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + CHILD_STOP_TIMEOUT_S
+        for _, process in self.children:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for server in reversed(self.servers):
+            server.stop()
+
+
+def _dev_secret(root: Path) -> str:
+    """A random secret kept in the data dir, so dev tokens survive a restart."""
+    path = root / "jwt_secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+async def _create_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name):
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def run_dev(port: int, workers: int, concurrency: int) -> int:
+    """Start everything, block until a stop signal or a child's death; the exit code."""
+    from taskflow.cli._runtime import check_connections
+    from taskflow.database import migrate
+
+    stack = DevStack(environ=dict(os.environ))
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        stack.start_servers()
+        settings = load_settings(stack.environ)
+        asyncio.run(check_connections(settings))
+        migrate(settings.database_url)
+        stack.spawn("gateway", "gateway", "--port", str(port))
+        stack.spawn("projector", "projector")
+        for _ in range(workers):
+            stack.spawn("worker", "worker", "--concurrency", str(concurrency))
+        token = issue_token(stack.environ["TASKFLOW_JWT_SECRET"], "dev-admin", "admin", 7 * 86_400)
+        click.echo(f"TaskFlow dev stack is up\n  API:       http://127.0.0.1:{port}/api/v1/tasks\n"
+                   f"  health:    http://127.0.0.1:{port}/ready\n  redis:     {settings.redis_url}\n"
+                   f"  postgres:  {settings.database_url}\n  admin token (7 days):\n{token}\n"
+                   "Ctrl-C stops everything.", err=False)
+        while not stopping:
+            exited = stack.first_exited()
+            if exited is not None:
+                click.echo(f"error: {exited[0]} exited with code {exited[1]}; stopping the stack", err=True)
+                return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        stack.stop()

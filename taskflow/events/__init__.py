@@ -1,0 +1,53 @@
+"""The vocabulary of TaskFlow: every event type, the union over them and their codec.
+
+This package imports nothing else from TaskFlow, so it can be read and tested alone.
+"""
+
+from taskflow.events.base import Event
+from taskflow.events.codec import (
+    CURRENT_VERSION,
+    EVENT_TYPES,
+    AnyEvent,
+    EventDecodeError,
+    decode,
+    encode,
+    tag_of,
+)
+from taskflow.events.task import (
+    EMPTY_ARGS,
+    EMPTY_KWARGS,
+    PRIORITIES,
+    Priority,
+    TaskDeadLettered,
+    TaskFailed,
+    TaskLogged,
+    TaskReclaimed,
+    TaskStarted,
+    TaskSubmitted,
+    TaskSucceeded,
+)
+from taskflow.events.worker import WorkerStarted, WorkerStopped
+
+__all__ = [
+    "CURRENT_VERSION",
+    "EMPTY_ARGS",
+    "EMPTY_KWARGS",
+    "EVENT_TYPES",
+    "PRIORITIES",
+    "AnyEvent",
+    "Event",
+    "EventDecodeError",
+    "Priority",
+    "TaskDeadLettered",
+    "TaskFailed",
+    "TaskLogged",
+    "TaskReclaimed",
+    "TaskStarted",
+    "TaskSubmitted",
+    "TaskSucceeded",
+    "WorkerStarted",
+    "WorkerStopped",
+    "decode",
+    "encode",
+    "tag_of",
+]

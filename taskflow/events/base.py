@@ -1,0 +1,27 @@
+"""The envelope every event shares (ARCHITECTURE invariant 1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """A fact that happened. Subclasses set an explicit wire tag, never the class name.
+
+    ``event_id`` is the Redis stream id the event was appended under; it is not part of
+    the stored payload but filled in when the event is read back, so it is always the id
+    the stream assigned. No ``forbid_unknown_fields``: an old reader must skip fields a
+    newer writer added during a rolling deploy.
+    """
+
+    aggregate_id: str
+    occurred_at: datetime
+    correlation_id: str
+    causation_id: str | None = None
+    traceparent: str | None = None
+    # The acting user (JWT subject) or the process that decided; ROADMAP: ownership.
+    actor: str | None = None
+    schema_version: int = 1
+    event_id: str = ""

@@ -1,0 +1,92 @@
+"""The tagged union of all events and the one codec for stream entries."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+from taskflow.events.task import (
+    TaskDeadLettered,
+    TaskFailed,
+    TaskLogged,
+    TaskReclaimed,
+    TaskStarted,
+    TaskSubmitted,
+    TaskSucceeded,
+)
+from taskflow.events.upcasters import upcast
+from taskflow.events.worker import WorkerStarted, WorkerStopped
+
+AnyEvent = (
+    TaskSubmitted
+    | TaskStarted
+    | TaskSucceeded
+    | TaskFailed
+    | TaskReclaimed
+    | TaskDeadLettered
+    | TaskLogged
+    | WorkerStarted
+    | WorkerStopped
+)
+
+EVENT_TYPES: Final[tuple[type[AnyEvent], ...]] = AnyEvent.__args__  # type: ignore[attr-defined]
+
+
+def _current_version(event_type: type[AnyEvent]) -> int:
+    field = next(f for f in msgspec.structs.fields(event_type) if f.name == "schema_version")
+    return int(field.default)
+
+
+def _tag(event_type: type[AnyEvent]) -> str:
+    return str(event_type.__struct_config__.tag)
+
+
+def tag_of(event: AnyEvent) -> str:
+    """The wire name of an event, also stored as the stream entry's ``type`` field."""
+    return _tag(type(event))
+
+
+# Wire tag -> the version this code writes; a stored payload below it is upcast first.
+CURRENT_VERSION: Final[dict[str, int]] = {_tag(t): _current_version(t) for t in EVENT_TYPES}
+
+_encoder = msgspec.json.Encoder()
+_decoder: Final = msgspec.json.Decoder(AnyEvent)
+_raw_decoder: Final = msgspec.json.Decoder(dict[str, Any])
+
+
+class EventDecodeError(ValueError):
+    """Raised when a stored payload is not a known event (corrupt entry or unknown type)."""
+
+
+def encode(event: AnyEvent) -> bytes:
+    """The stored payload. ``event_id`` is left out: the stream assigns it."""
+    if event.event_id:
+        event = msgspec.structs.replace(event, event_id="")
+    return _encoder.encode(event)
+
+
+def decode(event_id: str, payload: bytes) -> AnyEvent:
+    """Decode a stored payload into the current shape, upcasting old versions."""
+    try:
+        event = _decoder.decode(payload)
+        if event.schema_version != CURRENT_VERSION[_tag(type(event))]:
+            event = _decode_old(payload)
+    except msgspec.ValidationError:
+        # An old payload may not even type-check against today's shape.
+        event = _decode_old(payload)
+    except msgspec.DecodeError as e:
+        raise EventDecodeError(f"event {event_id}: {e}") from e
+    return msgspec.structs.replace(event, event_id=event_id)
+
+
+def _decode_old(payload: bytes) -> AnyEvent:
+    raw = _raw_decoder.decode(payload)
+    tag = raw.get("type")
+    if tag not in CURRENT_VERSION:
+        raise EventDecodeError(f"unknown event type {tag!r}")
+    try:
+        # Round-trip through JSON so raw user fields (args, result) stay msgspec.Raw.
+        return _decoder.decode(_encoder.encode(upcast(raw, CURRENT_VERSION[tag])))
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as e:
+        raise EventDecodeError(f"{tag}: {e}") from e

@@ -1,0 +1,84 @@
+"""Events of the task aggregate (aggregate_id = task_id)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from taskflow.events.base import Event
+
+Priority = Literal["critical", "high", "medium", "low"]
+# Highest first: the order in which workers drain dispatch streams.
+PRIORITIES: tuple[Priority, ...] = ("critical", "high", "medium", "low")
+EMPTY_ARGS = msgspec.Raw(b"[]")
+EMPTY_KWARGS = msgspec.Raw(b"{}")
+
+
+class TaskSubmitted(Event, frozen=True, kw_only=True, tag="task.submitted"):
+    """A client asked for a task. v2: ``priority`` became a level name (v1: int 1-10)."""
+
+    task_name: str
+    # User JSON stays raw: the projector stores it as JSONB without decoding it.
+    args: msgspec.Raw = EMPTY_ARGS
+    kwargs: msgspec.Raw = EMPTY_KWARGS
+    priority: Priority = "medium"
+    max_retries: int = 5
+    timeout_seconds: int = 300
+    scheduled_at: datetime | None = None
+    depends_on: tuple[str, ...] = ()
+    campaign_id: str | None = None
+    idempotency_key: str | None = None
+    schema_version: int = 2
+
+
+class TaskStarted(Event, frozen=True, kw_only=True, tag="task.started"):
+    """A worker began an attempt. ``attempt`` is the dispatch entry's delivery count."""
+
+    worker_id: str
+    attempt: int
+    dispatch_id: str
+
+
+class TaskSucceeded(Event, frozen=True, kw_only=True, tag="task.succeeded"):
+    worker_id: str
+    attempt: int
+    result: msgspec.Raw
+    duration_ms: float
+
+
+class TaskFailed(Event, frozen=True, kw_only=True, tag="task.failed"):
+    """The task function raised; ``traceback`` is the formatted stack."""
+
+    worker_id: str
+    attempt: int
+    error_type: str
+    error: str
+    traceback: str
+    duration_ms: float
+
+
+class TaskReclaimed(Event, frozen=True, kw_only=True, tag="task.reclaimed"):
+    """A worker took over the dispatch entry of a consumer that stopped renewing its lease."""
+
+    from_worker: str
+    to_worker: str
+    delivery_count: int
+    idle_ms: int
+
+
+class TaskDeadLettered(Event, frozen=True, kw_only=True, tag="task.dead_lettered"):
+    """The task will not run again by itself: poison entry or retries exhausted."""
+
+    reason: str
+    deliveries: int
+    last_worker: str | None = None
+
+
+class TaskLogged(Event, frozen=True, kw_only=True, tag="task.logged"):
+    """Task code wrote a log line (kept in ``task_logs``)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+    message: str
+    worker_id: str

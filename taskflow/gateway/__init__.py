@@ -1,0 +1,1 @@
+"""The Litestar gateway: writes events, reads projections."""

@@ -1,0 +1,45 @@
+"""The Litestar application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.exceptions import ValidationException
+from litestar.middleware import DefineMiddleware
+
+from taskflow.connections import open_pool, open_redis
+from taskflow.gateway.auth import JWTAuthMiddleware
+from taskflow.gateway.context import GatewayContext
+from taskflow.gateway.errors import validation_to_422
+from taskflow.gateway.routes_health import health, ready
+from taskflow.gateway.routes_tasks import TaskController
+from taskflow.scripts import Scripts
+from taskflow.settings import Settings, require_jwt_secret
+from taskflow.streams import ensure_groups
+from taskflow.tasks import load_task_modules
+
+
+def create_app(settings: Settings) -> Litestar:
+    secret = require_jwt_secret(settings)
+    load_task_modules(settings.task_modules)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        redis = await open_redis(settings)
+        pool = await open_pool(settings)
+        try:
+            await ensure_groups(redis, settings)
+            app.state.ctx = GatewayContext(settings=settings, redis=redis, pool=pool, scripts=Scripts(redis))
+            yield
+        finally:
+            await pool.close()
+            await redis.aclose()
+
+    return Litestar(
+        route_handlers=[TaskController, health, ready],
+        middleware=[DefineMiddleware(JWTAuthMiddleware, secret=secret)],
+        exception_handlers={ValidationException: validation_to_422},
+        lifespan=[lifespan],
+    )

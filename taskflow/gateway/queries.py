@@ -1,0 +1,162 @@
+"""Reads: projections from PostgreSQL, and the event itself while the projection lags."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from taskflow import keys
+from taskflow.events import AnyEvent, EventDecodeError, TaskSubmitted, decode
+from taskflow.gateway.auth import Principal
+from taskflow.gateway.context import GatewayContext
+from taskflow.gateway.errors import invalid
+from taskflow.gateway.schemas import TaskError, TaskView
+from taskflow.projections.rows import TaskRow
+from taskflow.projections.tasks import fold_task
+
+_TASK_SELECT = """
+SELECT t.*, r.result_data, r.error_type, r.error_message, r.stack_trace
+FROM tasks t LEFT JOIN task_results r ON r.task_id = t.task_id
+"""
+
+
+class TaskFilter(msgspec.Struct, frozen=True, kw_only=True):
+    status: str | None = None
+    task_name: str | None = None
+    campaign_id: UUID | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+class _Cursor(msgspec.Struct, array_like=True):
+    created_at: datetime
+    task_id: UUID
+
+
+def encode_cursor(created_at: datetime, task_id: UUID) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(_Cursor(created_at, task_id))).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> _Cursor:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return msgspec.json.decode(raw, type=_Cursor)
+    except (binascii.Error, ValueError, msgspec.DecodeError) as e:
+        raise invalid("cursor", "is not a cursor this API returned", source="query") from e
+
+
+def _view(row: asyncpg.Record) -> TaskView:
+    failed = row["error_type"] is not None or row["error_message"] is not None
+    return TaskView(
+        task_id=row["task_id"], task_name=row["task_name"],
+        args=msgspec.Raw(row["task_args"].encode()), kwargs=msgspec.Raw(row["task_kwargs"].encode()),
+        priority=row["priority_level"], status=row["status"], retry_count=row["retry_count"],
+        max_retries=row["max_retries"], timeout_seconds=row["timeout_seconds"], attempts=row["attempts"],
+        created_at=row["created_at"], scheduled_at=row["scheduled_at"], started_at=row["started_at"],
+        completed_at=row["completed_at"], worker_id=row["worker_id"], created_by=row["created_by"],
+        correlation_id=row["correlation_id"], campaign_id=row["campaign_id"], depends_on=list(row["depends_on"]),
+        last_event_id=row["last_event_id"],
+        result=msgspec.Raw(row["result_data"].encode()) if row["result_data"] is not None else None,
+        error=TaskError(type=row["error_type"], message=row["error_message"], traceback=row["stack_trace"]) if failed else None,
+    )
+
+
+def view_of_row(row: TaskRow) -> TaskView:
+    return TaskView(
+        task_id=row.task_id, task_name=row.task_name, args=msgspec.Raw(row.task_args.encode()),
+        kwargs=msgspec.Raw(row.task_kwargs.encode()), priority=row.priority_level, status=row.status,
+        retry_count=row.retry_count, max_retries=row.max_retries, timeout_seconds=row.timeout_seconds,
+        attempts=row.attempts, created_at=row.created_at, scheduled_at=row.scheduled_at,
+        started_at=row.started_at, completed_at=row.completed_at, worker_id=row.worker_id,
+        created_by=row.created_by, correlation_id=row.correlation_id, campaign_id=row.campaign_id,
+        depends_on=row.depends_on, last_event_id=row.last_event_id,
+    )
+
+
+def visible_to(principal: Principal, created_by: str | None) -> bool:
+    """Users see their own tasks; admins see all. A hidden task is a 404, not a 403."""
+    return principal.is_admin or created_by == principal.sub
+
+
+async def get_task_view(ctx: GatewayContext, task_id: UUID, principal: Principal) -> TaskView | None:
+    row = await ctx.pool.fetchrow(_TASK_SELECT + " WHERE t.task_id = $1", task_id)
+    if row is not None:
+        return _view(row) if visible_to(principal, row["created_by"]) else None
+    # Read-your-writes (invariant 9): the projection has not caught up, so answer from
+    # the TaskSubmitted event the submit just wrote.
+    submitted = await submitted_event(ctx, task_id)
+    if submitted is None or not visible_to(principal, submitted.actor):
+        return None
+    folded = fold_task(None, submitted)
+    return view_of_row(folded) if folded is not None else None
+
+
+async def submitted_event(ctx: GatewayContext, task_id: UUID) -> TaskSubmitted | None:
+    """The task's TaskSubmitted from the stream, found through the submit marker."""
+    settings = ctx.settings
+    key = str(task_id)
+    p = keys.partition_of(key, settings.partitions)
+    event_id = await ctx.redis.hget(keys.task_marker(settings.namespace, p, key), "event_id")
+    if not event_id:
+        return None
+    entries = await ctx.redis.xrange(keys.events(settings.namespace, p), min=event_id, max=event_id, count=1)
+    if not entries:
+        return None
+    _, fields = entries[0]
+    try:
+        event = decode(event_id, fields["data"].encode())
+    except (KeyError, EventDecodeError):
+        return None
+    return event if isinstance(event, TaskSubmitted) else None
+
+
+async def list_tasks(ctx: GatewayContext, principal: Principal, flt: TaskFilter) -> tuple[list[TaskView], str | None]:
+    where: list[str] = []
+    params: list[object] = []
+
+    def add(condition: str, value: object) -> None:
+        params.append(value)
+        where.append(condition.replace("?", f"${len(params)}"))
+
+    if not principal.is_admin:
+        add("t.created_by = ?", principal.sub)
+    if flt.status:
+        add("t.status = ?", flt.status)
+    if flt.task_name:
+        add("t.task_name = ?", flt.task_name)
+    if flt.campaign_id:
+        add("t.campaign_id = ?", flt.campaign_id)
+    if flt.cursor:
+        cursor = decode_cursor(flt.cursor)
+        params.extend([cursor.created_at, cursor.task_id])
+        where.append(f"(t.created_at, t.task_id) < (${len(params) - 1}, ${len(params)})")
+    params.append(flt.limit + 1)
+    sql = (
+        _TASK_SELECT
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY t.created_at DESC, t.task_id DESC LIMIT ${len(params)}"
+    )
+    rows = await ctx.pool.fetch(sql, *params)
+    items = [_view(r) for r in rows[: flt.limit]]
+    next_cursor = encode_cursor(items[-1].created_at, items[-1].task_id) if len(rows) > flt.limit else None
+    return items, next_cursor
+
+
+async def task_events(ctx: GatewayContext, task_id: UUID) -> list[AnyEvent]:
+    """The task's history, oldest first: the archive, plus the submit event if the
+    projector has not archived it yet."""
+    rows = await ctx.pool.fetch(
+        "SELECT event_id, payload FROM event_archive WHERE aggregate_id = $1 ORDER BY partition, id_ms, id_seq",
+        str(task_id),
+    )
+    events = [decode(r["event_id"], r["payload"].encode()) for r in rows]
+    if not events:
+        submitted = await submitted_event(ctx, task_id)
+        if submitted is not None:
+            events.append(submitted)
+    return events

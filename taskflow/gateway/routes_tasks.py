@@ -1,0 +1,76 @@
+"""``/api/v1/tasks``: submit, list, read, history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_201_CREATED
+
+from taskflow.events import AnyEvent
+from taskflow.gateway import intake, queries
+from taskflow.gateway.auth import Principal
+from taskflow.gateway.context import GatewayContext
+from taskflow.gateway.schemas import TaskAccepted, TaskPage, TaskStatus, TaskSubmission, TaskView
+
+AuthedRequest = Request[Principal, str, State]
+
+
+def _ctx(request: AuthedRequest) -> GatewayContext:
+    ctx: GatewayContext = request.app.state.ctx
+    return ctx
+
+
+class TaskController(Controller):
+    path = "/api/v1/tasks"
+
+    @post("/", status_code=HTTP_201_CREATED)
+    async def submit_task(
+        self,
+        request: AuthedRequest,
+        data: TaskSubmission,
+        idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key", max_length=255)] = None,
+        traceparent: Annotated[str | None, Parameter(header="traceparent", max_length=64)] = None,
+    ) -> Response[TaskAccepted]:
+        intake.validate_task(data)
+        accepted, replayed = await intake.submit(
+            _ctx(request), intake.build_intake(data, request.user, idempotency_key, traceparent, intake.now_utc())
+        )
+        headers = {"Location": f"/api/v1/tasks/{accepted.task_id}"}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(accepted, status_code=HTTP_201_CREATED, headers=headers)
+
+    @get("/")
+    async def list_tasks(
+        self,
+        request: AuthedRequest,
+        status: TaskStatus | None = None,
+        task_name: str | None = None,
+        campaign_id: UUID | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        flt = queries.TaskFilter(status=status, task_name=task_name, campaign_id=campaign_id, limit=limit, cursor=cursor)
+        items, next_cursor = await queries.list_tasks(_ctx(request), request.user, flt)
+        return TaskPage(items=items, next_cursor=next_cursor)
+
+    @get("/{task_id:uuid}")
+    async def get_task(self, request: AuthedRequest, task_id: UUID) -> TaskView:
+        view = await queries.get_task_view(_ctx(request), task_id, request.user)
+        if view is None:
+            raise NotFoundException(f"task {task_id} not found")
+        return view
+
+    @get("/{task_id:uuid}/events")
+    async def get_task_events(self, request: AuthedRequest, task_id: UUID) -> list[AnyEvent]:
+        # Ownership first: the history of someone else's task is as hidden as the task.
+        if await queries.get_task_view(_ctx(request), task_id, request.user) is None:
+            raise NotFoundException(f"task {task_id} not found")
+        return await queries.task_events(_ctx(request), task_id)
+
+

@@ -1,0 +1,52 @@
+"""Every Redis key TaskFlow writes, built here and nowhere else.
+
+Keys of one partition share the hash tag ``{p}`` so each multi-key script touches a single
+Redis Cluster slot (ARCHITECTURE invariant 7). The namespace lets two deployments or test
+runs share one Redis.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from taskflow.events import PRIORITIES, Priority
+
+WORKERS_GROUP = "workers"
+PROJECTOR_GROUP = "projector"
+
+
+def partition_of(aggregate_id: str, partitions: int) -> int:
+    """Stable partition of an aggregate: all its events land in one stream (invariant 6)."""
+    if partitions == 1:
+        return 0
+    return zlib.crc32(aggregate_id.encode()) % partitions
+
+
+def events(ns: str, p: int) -> str:
+    """The event log of partition ``p``: the only source of truth."""
+    return f"{ns}:{{{p}}}:events"
+
+
+def dispatch(ns: str, p: int, priority: Priority) -> str:
+    """Work for workers (group ``workers``), one stream per priority."""
+    return f"{ns}:{{{p}}}:q:{priority}"
+
+
+def dispatch_streams(ns: str, p: int) -> list[str]:
+    return [dispatch(ns, p, priority) for priority in PRIORITIES]
+
+
+def task_marker(ns: str, p: int, task_id: str) -> str:
+    """Hash written by the submit script: remembers a task id (and its idempotency
+    fingerprint) so a retried submit returns the first result (invariant 3)."""
+    return f"{ns}:{{{p}}}:task:{task_id}"
+
+
+def worker_heartbeat(ns: str, worker_id: str) -> str:
+    """Expiring hash with a worker's last heartbeat; never part of the permanent log."""
+    return f"{ns}:worker:{worker_id}"
+
+
+def projector_lock(ns: str, p: int) -> str:
+    """Held by the one projector process that projects partition ``p`` (invariant 6)."""
+    return f"{ns}:{{{p}}}:projector:lock"

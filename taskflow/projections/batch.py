@@ -1,0 +1,76 @@
+"""Folding one batch of events into the rows to write: pure, given the rows already stored."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import msgspec
+
+from taskflow.events import AnyEvent, WorkerStarted, WorkerStopped
+from taskflow.projections.rows import DeadLetterRow, ExecutionRow, LogRow, ResultRow, TaskRow, WorkerRow
+from taskflow.projections.tasks import dead_letter_of, execution_of, fold_task, log_of, result_of
+from taskflow.projections.workers import fold_worker
+
+
+class Changes(msgspec.Struct, kw_only=True):
+    """Rows to upsert, keyed by primary key; the last write of a key in the batch wins."""
+
+    tasks: dict[UUID, TaskRow] = msgspec.field(default_factory=dict)
+    results: dict[UUID, ResultRow] = msgspec.field(default_factory=dict)
+    executions: dict[UUID, ExecutionRow] = msgspec.field(default_factory=dict)
+    dead_letters: dict[UUID, DeadLetterRow] = msgspec.field(default_factory=dict)
+    logs: dict[UUID, LogRow] = msgspec.field(default_factory=dict)
+    workers: dict[UUID, WorkerRow] = msgspec.field(default_factory=dict)
+
+
+def task_ids(events: list[AnyEvent]) -> set[UUID]:
+    return {UUID(e.aggregate_id) for e in events if not isinstance(e, WorkerStarted | WorkerStopped)}
+
+
+def worker_ids(events: list[AnyEvent]) -> set[UUID]:
+    return {UUID(e.aggregate_id) for e in events if isinstance(e, WorkerStarted | WorkerStopped)}
+
+
+def fold_batch(events: list[AnyEvent], stored_tasks: dict[UUID, TaskRow], stored_workers: dict[UUID, WorkerRow]) -> Changes:
+    """Apply ``events`` in stream order on top of the stored rows."""
+    changes = Changes()
+    for event in events:
+        if isinstance(event, WorkerStarted | WorkerStopped):
+            worker_id = UUID(event.aggregate_id)
+            current = changes.workers.get(worker_id) or stored_workers.get(worker_id)
+            folded = fold_worker(current, event)
+            if folded is not None:
+                changes.workers[worker_id] = folded
+            continue
+        task_id = UUID(event.aggregate_id)
+        task = fold_task(changes.tasks.get(task_id) or stored_tasks.get(task_id), event)
+        if task is None:
+            continue  # an event of a task never submitted: nothing to attach it to
+        changes.tasks[task_id] = task
+        if (result := result_of(event)) is not None:
+            changes.results[task_id] = result
+        if (execution := execution_of(event)) is not None:
+            previous = changes.executions.get(execution.execution_id)
+            changes.executions[execution.execution_id] = merge_execution(previous, execution)
+        if (dead := dead_letter_of(event, task)) is not None:
+            changes.dead_letters[dead.dlq_id] = dead
+        if (line := log_of(event)) is not None:
+            changes.logs[line.log_id] = line
+    return changes
+
+
+def merge_execution(old: ExecutionRow | None, new: ExecutionRow) -> ExecutionRow:
+    """The start and the end of an attempt may arrive in one batch or in two."""
+    if old is None:
+        return new
+    return ExecutionRow(
+        execution_id=new.execution_id,
+        task_id=new.task_id,
+        worker_id=new.worker_id or old.worker_id,
+        attempt_number=new.attempt_number,
+        started_at=new.started_at or old.started_at,
+        completed_at=new.completed_at or old.completed_at,
+        duration_seconds=new.duration_seconds if new.duration_seconds is not None else old.duration_seconds,
+        status=new.status,
+        error_message=new.error_message or old.error_message,
+    )

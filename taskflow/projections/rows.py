@@ -1,0 +1,90 @@
+"""Row shapes the folds produce; one Struct per projected table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
+
+TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
+
+
+class TaskRow(msgspec.Struct, kw_only=True):
+    task_id: UUID
+    task_name: str
+    task_args: str
+    task_kwargs: str
+    priority: int
+    priority_level: str
+    status: str
+    retry_count: int
+    max_retries: int
+    timeout_seconds: int
+    depends_on: list[UUID]
+    campaign_id: UUID | None
+    created_at: datetime
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    worker_id: UUID | None
+    created_by: str | None
+    correlation_id: str
+    attempts: int
+    last_event_id: str
+    updated_at: datetime
+
+
+class ResultRow(msgspec.Struct, kw_only=True):
+    result_id: UUID
+    task_id: UUID
+    result_data: str | None
+    error_type: str | None
+    error_message: str | None
+    stack_trace: str | None
+    created_at: datetime
+
+
+class ExecutionRow(msgspec.Struct, kw_only=True):
+    """One attempt. Fields left None are filled by a later event of the same attempt."""
+
+    execution_id: UUID
+    task_id: UUID
+    worker_id: UUID | None
+    attempt_number: int
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_seconds: float | None
+    status: str
+    error_message: str | None
+
+
+class DeadLetterRow(msgspec.Struct, kw_only=True):
+    dlq_id: UUID
+    task_id: UUID
+    task_data: str
+    failure_reason: str
+    stack_trace: str | None
+    total_attempts: int
+    moved_at: datetime
+
+
+class LogRow(msgspec.Struct, kw_only=True):
+    log_id: UUID
+    task_id: UUID
+    level: str
+    message: str
+    metadata: str
+    created_at: datetime
+
+
+class WorkerRow(msgspec.Struct, kw_only=True):
+    worker_id: UUID
+    hostname: str | None
+    status: str
+    capacity: int
+    current_load: int
+    last_heartbeat: datetime | None
+    registered_at: datetime
+    stopped_at: datetime | None
+    metadata: str

@@ -1,0 +1,118 @@
+"""The Lua scripts, registered once per client, with one typed wrapper each.
+
+Every key reaches a script through ``KEYS`` and all keys of one call share a ``{p}`` hash
+tag, so the scripts run unchanged on Redis Cluster (ARCHITECTURE invariant 7).
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
+
+from taskflow import keys
+
+
+def _source(name: str) -> str:
+    return files("taskflow.lua").joinpath(f"{name}.lua").read_text()
+
+
+class SubmitOutcome(msgspec.Struct, frozen=True):
+    created: bool
+    event_id: str
+    fingerprint: str
+
+
+class ReclaimedEntry(msgspec.Struct, frozen=True):
+    entry_id: str
+    previous_owner: str
+    idle_ms: int
+    delivery_count: int
+    fields: dict[str, str]
+
+
+class Scripts:
+    """Holds the registered scripts of one Redis client."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._submit: AsyncScript = redis.register_script(_source("submit"))
+        self._owned_append: AsyncScript = redis.register_script(_source("owned_append"))
+        self._renew_lease: AsyncScript = redis.register_script(_source("renew_lease"))
+        self._reclaim: AsyncScript = redis.register_script(_source("reclaim"))
+
+    async def submit(
+        self,
+        *,
+        ns: str,
+        partition: int,
+        priority: keys.Priority,
+        task_id: str,
+        event_type: str,
+        payload: bytes,
+        fingerprint: str,
+        marker_ttl_seconds: int,
+        dispatch_now: bool,
+    ) -> SubmitOutcome:
+        result: list[Any] = await self._submit(
+            keys=[
+                keys.events(ns, partition),
+                keys.dispatch(ns, partition, priority),
+                keys.task_marker(ns, partition, task_id),
+            ],
+            args=[event_type, payload, task_id, fingerprint, marker_ttl_seconds, "1" if dispatch_now else "0"],
+        )
+        return SubmitOutcome(created=bool(result[0]), event_id=str(result[1]), fingerprint=str(result[2] or ""))
+
+    async def owned_append(
+        self,
+        *,
+        dispatch_stream: str,
+        events_stream: str,
+        consumer: str,
+        entry_id: str,
+        event_type: str,
+        payload: bytes,
+        ack: bool,
+        pipeline: Pipeline | None = None,
+    ) -> str | None:
+        """Append an event while ``consumer`` owns ``entry_id``; with ``ack`` also XACK it.
+
+        Inside a pipeline the answer arrives with ``pipeline.execute()`` instead.
+        """
+        answer = await self._owned_append(
+            keys=[dispatch_stream, events_stream],
+            args=[keys.WORKERS_GROUP, consumer, entry_id, event_type, payload, "1" if ack else "0"],
+            client=pipeline,
+        )
+        return None if pipeline is not None or not answer else str(answer)
+
+    async def renew_lease(self, *, dispatch_stream: str, consumer: str, entry_ids: list[str]) -> set[str]:
+        """Renew the lease of the given entries; returns those still owned."""
+        if not entry_ids:
+            return set()
+        owned = await self._renew_lease(keys=[dispatch_stream], args=[keys.WORKERS_GROUP, consumer, *entry_ids])
+        return {str(i) for i in owned}
+
+    async def reclaim(
+        self, *, dispatch_stream: str, consumer: str, min_idle_ms: int, count: int
+    ) -> list[ReclaimedEntry]:
+        rows = await self._reclaim(keys=[dispatch_stream], args=[keys.WORKERS_GROUP, consumer, min_idle_ms, count])
+        return [
+            ReclaimedEntry(
+                entry_id=str(row[0]),
+                previous_owner=str(row[1]),
+                idle_ms=int(row[2]),
+                delivery_count=int(row[3]),
+                fields=_pairs(row[4]),
+            )
+            for row in rows
+        ]
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))

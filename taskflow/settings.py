@@ -1,0 +1,124 @@
+"""The one settings object, read once from the environment at start-up.
+
+Nothing else reads ``os.environ``: processes call ``load_settings(os.environ)`` and pass the
+result down; tests pass a plain dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+from taskflow.errors import ConfigurationError
+
+ENV_PREFIX = "TASKFLOW_"
+MIN_JWT_SECRET_BYTES = 32
+
+OtelExporter = Literal["none", "console", "otlp"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every knob of every process; field ``x`` comes from ``TASKFLOW_X``."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/taskflow"
+    jwt_secret: str = ""
+    partitions: int = 1
+    namespace: str = "tf"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    log_level: LogLevel = "INFO"
+    otel_exporter: OtelExporter = "none"
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 10.0
+    # An entry delivered more than this many times is poison (ARCHITECTURE invariant 5).
+    max_deliveries: int = 5
+    # Modules whose @task functions the gateway accepts and the workers run.
+    task_modules: tuple[str, ...] = ("taskflow.tasks.builtin",)
+    # How long a client's Idempotency-Key / chosen task id is remembered in Redis.
+    idempotency_ttl_seconds: int = 86_400
+    # Set by `taskflow dev` only: allows a generated JWT secret.
+    dev: bool = False
+
+    @property
+    def lease_ms(self) -> int:
+        return int(self.lease_seconds * 1000)
+
+
+_SETTING_NAMES = {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.__struct_fields__}
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build ``Settings`` from an environment mapping; raise ``ConfigurationError`` naming
+    the first bad key."""
+    raw: dict[str, object] = {}
+    for env_name, field in _SETTING_NAMES.items():
+        if env_name in environ:
+            raw[field] = _split_list(environ[env_name]) if field == "task_modules" else environ[env_name]
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as e:
+        raise ConfigurationError(_env_name_in(str(e)), str(e)) from e
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    """Checks that need more than a type: URL shapes, ranges, secret length."""
+    _check_url("TASKFLOW_REDIS_URL", settings.redis_url, {"redis", "rediss", "unix"})
+    _check_url("TASKFLOW_DATABASE_URL", settings.database_url, {"postgresql", "postgres"})
+    if settings.partitions < 1:
+        raise ConfigurationError("TASKFLOW_PARTITIONS", "must be at least 1")
+    if not settings.namespace or any(c in settings.namespace for c in "{}: "):
+        raise ConfigurationError("TASKFLOW_NAMESPACE", "must be non-empty without '{', '}', ':' or spaces")
+    if settings.lease_seconds <= 0 or settings.heartbeat_seconds <= 0:
+        name = "TASKFLOW_LEASE_SECONDS" if settings.lease_seconds <= 0 else "TASKFLOW_HEARTBEAT_SECONDS"
+        raise ConfigurationError(name, "must be positive")
+    if settings.max_deliveries < 1:
+        raise ConfigurationError("TASKFLOW_MAX_DELIVERIES", "must be at least 1")
+
+
+def require_jwt_secret(settings: Settings) -> str:
+    """The JWT secret, or a ``ConfigurationError`` when it is missing or too short.
+
+    Only processes that sign or check tokens call this, so a worker runs without one.
+    """
+    secret = settings.jwt_secret
+    if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+        state = "is not set" if not secret else f"is {len(secret.encode())} bytes"
+        raise ConfigurationError(
+            "TASKFLOW_JWT_SECRET", f"{state}; it must be at least {MIN_JWT_SECRET_BYTES} bytes"
+        )
+    return secret
+
+
+def _check_url(name: str, url: str, schemes: set[str]) -> None:
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError on a non-numeric port
+    except ValueError as e:
+        raise ConfigurationError(name, f"malformed URL ({e})") from e
+    if parts.scheme not in schemes:
+        allowed = ", ".join(sorted(f"{s}://" for s in schemes))
+        raise ConfigurationError(name, f"malformed URL {url!r}: scheme must be one of {allowed}")
+    if parts.scheme != "unix" and not parts.hostname and "host=" not in parts.query:
+        raise ConfigurationError(name, f"malformed URL {url!r}: no host")
+
+
+def _split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _env_name_in(message: str) -> str:
+    # msgspec names the failing field as `$.field`; map it back to the variable users set.
+    for env_name, field in _SETTING_NAMES.items():
+        if f"$.{field}" in message:
+            return env_name
+    return "TASKFLOW_*"

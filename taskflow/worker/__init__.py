@@ -1,0 +1,1 @@
+"""The worker process: claims dispatch entries, runs tasks, records their outcome."""

@@ -1,0 +1,31 @@
+"""A dispatch entry as the worker holds it while the task is in flight."""
+
+from __future__ import annotations
+
+import msgspec
+
+from taskflow.events import EventDecodeError, TaskSubmitted, decode
+from taskflow.worker.errors import MalformedDispatchEntry
+
+
+class DispatchEntry(msgspec.Struct, frozen=True, kw_only=True):
+    stream: str
+    entry_id: str
+    partition: int
+    delivery_count: int
+    task: TaskSubmitted
+
+
+def parse_entry(
+    *, stream: str, entry_id: str, partition: int, delivery_count: int, fields: dict[str, str]
+) -> DispatchEntry:
+    """Turn the raw fields written by ``submit.lua`` into a typed entry."""
+    try:
+        event = decode(fields["event_id"], fields["event"].encode())
+    except (KeyError, EventDecodeError) as e:
+        raise MalformedDispatchEntry(f"{stream} {entry_id}: {e}") from e
+    if not isinstance(event, TaskSubmitted):
+        raise MalformedDispatchEntry(f"{stream} {entry_id}: holds {type(event).__name__}, not TaskSubmitted")
+    return DispatchEntry(
+        stream=stream, entry_id=entry_id, partition=partition, delivery_count=delivery_count, task=event
+    )

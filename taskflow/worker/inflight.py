@@ -1,0 +1,53 @@
+"""What a worker holds right now: entries running, and entries claimed but not started."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+from taskflow.worker.entry import DispatchEntry
+
+
+class InFlight:
+    """Capacity accounting plus the entry ids whose lease the worker must keep renewing."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self.backlog: list[DispatchEntry] = []
+        self._entries: dict[str, DispatchEntry] = {}
+        self._changed = asyncio.Event()
+
+    @property
+    def free(self) -> int:
+        return max(0, self.capacity - len(self._entries))
+
+    def holds(self, entry_id: str) -> bool:
+        return entry_id in self._entries
+
+    def add(self, entry: DispatchEntry) -> None:
+        self._entries[entry.entry_id] = entry
+
+    def remove(self, entry_id: str) -> None:
+        self._entries.pop(entry_id, None)
+        self.running.pop(entry_id, None)
+        self._changed.set()
+
+    def by_stream(self) -> dict[str, list[str]]:
+        grouped: dict[str, list[str]] = defaultdict(list)
+        for entry in self._entries.values():
+            grouped[entry.stream].append(entry.entry_id)
+        return grouped
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def wait_for_free_slot(self, timeout_s: float) -> None:
+        """Return when a slot may have opened (or after ``timeout_s``)."""
+        if self.free > 0:
+            return
+        self._changed.clear()
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout_s)
+        except TimeoutError:
+            pass

@@ -1,0 +1,61 @@
+"""Keeping our leases and taking over the leases of dead workers (invariant 5)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import structlog
+from redis.exceptions import RedisError
+
+from taskflow.scripts import ReclaimedEntry, Scripts
+from taskflow.worker.inflight import InFlight
+
+log = structlog.get_logger()
+
+
+async def renew_leases_forever(
+    scripts: Scripts, consumer: str, inflight: InFlight, interval_s: float, on_lost: Callable[[str], None]
+) -> None:
+    """Every ``interval_s`` (a third of the lease), reset the idle time of every entry we
+    hold, so only entries of silent workers ever reach ``min-idle = lease``."""
+    while True:
+        await asyncio.sleep(interval_s)
+        for stream, entry_ids in inflight.by_stream().items():
+            try:
+                kept = await scripts.renew_lease(dispatch_stream=stream, consumer=consumer, entry_ids=entry_ids)
+            except (RedisError, OSError) as e:
+                log.warning("lease_renewal_failed", stream=stream, error=str(e))
+                continue
+            for entry_id in set(entry_ids) - kept:
+                on_lost(entry_id)
+
+
+async def reclaim_forever(
+    scripts: Scripts,
+    consumer: str,
+    streams: list[str],
+    inflight: InFlight,
+    lease_ms: int,
+    interval_s: float,
+    take: Callable[[str, ReclaimedEntry], Awaitable[None]],
+) -> None:
+    """Every ``interval_s``, XAUTOCLAIM entries idle for longer than the lease, as many as
+    we have free slots for, and hand each to ``take``."""
+    while True:
+        await asyncio.sleep(interval_s)
+        for stream in streams:
+            if inflight.free == 0:
+                break
+            try:
+                claimed = await scripts.reclaim(
+                    dispatch_stream=stream, consumer=consumer, min_idle_ms=lease_ms, count=inflight.free
+                )
+            except (RedisError, OSError) as e:
+                log.warning("reclaim_failed", stream=stream, error=str(e))
+                continue
+            for entry in claimed:
+                # Our own entry can only look idle if this loop was starved; it is still
+                # running here, and XAUTOCLAIM just renewed it.
+                if not inflight.holds(entry.entry_id):
+                    await take(stream, entry)

@@ -1,0 +1,221 @@
+"""The worker: reads dispatch streams, runs tasks within its capacity, records outcomes.
+
+Roles live in their own modules (``lease``: renew and reclaim; ``recorder``: atomic
+outcome appends; ``execute``: calling task code); this one wires them and owns shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+import taskflow
+from taskflow import keys
+from taskflow.events import Priority, WorkerStarted, WorkerStopped
+from taskflow.scripts import ReclaimedEntry, Scripts
+from taskflow.settings import Settings
+from taskflow.streams import append_event, ensure_groups
+from taskflow.tasks import UnknownTaskError, get_task
+from taskflow.worker import outcome
+from taskflow.worker.entry import DispatchEntry, parse_entry
+from taskflow.worker.errors import MalformedDispatchEntry
+from taskflow.worker.execute import run_task
+from taskflow.worker.inflight import InFlight
+from taskflow.worker.lease import reclaim_forever, renew_leases_forever
+from taskflow.worker.recorder import Recorder
+
+log = structlog.get_logger()
+READ_BLOCK_MS = 1000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Worker:
+    def __init__(self, settings: Settings, redis: Redis, *, concurrency: int, queues: tuple[Priority, ...]) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.id = uuid4().hex
+        self.queues = queues
+        self.scripts = Scripts(redis)
+        self.recorder = Recorder(self.scripts, settings.namespace, self.id)
+        self.inflight = InFlight(concurrency)
+        self.processed = 0
+        self._stopping = asyncio.Event()
+        self._priority = {keys.dispatch(settings.namespace, p, q): i for p in range(settings.partitions) for i, q in enumerate(queues)}
+
+    def stop(self) -> None:
+        """Stop reading; in-flight work finishes, then ``run`` returns."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        await ensure_groups(self.redis, self.settings)
+        await append_event(self.redis, self.settings, self._started_event())
+        log.info("worker_started", worker_id=self.id, capacity=self.inflight.capacity, queues=list(self.queues))
+        background = [
+            asyncio.create_task(self.recorder.run()),
+            asyncio.create_task(
+                renew_leases_forever(self.scripts, self.id, self.inflight, self.settings.lease_seconds / 3, self._lost)
+            ),
+            asyncio.create_task(
+                reclaim_forever(
+                    self.scripts, self.id, list(self._priority), self.inflight,
+                    self.settings.lease_ms, max(0.2, self.settings.lease_seconds / 4), self._take_reclaimed,
+                )
+            ),
+        ]
+        try:
+            await asyncio.gather(*(self._read_partition(p) for p in range(self.settings.partitions)))
+            await self._finish_in_flight()
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await self.recorder.drain()
+        await append_event(self.redis, self.settings, self._stopped_event())
+        log.info("worker_stopped", worker_id=self.id, processed=self.processed)
+
+    async def _read_partition(self, partition: int) -> None:
+        streams = {keys.dispatch(self.settings.namespace, partition, q): ">" for q in self.queues}
+        while not self._stopping.is_set():
+            await self.inflight.wait_for_free_slot(READ_BLOCK_MS / 1000)
+            if self.inflight.free == 0 or self._stopping.is_set():
+                continue
+            try:
+                answer = await self.redis.xreadgroup(
+                    keys.WORKERS_GROUP, self.id, streams, count=self.inflight.free, block=READ_BLOCK_MS
+                )
+            except (RedisError, OSError) as e:
+                log.warning("read_failed", error=str(e))
+                await asyncio.sleep(1)
+                continue
+            for stream, entries in answer or []:
+                for entry_id, fields in entries:
+                    self._admit_raw(stream, partition, entry_id, fields, delivery_count=1)
+            self._start_from_backlog()
+
+    def _admit_raw(self, stream: str, partition: int, entry_id: str, fields: dict[str, str], delivery_count: int) -> DispatchEntry | None:
+        try:
+            entry = parse_entry(stream=stream, entry_id=entry_id, partition=partition, delivery_count=delivery_count, fields=fields)
+        except MalformedDispatchEntry as e:
+            log.error("malformed_dispatch_entry", stream=stream, entry_id=entry_id, error=str(e))
+            asyncio.create_task(self._discard(stream, entry_id))
+            return None
+        self.inflight.add(entry)
+        self.inflight.backlog.append(entry)
+        return entry
+
+    async def _discard(self, stream: str, entry_id: str) -> None:
+        # It can never decode, so retrying it would only loop; the log line keeps the evidence.
+        await self.redis.xack(stream, keys.WORKERS_GROUP, entry_id)
+
+    def _start_from_backlog(self) -> None:
+        """Start held entries, highest priority first, while running < capacity."""
+        self.inflight.backlog.sort(key=lambda e: (self._priority.get(e.stream, 99), e.entry_id))
+        while self.inflight.backlog and len(self.inflight.running) < self.inflight.capacity and not self._stopping.is_set():
+            entry = self.inflight.backlog.pop(0)
+            self.inflight.running[entry.entry_id] = asyncio.create_task(self._process(entry))
+
+    async def _process(self, entry: DispatchEntry) -> None:
+        task = entry.task
+        with structlog.contextvars.bound_contextvars(task_id=task.aggregate_id, correlation_id=task.correlation_id):
+            try:
+                await self._run_and_record(entry)
+            except asyncio.CancelledError:
+                log.warning("task_cancelled_lease_lost")
+                raise
+            except Exception:  # noqa: BLE001 - the per-message catch-all: log, keep serving
+                log.exception("process_failed")
+            finally:
+                self.inflight.remove(entry.entry_id)
+                self._start_from_backlog()
+
+    async def _run_and_record(self, entry: DispatchEntry) -> None:
+        if await self.recorder.record(entry, outcome.started(entry, self.id, _now()), ack=False) is None:
+            log.warning("entry_lost_before_start")
+            return
+        try:
+            definition = get_task(entry.task.task_name)
+        except UnknownTaskError:
+            result: outcome.RunResult = outcome.Failed(
+                error_type="UnknownTaskError",
+                error=f"no task named {entry.task.task_name!r} is loaded on this worker",
+                traceback="",
+                duration_ms=0.0,
+            )
+        else:
+            result = await run_task(definition, entry.task.args, entry.task.kwargs, entry.task.timeout_seconds)
+        finished = outcome.finished(entry, self.id, result, _now())
+        if await self.recorder.record(entry, finished, ack=True) is None:
+            # Another worker took the entry over; its outcome will be the one recorded.
+            log.warning("outcome_discarded_lease_lost")
+            return
+        self.processed += 1
+        log.debug("task_finished", outcome=type(finished).__name__)
+
+    async def _take_reclaimed(self, stream: str, claimed: ReclaimedEntry) -> None:
+        partition = next(p for p in range(self.settings.partitions) if stream in keys.dispatch_streams(self.settings.namespace, p))
+        entry = self._admit_raw(stream, partition, claimed.entry_id, claimed.fields, claimed.delivery_count)
+        if entry is None:
+            return
+        decision = outcome.decide_reclaimed(claimed.delivery_count, self.settings.max_deliveries)
+        if isinstance(decision, outcome.DeadLetter):
+            self.inflight.backlog.remove(entry)
+            event = outcome.dead_lettered(entry, self.id, decision.reason, claimed.previous_owner, _now())
+            await self.recorder.record(entry, event, ack=True)
+            self.inflight.remove(entry.entry_id)
+            log.warning("task_dead_lettered", task_id=entry.task.aggregate_id, reason=decision.reason)
+            return
+        event = outcome.reclaimed(entry, self.id, claimed.previous_owner, claimed.idle_ms, _now())
+        if await self.recorder.record(entry, event, ack=False) is None:
+            self.inflight.backlog.remove(entry)
+            self.inflight.remove(entry.entry_id)
+            return
+        log.info("task_reclaimed", task_id=entry.task.aggregate_id, from_worker=claimed.previous_owner)
+        self._start_from_backlog()
+
+    def _lost(self, entry_id: str) -> None:
+        running = self.inflight.running.get(entry_id)
+        if running is not None:
+            running.cancel()
+        self.inflight.remove(entry_id)
+
+    async def _finish_in_flight(self) -> None:
+        """Let running tasks finish; hand entries we never started back at once."""
+        await self._hand_back(self.inflight.backlog)
+        self.inflight.backlog.clear()
+        running = list(self.inflight.running.values())
+        if running:
+            log.info("worker_draining", in_flight=len(running))
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _hand_back(self, entries: list[DispatchEntry]) -> None:
+        # Marking them idle for a whole lease lets any live worker's XAUTOCLAIM take them
+        # now instead of after a lease; JUSTID leaves the delivery count alone.
+        for entry in entries:
+            await self.redis.xclaim(
+                entry.stream, keys.WORKERS_GROUP, self.id, 0, [entry.entry_id],
+                idle=self.settings.lease_ms, justid=True,
+            )
+            self.inflight.remove(entry.entry_id)
+
+    def _started_event(self) -> WorkerStarted:
+        return WorkerStarted(
+            aggregate_id=self.id, occurred_at=_now(), correlation_id=self.id, actor=self.id,
+            hostname=socket.gethostname(), pid=os.getpid(), capacity=self.inflight.capacity,
+            queues=tuple(self.queues), version=taskflow.__version__,
+        )
+
+    def _stopped_event(self) -> WorkerStopped:
+        return WorkerStopped(
+            aggregate_id=self.id, occurred_at=_now(), correlation_id=self.id, actor=self.id,
+            reason="shutdown", processed=self.processed,
+        )

@@ -1,0 +1,83 @@
+"""Running TaskFlow services inside the test's event loop, and reading the event log."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import asyncpg
+import msgspec
+from redis.asyncio import Redis
+
+from taskflow import keys
+from taskflow.events import AnyEvent, TaskSubmitted, decode, encode, tag_of
+from taskflow.projections.projector import Projector
+from taskflow.scripts import Scripts
+from taskflow.settings import Settings
+from taskflow.streams import ensure_groups
+from taskflow.worker.service import Worker
+
+
+def submitted(task_name: str = "echo", *, task_id: str | None = None, **kwargs: object) -> TaskSubmitted:
+    return TaskSubmitted(
+        aggregate_id=task_id or str(uuid4()),
+        occurred_at=datetime.now(UTC),
+        correlation_id=uuid4().hex,
+        actor="tester",
+        task_name=task_name,
+        kwargs=msgspec.Raw(msgspec.json.encode(kwargs)),
+    )
+
+
+async def submit(redis: Redis, settings: Settings, event: TaskSubmitted) -> str:
+    """Submit through the real submit script, as the gateway does."""
+    await ensure_groups(redis, settings)
+    outcome = await Scripts(redis).submit(
+        ns=settings.namespace,
+        partition=keys.partition_of(event.aggregate_id, settings.partitions),
+        priority=event.priority,
+        task_id=event.aggregate_id,
+        event_type=tag_of(event),
+        payload=encode(event),
+        fingerprint="f",
+        marker_ttl_seconds=60,
+        dispatch_now=True,
+    )
+    return outcome.event_id
+
+
+async def all_events(redis: Redis, settings: Settings) -> list[AnyEvent]:
+    events: list[AnyEvent] = []
+    for p in range(settings.partitions):
+        for event_id, fields in await redis.xrange(keys.events(settings.namespace, p)):
+            events.append(decode(event_id, fields["data"].encode()))
+    return events
+
+
+async def events_of(redis: Redis, settings: Settings, task_id: str) -> list[AnyEvent]:
+    return [e for e in await all_events(redis, settings) if e.aggregate_id == task_id]
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings, redis: Redis, concurrency: int = 5) -> AsyncIterator[Worker]:
+    worker = Worker(settings, redis, concurrency=concurrency, queues=keys.PRIORITIES)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 30)
+
+
+@asynccontextmanager
+async def running_projector(settings: Settings, redis: Redis, pool: asyncpg.Pool) -> AsyncIterator[Projector]:
+    projector = Projector(settings, redis, pool)
+    task = asyncio.create_task(projector.run())
+    try:
+        yield projector
+    finally:
+        projector.stop()
+        await asyncio.wait_for(task, 30)

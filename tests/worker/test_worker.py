@@ -1,0 +1,166 @@
+"""The worker against real Redis: running tasks, recording outcomes, leases, reclaim,
+poison entries (invariant 5) and a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from taskflow import keys
+from taskflow.events import TaskDeadLettered, TaskFailed, TaskReclaimed, TaskStarted, TaskSubmitted, TaskSucceeded, WorkerStarted, WorkerStopped
+from taskflow.settings import Settings
+from tests.support.stack import all_events, events_of, running_worker, submit, submitted
+from tests.support.waiting import eventually
+
+TERMINAL = (TaskSucceeded, TaskFailed, TaskDeadLettered)
+
+
+async def _terminal(redis: Redis, settings: Settings, task_id: str) -> list[object]:
+    return [e for e in await events_of(redis, settings, task_id) if isinstance(e, TERMINAL)]
+
+
+async def test_a_submitted_task_runs_and_its_result_is_recorded(redis: Redis, settings: Settings) -> None:
+    event = submitted("echo", greeting="hi")
+    submit_id = await submit(redis, settings, event)
+    async with running_worker(settings, redis):
+        (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id))
+    assert isinstance(done, TaskSucceeded) and bytes(done.result) == b'{"greeting":"hi"}'
+    started = [e for e in await events_of(redis, settings, event.aggregate_id) if isinstance(e, TaskStarted)]
+    assert [s.attempt for s in started] == [1]
+    assert done.causation_id == submit_id == started[0].causation_id
+    assert done.correlation_id == event.correlation_id
+
+
+async def test_a_sync_task_that_raises_ends_failed_with_error_and_traceback(redis: Redis, settings: Settings) -> None:
+    event = submitted("fail", message="boom")
+    await submit(redis, settings, event)
+    async with running_worker(settings, redis):
+        (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id))
+    assert isinstance(done, TaskFailed)
+    assert (done.error_type, done.error) == ("TaskFailedOnPurpose", "boom")
+    assert "Traceback" in done.traceback and "raise TaskFailedOnPurpose" in done.traceback
+
+
+async def test_an_unknown_task_name_fails_instead_of_looping(redis: Redis, settings: Settings) -> None:
+    event = submitted("not_loaded_anywhere")
+    await submit(redis, settings, event)
+    async with running_worker(settings, redis):
+        (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id))
+    assert isinstance(done, TaskFailed) and done.error_type == "UnknownTaskError"
+
+
+async def test_a_worker_records_its_start_and_its_clean_stop(redis: Redis, settings: Settings) -> None:
+    async with running_worker(settings, redis) as worker:
+        pass
+    mine = [e for e in await all_events(redis, settings) if e.aggregate_id == worker.id]
+    assert [type(e) for e in mine] == [WorkerStarted, WorkerStopped]
+
+
+async def test_stop_finishes_in_flight_work_before_returning(redis: Redis, settings: Settings) -> None:
+    event = submitted("sleep", seconds=1.0)
+    await submit(redis, settings, event)
+    async with running_worker(settings, redis):
+        await eventually(lambda: _started(redis, settings, event.aggregate_id))
+    # The context manager returned only after stop(): the task must already be done.
+    (done,) = await _terminal(redis, settings, event.aggregate_id)
+    assert isinstance(done, TaskSucceeded)
+
+
+async def _started(redis: Redis, settings: Settings, task_id: str) -> bool:
+    return any(isinstance(e, TaskStarted) for e in await events_of(redis, settings, task_id))
+
+
+async def test_a_live_worker_keeps_its_lease_past_the_lease_time(redis: Redis, settings: Settings) -> None:
+    """A task running for twice the lease is never taken by another consumer."""
+    event = submitted("sleep", seconds=settings.lease_seconds * 2)
+    await submit(redis, settings, event)
+    stream = keys.dispatch(settings.namespace, 0, "medium")
+    async with running_worker(settings, redis), running_worker(settings, redis):
+        (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20)
+    history = await events_of(redis, settings, event.aggregate_id)
+    assert isinstance(done, TaskSucceeded)
+    assert not any(isinstance(e, TaskReclaimed) for e in history)
+    assert sum(isinstance(e, TaskStarted) for e in history) == 1
+    assert (await redis.xpending(stream, keys.WORKERS_GROUP))["pending"] == 0
+
+
+async def test_a_stale_entry_is_reclaimed_after_the_lease_expires(redis: Redis, settings: Settings) -> None:
+    event = submitted("echo", n=1)
+    await submit(redis, settings, event)
+    stream = keys.dispatch(settings.namespace, 0, "medium")
+    # A consumer reads the entry and dies without a word: no renewal, no outcome.
+    await redis.xreadgroup(keys.WORKERS_GROUP, "crashed-worker", {stream: ">"}, count=1)
+    async with running_worker(settings, redis) as worker:
+        (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20)
+    history = await events_of(redis, settings, event.aggregate_id)
+    reclaimed = [e for e in history if isinstance(e, TaskReclaimed)]
+    assert isinstance(done, TaskSucceeded) and done.worker_id == worker.id
+    assert len(reclaimed) == 1
+    assert (reclaimed[0].from_worker, reclaimed[0].to_worker, reclaimed[0].delivery_count) == ("crashed-worker", worker.id, 2)
+    assert reclaimed[0].idle_ms >= settings.lease_ms
+
+
+async def test_an_entry_delivered_more_than_max_deliveries_is_dead_lettered_not_looped(redis: Redis, settings: Settings) -> None:
+    event = submitted("echo")
+    await submit(redis, settings, event)
+    stream = keys.dispatch(settings.namespace, 0, "medium")
+    await redis.xreadgroup(keys.WORKERS_GROUP, "crasher", {stream: ">"}, count=1)
+    (entry,) = await redis.xpending_range(stream, keys.WORKERS_GROUP, min="-", max="+", count=1)
+    # Deliveries 2..max: each earlier owner died on it (as a SIGKILLed worker would).
+    for _ in range(settings.max_deliveries - 1):
+        await redis.xclaim(stream, keys.WORKERS_GROUP, "crasher", 0, [entry["message_id"]])
+    await redis.xclaim(stream, keys.WORKERS_GROUP, "crasher", 0, [entry["message_id"]], idle=60_000, justid=True)
+    async with running_worker(settings, redis):
+        (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20)
+    assert isinstance(done, TaskDeadLettered)
+    assert done.deliveries == settings.max_deliveries + 1 and done.last_worker == "crasher"
+    assert "poison" in done.reason
+    history = await events_of(redis, settings, event.aggregate_id)
+    assert not any(isinstance(e, TaskStarted) for e in history)
+    assert (await redis.xpending(stream, keys.WORKERS_GROUP))["pending"] == 0
+
+
+async def test_capacity_bounds_the_tasks_running_at_once(redis: Redis, settings: Settings) -> None:
+    tasks = [submitted("sleep", seconds=0.3) for _ in range(6)]
+    for event in tasks:
+        await submit(redis, settings, event)
+    async with running_worker(settings, redis, concurrency=2):
+        for event in tasks:
+            await eventually(lambda e=event: _terminal(redis, settings, e.aggregate_id), timeout_s=20)
+    # Replay starts and ends in stream order and track the peak of overlapping runs.
+    running = peak = 0
+    for e in await all_events(redis, settings):
+        if isinstance(e, TaskStarted):
+            running += 1
+            peak = max(peak, running)
+        elif isinstance(e, TERMINAL):
+            running -= 1
+    assert peak == 2
+
+
+async def test_higher_priority_entries_start_first_from_a_backlog(redis: Redis, settings: Settings) -> None:
+    low = [msgspec_replace(submitted("echo"), priority="low") for _ in range(3)]
+    critical = msgspec_replace(submitted("echo"), priority="critical")
+    for event in [*low, critical]:
+        await submit(redis, settings, event)
+    async with running_worker(settings, redis, concurrency=1):
+        await eventually(lambda: _terminal(redis, settings, low[-1].aggregate_id), timeout_s=20)
+    starts = [e.aggregate_id for e in await all_events(redis, settings) if isinstance(e, TaskStarted)]
+    assert starts[0] == critical.aggregate_id
+
+
+def msgspec_replace(event: TaskSubmitted, **changes: object) -> TaskSubmitted:
+    import msgspec
+
+    return msgspec.structs.replace(event, **changes)
+
+
+async def test_sync_task_does_not_block_lease_renewal(redis: Redis, settings: Settings) -> None:
+    """A blocking sync function runs off the event loop, so leases keep being renewed."""
+    event = submitted("blocking_sleep", seconds=settings.lease_seconds * 1.5)
+    await submit(redis, settings, event)
+    async with running_worker(settings, redis), running_worker(settings, redis):
+        await eventually(lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20)
+    assert not any(isinstance(e, TaskReclaimed) for e in await events_of(redis, settings, event.aggregate_id))
+    await asyncio.sleep(0)
