@@ -23,7 +23,7 @@ WORKDIR /app
 # the project the package was installed from. The package itself is a regular (not
 # editable) install into site-packages; the build leftovers are removed afterwards.
 COPY . /app
-RUN pip install --no-cache-dir /app \
+RUN pip install --no-cache-dir -e /app \
  && rm -rf /app/build /app/*.egg-info \
  && taskflow --help > /dev/null
 

@@ -36,6 +36,12 @@ def dispatch_streams(ns: str, p: int) -> list[str]:
     return [dispatch(ns, p, priority) for priority in PRIORITIES]
 
 
+def starts(ns: str, p: int) -> str:
+    """Hash: dispatch entry id -> how many runs of it began. Entries leave it when acked,
+    so it holds only work in flight."""
+    return f"{ns}:{{{p}}}:starts"
+
+
 def task_marker(ns: str, p: int, task_id: str) -> str:
     """Hash written by the submit script: remembers a task id (and its idempotency
     fingerprint) so a retried submit returns the first result (invariant 3)."""

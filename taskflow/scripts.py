@@ -7,7 +7,7 @@ tag, so the scripts run unchanged on Redis Cluster (ARCHITECTURE invariant 7).
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from redis.asyncio import Redis
@@ -32,7 +32,11 @@ class ReclaimedEntry(msgspec.Struct, frozen=True):
     previous_owner: str
     idle_ms: int
     delivery_count: int
+    runs_begun: int
     fields: dict[str, str]
+
+
+AppendKind = Literal["start", "finish", "note"]
 
 
 class Scripts:
@@ -75,18 +79,19 @@ class Scripts:
         events_stream: str,
         consumer: str,
         entry_id: str,
+        starts_hash: str,
         event_type: str,
         payload: bytes,
-        ack: bool,
+        kind: AppendKind,
         pipeline: Pipeline | None = None,
     ) -> str | None:
-        """Append an event while ``consumer`` owns ``entry_id``; with ``ack`` also XACK it.
+        """Append an event while ``consumer`` owns ``entry_id``; a ``finish`` also XACKs it.
 
         Inside a pipeline the answer arrives with ``pipeline.execute()`` instead.
         """
         answer = await self._owned_append(
-            keys=[dispatch_stream, events_stream],
-            args=[keys.WORKERS_GROUP, consumer, entry_id, event_type, payload, "1" if ack else "0"],
+            keys=[dispatch_stream, events_stream, starts_hash],
+            args=[keys.WORKERS_GROUP, consumer, entry_id, event_type, payload, kind],
             client=pipeline,
         )
         return None if pipeline is not None or not answer else str(answer)
@@ -99,16 +104,19 @@ class Scripts:
         return {str(i) for i in owned}
 
     async def reclaim(
-        self, *, dispatch_stream: str, consumer: str, min_idle_ms: int, count: int
+        self, *, dispatch_stream: str, starts_hash: str, consumer: str, min_idle_ms: int, count: int
     ) -> list[ReclaimedEntry]:
-        rows = await self._reclaim(keys=[dispatch_stream], args=[keys.WORKERS_GROUP, consumer, min_idle_ms, count])
+        rows = await self._reclaim(
+            keys=[dispatch_stream, starts_hash], args=[keys.WORKERS_GROUP, consumer, min_idle_ms, count]
+        )
         return [
             ReclaimedEntry(
                 entry_id=str(row[0]),
                 previous_owner=str(row[1]),
                 idle_ms=int(row[2]),
                 delivery_count=int(row[3]),
-                fields=_pairs(row[4]),
+                runs_begun=int(row[4]),
+                fields=_pairs(row[5]),
             )
             for row in rows
         ]

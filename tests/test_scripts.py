@@ -48,7 +48,8 @@ async def test_finish_by_the_owner_appends_the_outcome_and_acknowledges_in_one_s
     outcome = TaskSucceeded(aggregate_id=event.aggregate_id, occurred_at=event.occurred_at, correlation_id="c", worker_id="w1", attempt=1, result=msgspec.Raw(b"null"), duration_ms=1)
     new_id = await Scripts(redis).owned_append(
         dispatch_stream=stream, events_stream=keys.events(settings.namespace, 0), consumer="w1",
-        entry_id=entry_id, event_type=tag_of(outcome), payload=encode(outcome), ack=True,
+        entry_id=entry_id, starts_hash=keys.starts(settings.namespace, 0), event_type=tag_of(outcome),
+        payload=encode(outcome), kind="finish",
     )
     assert new_id is not None
     assert (await redis.xpending(stream, keys.WORKERS_GROUP))["pending"] == 0
@@ -63,7 +64,8 @@ async def test_a_worker_that_no_longer_owns_the_entry_writes_nothing(redis: Redi
     await redis.xclaim(stream, keys.WORKERS_GROUP, "rescuer", 0, [entry_id])
     answer = await Scripts(redis).owned_append(
         dispatch_stream=stream, events_stream=keys.events(settings.namespace, 0), consumer="zombie",
-        entry_id=entry_id, event_type="task.succeeded", payload=b"{}", ack=True,
+        entry_id=entry_id, starts_hash=keys.starts(settings.namespace, 0), event_type="task.succeeded",
+        payload=b"{}", kind="finish",
     )
     assert answer is None
     assert await redis.xlen(keys.events(settings.namespace, 0)) == 1
@@ -94,9 +96,12 @@ async def test_reclaim_takes_only_entries_idle_longer_than_the_lease(redis: Redi
     answer = await redis.xreadgroup(keys.WORKERS_GROUP, "dead", {stream: ">"}, count=2)
     stale, fresh = (e[0] for e in answer[0][1])
     await redis.xclaim(stream, keys.WORKERS_GROUP, "dead", 0, [stale], idle=5_000, justid=True)
-    claimed = await Scripts(redis).reclaim(dispatch_stream=stream, consumer="alive", min_idle_ms=2_000, count=10)
+    await redis.hset(keys.starts(settings.namespace, 0), stale, 1)
+    claimed = await Scripts(redis).reclaim(
+        dispatch_stream=stream, starts_hash=keys.starts(settings.namespace, 0), consumer="alive", min_idle_ms=2_000, count=10
+    )
     assert [c.entry_id for c in claimed] == [stale]
-    assert claimed[0].previous_owner == "dead" and claimed[0].delivery_count == 2
+    assert claimed[0].previous_owner == "dead" and claimed[0].delivery_count == 2 and claimed[0].runs_begun == 1
     assert claimed[0].fields["task_id"]
     owners = {p["message_id"]: p["consumer"] for p in await redis.xpending_range(stream, keys.WORKERS_GROUP, min="-", max="+", count=10)}
     assert owners == {stale: "alive", fresh: "dead"}
@@ -106,7 +111,9 @@ def test_keys_of_one_partition_share_one_cluster_slot() -> None:
     """Invariant 7: every key a script touches hashes to the partition's slot."""
     for p in range(8):
         slot = key_slot(keys.events("tf", p).encode())
-        same_slot = [*keys.dispatch_streams("tf", p), keys.task_marker("tf", p, "t-1"), keys.projector_lock("tf", p)]
+        same_slot = [
+            *keys.dispatch_streams("tf", p), keys.task_marker("tf", p, "t-1"), keys.projector_lock("tf", p), keys.starts("tf", p)
+        ]
         assert {key_slot(k.encode()) for k in same_slot} == {slot}
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+
 import click
 import uvicorn
 
@@ -36,8 +41,25 @@ def gateway(host: str, port: int) -> None:
     except ConfigurationError as e:
         fail(str(e))
     run(check_connections(settings))
-    # uvicorn handles SIGTERM itself: it stops accepting, finishes requests, runs lifespan exit.
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+    asyncio.run(_GracefulServer(config).serve())
+
+
+class _GracefulServer(uvicorn.Server):
+    """uvicorn stops gracefully on SIGTERM (stops accepting, finishes requests, runs the
+    lifespan exit) but then re-raises the signal, so the process would die by it with
+    exit -15; the contract is a clean stop with exit 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
 
 
 def _parse_queues(value: str) -> tuple[Priority, ...]:

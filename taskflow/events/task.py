@@ -74,6 +74,8 @@ class TaskDeadLettered(Event, frozen=True, kw_only=True, tag="task.dead_lettered
     reason: str
     deliveries: int
     last_worker: str | None = None
+    # Runs that began without an outcome (deliveries also count claims that never ran).
+    attempts: int = 0
 
 
 class TaskLogged(Event, frozen=True, kw_only=True, tag="task.logged"):

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.exceptions import ValidationException
+from litestar.exceptions import ClientException
 from litestar.middleware import DefineMiddleware
 
 from taskflow.connections import open_pool, open_redis
 from taskflow.gateway.auth import JWTAuthMiddleware
 from taskflow.gateway.context import GatewayContext
-from taskflow.gateway.errors import validation_to_422
+from taskflow.gateway.errors import client_error
 from taskflow.gateway.routes_health import health, ready
 from taskflow.gateway.routes_tasks import TaskController
 from taskflow.scripts import Scripts
@@ -40,6 +40,6 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[TaskController, health, ready],
         middleware=[DefineMiddleware(JWTAuthMiddleware, secret=secret)],
-        exception_handlers={ValidationException: validation_to_422},
+        exception_handlers={ClientException: client_error},
         lifespan=[lifespan],
     )

@@ -54,10 +54,10 @@ def verify_token(secret: str, token: str) -> Principal:
 
 
 class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
-    """Sets ``request.user`` to a ``Principal``; only ``/api/v1`` needs a token."""
+    """Sets ``request.user`` to a ``Principal``; probes and the schema need no token."""
 
     def __init__(self, app: ASGIApp, secret: str) -> None:
-        super().__init__(app, exclude=["^(?!/api/v1)"])
+        super().__init__(app, exclude=[r"^/health$", r"^/ready$", r"^/metrics$", r"^/schema"])
         self._secret = secret
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:  # type: ignore[type-arg]

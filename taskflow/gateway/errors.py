@@ -1,16 +1,18 @@
 """One error shape for every response: ``{status_code, detail, extra?}``.
 
-Litestar raises ``ValidationException`` (400) when a body, query or path value does not
-decode; our contract says 422, so one handler converts it and keeps the per-field list.
+Litestar answers 400 when a body, query or path value does not decode (malformed JSON,
+a wrong type, an unknown field); our contract says 422, so one handler converts every
+400 and keeps the per-field list. Other client errors keep their status.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
-from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
+from litestar.exceptions import ClientException, HTTPException, ValidationException
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
 
 from taskflow.errors import TaskFlowError
 
@@ -24,11 +26,12 @@ def invalid(field: str, message: str, source: str = "body") -> ValidationExcepti
     return ValidationException(detail=f"{field}: {message}", extra=[{"key": field, "message": message, "source": source}])
 
 
-def validation_to_422(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {"status_code": HTTP_422_UNPROCESSABLE_ENTITY, "detail": _detail(exc)}
+def client_error(_: Request[Any, Any, Any], exc: ClientException) -> Response[dict[str, Any]]:
+    status = HTTP_422_UNPROCESSABLE_ENTITY if exc.status_code == HTTP_400_BAD_REQUEST else exc.status_code
+    body: dict[str, Any] = {"status_code": status, "detail": _detail(exc)}
     if exc.extra:
         body["extra"] = exc.extra
-    return Response(body, status_code=HTTP_422_UNPROCESSABLE_ENTITY)
+    return Response(body, status_code=status, headers=exc.headers)
 
 
 def _detail(exc: HTTPException) -> str:
@@ -36,6 +39,16 @@ def _detail(exc: HTTPException) -> str:
     if isinstance(exc.extra, list) and exc.extra and exc.detail.startswith("Validation failed"):
         first = exc.extra[0]
         if isinstance(first, dict) and "message" in first:
-            key = first.get("key")
-            return f"{key}: {first['message']}" if key else str(first["message"])
+            message = str(first["message"])
+            unknown = _UNKNOWN_FIELD.search(message)
+            key = unknown.group(1) if unknown else first.get("key")
+            if unknown:
+                first["key"] = key
+            return f"{key}: {message}" if key else message
+    if exc.detail.startswith("JSON is malformed"):
+        return f"body: {exc.detail}"
     return exc.detail
+
+
+# msgspec says "Object contains unknown field `priorty`"; Litestar reports the key as "data".
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")

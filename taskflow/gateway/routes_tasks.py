@@ -8,7 +8,7 @@ from uuid import UUID
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from taskflow.events import AnyEvent
@@ -32,9 +32,9 @@ class TaskController(Controller):
     async def submit_task(
         self,
         request: AuthedRequest,
-        data: TaskSubmission,
-        idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key", max_length=255)] = None,
-        traceparent: Annotated[str | None, Parameter(header="traceparent", max_length=64)] = None,
+        data: JSONBody[TaskSubmission],
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=255)] = None,
+        traceparent: Annotated[str | None, HeaderParameter(name="traceparent", max_length=64)] = None,
     ) -> Response[TaskAccepted]:
         intake.validate_task(data)
         accepted, replayed = await intake.submit(
@@ -49,25 +49,25 @@ class TaskController(Controller):
     async def list_tasks(
         self,
         request: AuthedRequest,
-        status: TaskStatus | None = None,
-        task_name: str | None = None,
-        campaign_id: UUID | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        cursor: str | None = None,
+        status: FromQuery[TaskStatus | None] = None,
+        task_name: FromQuery[str | None] = None,
+        campaign_id: FromQuery[UUID | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        cursor: FromQuery[str | None] = None,
     ) -> TaskPage:
         flt = queries.TaskFilter(status=status, task_name=task_name, campaign_id=campaign_id, limit=limit, cursor=cursor)
         items, next_cursor = await queries.list_tasks(_ctx(request), request.user, flt)
         return TaskPage(items=items, next_cursor=next_cursor)
 
     @get("/{task_id:uuid}")
-    async def get_task(self, request: AuthedRequest, task_id: UUID) -> TaskView:
+    async def get_task(self, request: AuthedRequest, task_id: FromPath[UUID]) -> TaskView:
         view = await queries.get_task_view(_ctx(request), task_id, request.user)
         if view is None:
             raise NotFoundException(f"task {task_id} not found")
         return view
 
     @get("/{task_id:uuid}/events")
-    async def get_task_events(self, request: AuthedRequest, task_id: UUID) -> list[AnyEvent]:
+    async def get_task_events(self, request: AuthedRequest, task_id: FromPath[UUID]) -> list[AnyEvent]:
         # Ownership first: the history of someone else's task is as hidden as the task.
         if await queries.get_task_view(_ctx(request), task_id, request.user) is None:
             raise NotFoundException(f"task {task_id} not found")

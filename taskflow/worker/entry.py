@@ -13,11 +13,13 @@ class DispatchEntry(msgspec.Struct, frozen=True, kw_only=True):
     entry_id: str
     partition: int
     delivery_count: int
+    # Runs of this entry that began (on any worker) without an outcome being recorded.
+    runs_begun: int
     task: TaskSubmitted
 
 
 def parse_entry(
-    *, stream: str, entry_id: str, partition: int, delivery_count: int, fields: dict[str, str]
+    *, stream: str, entry_id: str, partition: int, delivery_count: int, runs_begun: int, fields: dict[str, str]
 ) -> DispatchEntry:
     """Turn the raw fields written by ``submit.lua`` into a typed entry."""
     try:
@@ -27,5 +29,6 @@ def parse_entry(
     if not isinstance(event, TaskSubmitted):
         raise MalformedDispatchEntry(f"{stream} {entry_id}: holds {type(event).__name__}, not TaskSubmitted")
     return DispatchEntry(
-        stream=stream, entry_id=entry_id, partition=partition, delivery_count=delivery_count, task=event
+        stream=stream, entry_id=entry_id, partition=partition, delivery_count=delivery_count,
+        runs_begun=runs_begun, task=event,
     )

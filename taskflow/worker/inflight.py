@@ -9,18 +9,37 @@ from taskflow.worker.entry import DispatchEntry
 
 
 class InFlight:
-    """Capacity accounting plus the entry ids whose lease the worker must keep renewing."""
+    """Capacity accounting plus the entry ids whose lease the worker must keep renewing.
+
+    A suspect entry (one that already outlived two owners) runs alone: while it is held
+    the worker takes no other work, so if it kills the process again it takes nothing
+    else down with it, and innocent neighbours are not pushed toward the poison limit.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.running: dict[str, asyncio.Task[None]] = {}
         self.backlog: list[DispatchEntry] = []
+        self.suspects: set[str] = set()
         self._entries: dict[str, DispatchEntry] = {}
         self._changed = asyncio.Event()
 
     @property
     def free(self) -> int:
+        if self.suspects:
+            return 0
         return max(0, self.capacity - len(self._entries))
+
+    def next_to_start(self) -> DispatchEntry | None:
+        """The backlog entry to start now (backlog sorted by priority), if any may start."""
+        if not self.backlog or len(self.running) >= self.capacity:
+            return None
+        if any(entry_id in self.suspects for entry_id in self.running):
+            return None
+        suspect = next((e for e in self.backlog if e.entry_id in self.suspects), None)
+        if suspect is not None:
+            return suspect if not self.running else None
+        return self.backlog[0]
 
     def holds(self, entry_id: str) -> bool:
         return entry_id in self._entries
@@ -30,6 +49,7 @@ class InFlight:
 
     def remove(self, entry_id: str) -> None:
         self._entries.pop(entry_id, None)
+        self.suspects.discard(entry_id)
         self.running.pop(entry_id, None)
         self._changed.set()
 

@@ -39,6 +39,7 @@ async def reclaim_forever(
     lease_ms: int,
     interval_s: float,
     take: Callable[[str, ReclaimedEntry], Awaitable[None]],
+    starts_hash_of: Callable[[str], str],
 ) -> None:
     """Every ``interval_s``, XAUTOCLAIM entries idle for longer than the lease, as many as
     we have free slots for, and hand each to ``take``."""
@@ -49,7 +50,8 @@ async def reclaim_forever(
                 break
             try:
                 claimed = await scripts.reclaim(
-                    dispatch_stream=stream, consumer=consumer, min_idle_ms=lease_ms, count=inflight.free
+                    dispatch_stream=stream, starts_hash=starts_hash_of(stream), consumer=consumer,
+                    min_idle_ms=lease_ms, count=inflight.free,
                 )
             except (RedisError, OSError) as e:
                 log.warning("reclaim_failed", stream=stream, error=str(e))

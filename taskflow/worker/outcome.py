@@ -36,13 +36,23 @@ class DeadLetter(msgspec.Struct, frozen=True):
     reason: str
 
 
-def decide_reclaimed(delivery_count: int, max_deliveries: int) -> Run | DeadLetter:
-    """An entry delivered more than ``max_deliveries`` times is poison (invariant 5)."""
-    if delivery_count > max_deliveries:
+def decide_reclaimed(runs_begun: int, max_deliveries: int) -> Run | DeadLetter:
+    """An entry whose runs began ``max_deliveries`` times without ever recording an
+    outcome is poison: it kills or hangs its worker (invariant 5). Deliveries to a worker
+    that died before starting the entry do not count against it."""
+    if runs_begun >= max_deliveries:
         return DeadLetter(
-            reason=f"poison: delivered {delivery_count} times without an outcome (limit {max_deliveries})"
+            reason=f"poison: {runs_begun} runs began and none recorded an outcome (limit {max_deliveries})"
         )
     return Run()
+
+
+def is_suspect(runs_begun: int) -> bool:
+    """Outlived two owners mid-run: runs alone, so a crash it causes hits nothing else."""
+    return runs_begun >= SUSPECT_FROM_RUNS
+
+
+SUSPECT_FROM_RUNS = 2
 
 
 def _envelope(entry: DispatchEntry, now: datetime, worker_id: str) -> dict[str, object]:
@@ -61,7 +71,7 @@ def started(entry: DispatchEntry, worker_id: str, now: datetime) -> TaskStarted:
     return TaskStarted(
         **_envelope(entry, now, worker_id),  # type: ignore[arg-type]
         worker_id=worker_id,
-        attempt=entry.delivery_count,
+        attempt=entry.runs_begun + 1,
         dispatch_id=entry.entry_id,
     )
 
@@ -72,14 +82,14 @@ def finished(entry: DispatchEntry, worker_id: str, result: RunResult, now: datet
         return TaskSucceeded(
             **envelope,  # type: ignore[arg-type]
             worker_id=worker_id,
-            attempt=entry.delivery_count,
+            attempt=entry.runs_begun + 1,
             result=result.result,
             duration_ms=result.duration_ms,
         )
     return TaskFailed(
         **envelope,  # type: ignore[arg-type]
         worker_id=worker_id,
-        attempt=entry.delivery_count,
+        attempt=entry.runs_begun + 1,
         error_type=result.error_type,
         error=result.error,
         traceback=result.traceback,
@@ -104,5 +114,6 @@ def dead_lettered(entry: DispatchEntry, worker_id: str, reason: str, previous_ow
         **_envelope(entry, now, worker_id),  # type: ignore[arg-type]
         reason=reason,
         deliveries=entry.delivery_count,
+        attempts=entry.runs_begun,
         last_worker=previous_owner or None,
     )

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from taskflow import keys
 from taskflow.events import AnyEvent, encode, tag_of
-from taskflow.scripts import Scripts
+from taskflow.scripts import AppendKind, Scripts
 from taskflow.worker.entry import DispatchEntry
 
 log = structlog.get_logger()
@@ -26,7 +26,7 @@ RETRY_DELAY_S = 0.5
 class _Pending(msgspec.Struct):
     entry: DispatchEntry
     event: AnyEvent
-    ack: bool
+    kind: AppendKind
     done: asyncio.Future[str | None]
 
 
@@ -37,10 +37,10 @@ class Recorder:
         self._consumer = consumer
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
 
-    async def record(self, entry: DispatchEntry, event: AnyEvent, *, ack: bool) -> str | None:
+    async def record(self, entry: DispatchEntry, event: AnyEvent, kind: AppendKind) -> str | None:
         """Append ``event`` while we own ``entry``; the new event id, or None if not ours."""
         done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(entry, event, ack, done))
+        self._queue.put_nowait(_Pending(entry, event, kind, done))
         return await done
 
     async def run(self) -> None:
@@ -62,7 +62,8 @@ class Recorder:
     async def _flush_until_sent(self, batch: list[_Pending]) -> None:
         # An outcome that is not recorded is lost work, so keep trying while Redis is away;
         # each script is idempotent against a half-applied pipeline because it re-checks
-        # ownership, and an acknowledged entry is no longer ours.
+        # ownership, and an acknowledged entry is no longer ours. (A lost reply to a pipeline
+        # that did run may still repeat a TaskStarted: harmless, the fold takes the last.)
         while True:
             try:
                 answers = await self._flush(batch)
@@ -84,9 +85,10 @@ class Recorder:
                     events_stream=keys.events(self._namespace, entry.partition),
                     consumer=self._consumer,
                     entry_id=entry.entry_id,
+                    starts_hash=keys.starts(self._namespace, entry.partition),
                     event_type=tag_of(item.event),
                     payload=encode(item.event),
-                    ack=item.ack,
+                    kind=item.kind,
                     pipeline=pipe,
                 )
             answers: list[object] = await pipe.execute()

@@ -50,7 +50,12 @@ class Worker:
         self.inflight = InFlight(concurrency)
         self.processed = 0
         self._stopping = asyncio.Event()
-        self._priority = {keys.dispatch(settings.namespace, p, q): i for p in range(settings.partitions) for i, q in enumerate(queues)}
+        # Every dispatch stream we serve -> (rank of its priority, its partition).
+        self._streams = {
+            keys.dispatch(settings.namespace, p, q): (rank, p)
+            for p in range(settings.partitions)
+            for rank, q in enumerate(queues)
+        }
 
     def stop(self) -> None:
         """Stop reading; in-flight work finishes, then ``run`` returns."""
@@ -67,8 +72,9 @@ class Worker:
             ),
             asyncio.create_task(
                 reclaim_forever(
-                    self.scripts, self.id, list(self._priority), self.inflight,
+                    self.scripts, self.id, list(self._streams), self.inflight,
                     self.settings.lease_ms, max(0.2, self.settings.lease_seconds / 4), self._take_reclaimed,
+                    lambda stream: keys.starts(self.settings.namespace, self._streams[stream][1]),
                 )
             ),
         ]
@@ -99,12 +105,17 @@ class Worker:
                 continue
             for stream, entries in answer or []:
                 for entry_id, fields in entries:
-                    self._admit_raw(stream, partition, entry_id, fields, delivery_count=1)
+                    self._admit_raw(stream, partition, entry_id, fields, delivery_count=1, runs_begun=0)
             self._start_from_backlog()
 
-    def _admit_raw(self, stream: str, partition: int, entry_id: str, fields: dict[str, str], delivery_count: int) -> DispatchEntry | None:
+    def _admit_raw(
+        self, stream: str, partition: int, entry_id: str, fields: dict[str, str], delivery_count: int, runs_begun: int
+    ) -> DispatchEntry | None:
         try:
-            entry = parse_entry(stream=stream, entry_id=entry_id, partition=partition, delivery_count=delivery_count, fields=fields)
+            entry = parse_entry(
+                stream=stream, entry_id=entry_id, partition=partition, delivery_count=delivery_count,
+                runs_begun=runs_begun, fields=fields,
+            )
         except MalformedDispatchEntry as e:
             log.error("malformed_dispatch_entry", stream=stream, entry_id=entry_id, error=str(e))
             asyncio.create_task(self._discard(stream, entry_id))
@@ -119,9 +130,9 @@ class Worker:
 
     def _start_from_backlog(self) -> None:
         """Start held entries, highest priority first, while running < capacity."""
-        self.inflight.backlog.sort(key=lambda e: (self._priority.get(e.stream, 99), e.entry_id))
-        while self.inflight.backlog and len(self.inflight.running) < self.inflight.capacity and not self._stopping.is_set():
-            entry = self.inflight.backlog.pop(0)
+        self.inflight.backlog.sort(key=lambda e: (self._streams[e.stream][0], e.entry_id))
+        while not self._stopping.is_set() and (entry := self.inflight.next_to_start()) is not None:
+            self.inflight.backlog.remove(entry)
             self.inflight.running[entry.entry_id] = asyncio.create_task(self._process(entry))
 
     async def _process(self, entry: DispatchEntry) -> None:
@@ -139,7 +150,7 @@ class Worker:
                 self._start_from_backlog()
 
     async def _run_and_record(self, entry: DispatchEntry) -> None:
-        if await self.recorder.record(entry, outcome.started(entry, self.id, _now()), ack=False) is None:
+        if await self.recorder.record(entry, outcome.started(entry, self.id, _now()), "start") is None:
             log.warning("entry_lost_before_start")
             return
         try:
@@ -154,7 +165,7 @@ class Worker:
         else:
             result = await run_task(definition, entry.task.args, entry.task.kwargs, entry.task.timeout_seconds)
         finished = outcome.finished(entry, self.id, result, _now())
-        if await self.recorder.record(entry, finished, ack=True) is None:
+        if await self.recorder.record(entry, finished, "finish") is None:
             # Another worker took the entry over; its outcome will be the one recorded.
             log.warning("outcome_discarded_lease_lost")
             return
@@ -162,23 +173,27 @@ class Worker:
         log.debug("task_finished", outcome=type(finished).__name__)
 
     async def _take_reclaimed(self, stream: str, claimed: ReclaimedEntry) -> None:
-        partition = next(p for p in range(self.settings.partitions) if stream in keys.dispatch_streams(self.settings.namespace, p))
-        entry = self._admit_raw(stream, partition, claimed.entry_id, claimed.fields, claimed.delivery_count)
+        partition = self._streams[stream][1]
+        entry = self._admit_raw(
+            stream, partition, claimed.entry_id, claimed.fields, claimed.delivery_count, claimed.runs_begun
+        )
         if entry is None:
             return
-        decision = outcome.decide_reclaimed(claimed.delivery_count, self.settings.max_deliveries)
+        decision = outcome.decide_reclaimed(claimed.runs_begun, self.settings.max_deliveries)
         if isinstance(decision, outcome.DeadLetter):
             self.inflight.backlog.remove(entry)
             event = outcome.dead_lettered(entry, self.id, decision.reason, claimed.previous_owner, _now())
-            await self.recorder.record(entry, event, ack=True)
+            await self.recorder.record(entry, event, "finish")
             self.inflight.remove(entry.entry_id)
             log.warning("task_dead_lettered", task_id=entry.task.aggregate_id, reason=decision.reason)
             return
         event = outcome.reclaimed(entry, self.id, claimed.previous_owner, claimed.idle_ms, _now())
-        if await self.recorder.record(entry, event, ack=False) is None:
+        if await self.recorder.record(entry, event, "note") is None:
             self.inflight.backlog.remove(entry)
             self.inflight.remove(entry.entry_id)
             return
+        if outcome.is_suspect(claimed.runs_begun):
+            self.inflight.suspects.add(entry.entry_id)
         log.info("task_reclaimed", task_id=entry.task.aggregate_id, from_worker=claimed.previous_owner)
         self._start_from_backlog()
 

@@ -101,24 +101,64 @@ async def test_a_stale_entry_is_reclaimed_after_the_lease_expires(redis: Redis, 
     assert reclaimed[0].idle_ms >= settings.lease_ms
 
 
-async def test_an_entry_delivered_more_than_max_deliveries_is_dead_lettered_not_looped(redis: Redis, settings: Settings) -> None:
-    event = submitted("echo")
-    await submit(redis, settings, event)
+async def _crashed_mid_run(redis: Redis, settings: Settings, runs: int, deliveries: int) -> str:
+    """Leave the entry as workers that died would: claimed ``deliveries`` times, of which
+    ``runs`` began running (the count owned_append.lua keeps), and idle past the lease."""
     stream = keys.dispatch(settings.namespace, 0, "medium")
     await redis.xreadgroup(keys.WORKERS_GROUP, "crasher", {stream: ">"}, count=1)
     (entry,) = await redis.xpending_range(stream, keys.WORKERS_GROUP, min="-", max="+", count=1)
-    # Deliveries 2..max: each earlier owner died on it (as a SIGKILLed worker would).
-    for _ in range(settings.max_deliveries - 1):
+    for _ in range(deliveries - 1):
         await redis.xclaim(stream, keys.WORKERS_GROUP, "crasher", 0, [entry["message_id"]])
+    if runs:
+        await redis.hset(keys.starts(settings.namespace, 0), entry["message_id"], runs)
     await redis.xclaim(stream, keys.WORKERS_GROUP, "crasher", 0, [entry["message_id"]], idle=60_000, justid=True)
+    return stream
+
+
+async def test_an_entry_whose_runs_began_max_deliveries_times_is_dead_lettered_not_looped(redis: Redis, settings: Settings) -> None:
+    event = submitted("echo")
+    await submit(redis, settings, event)
+    stream = await _crashed_mid_run(redis, settings, runs=settings.max_deliveries, deliveries=settings.max_deliveries)
     async with running_worker(settings, redis):
         (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20)
     assert isinstance(done, TaskDeadLettered)
-    assert done.deliveries == settings.max_deliveries + 1 and done.last_worker == "crasher"
-    assert "poison" in done.reason
+    assert done.attempts == settings.max_deliveries and done.deliveries == settings.max_deliveries + 1
+    assert done.last_worker == "crasher" and "poison" in done.reason
     history = await events_of(redis, settings, event.aggregate_id)
     assert not any(isinstance(e, TaskStarted) for e in history)
     assert (await redis.xpending(stream, keys.WORKERS_GROUP))["pending"] == 0
+    assert not await redis.hgetall(keys.starts(settings.namespace, 0))
+
+
+async def test_deliveries_to_workers_that_died_before_starting_it_do_not_make_an_entry_poison(redis: Redis, settings: Settings) -> None:
+    event = submitted("echo")
+    await submit(redis, settings, event)
+    await _crashed_mid_run(redis, settings, runs=0, deliveries=settings.max_deliveries * 3)
+    async with running_worker(settings, redis):
+        (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20)
+    assert isinstance(done, TaskSucceeded)
+
+
+async def test_a_suspect_entry_runs_alone(redis: Redis, settings: Settings) -> None:
+    """An entry that outlived two owners mid-run starts only when nothing else runs, and
+    nothing else starts beside it."""
+    suspect = submitted("sleep", seconds=0.5)
+    await submit(redis, settings, suspect)
+    await _crashed_mid_run(redis, settings, runs=2, deliveries=2)
+    others = [submitted("sleep", seconds=0.2) for _ in range(4)]
+    for event in others:
+        await submit(redis, settings, event)
+    async with running_worker(settings, redis, concurrency=4):
+        for event in [suspect, *others]:
+            await eventually(lambda e=event: _terminal(redis, settings, e.aggregate_id), timeout_s=20)
+    running: set[str] = set()
+    for e in await all_events(redis, settings):
+        if isinstance(e, TaskStarted):
+            running.add(e.aggregate_id)
+        elif isinstance(e, TERMINAL):
+            running.discard(e.aggregate_id)
+        if suspect.aggregate_id in running:
+            assert running == {suspect.aggregate_id}
 
 
 async def test_capacity_bounds_the_tasks_running_at_once(redis: Redis, settings: Settings) -> None:

@@ -1,0 +1,148 @@
+"""The projector against real Redis and PostgreSQL: invariant 4 (exactly-once effects),
+invariant 6 (per-aggregate order, one consumer per partition)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import msgspec
+from redis.asyncio import Redis
+
+from taskflow import keys
+from taskflow.events import TaskFailed, TaskSucceeded
+from taskflow.projections.projector import Projector, apply_batch, parse_batch
+from taskflow.settings import Settings
+from taskflow.streams import ensure_groups
+from tests.support.stack import all_events, running_projector, running_worker, submit, submitted
+from tests.support.waiting import eventually
+
+TABLES = ("tasks", "task_results", "task_executions", "workers", "dead_letter_queue", "event_archive")
+
+
+async def _count(pool: asyncpg.Pool, sql: str, *args: object) -> int:
+    return int(await pool.fetchval(sql, *args))
+
+
+async def _dump(pool: asyncpg.Pool) -> dict[str, list[tuple[object, ...]]]:
+    """Every projected row, minus bookkeeping columns that say when we archived."""
+    out = {}
+    for table in TABLES:
+        rows = await pool.fetch(f"SELECT * FROM {table}")
+        out[table] = sorted(tuple(v for k, v in r.items() if k != "archived_at") for r in rows)
+    return out
+
+
+async def _run_tasks(redis: Redis, settings: Settings, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        event = submitted("echo" if i % 3 else "fail", **({"i": i} if i % 3 else {"message": f"m{i}"}))
+        await submit(redis, settings, event)
+        ids.append(event.aggregate_id)
+    async with running_worker(settings, redis):
+        await eventually(lambda: _finished(redis, settings, n))
+    return ids
+
+
+async def _finished(redis: Redis, settings: Settings, n: int) -> bool:
+    return sum(isinstance(e, TaskSucceeded | TaskFailed) for e in await all_events(redis, settings)) >= n
+
+
+async def _projected_everything(redis: Redis, settings: Settings, pool: asyncpg.Pool) -> bool:
+    total = await redis.xlen(keys.events(settings.namespace, 0))
+    return await _count(pool, "SELECT count(*) FROM event_archive") == total
+
+
+async def test_projection_builds_rows_archive_and_checkpoint(redis: Redis, settings: Settings, pool: asyncpg.Pool) -> None:
+    ids = await _run_tasks(redis, settings, 9)
+    async with running_projector(settings, redis, pool):
+        await eventually(lambda: _projected_everything(redis, settings, pool))
+    statuses = dict(await pool.fetch("SELECT task_id::text, status FROM tasks"))
+    assert statuses == {t: ("FAILED" if i % 3 == 0 else "COMPLETED") for i, t in enumerate(ids)}
+    assert await _count(pool, "SELECT count(*) FROM task_results") == 9
+    assert await _count(pool, "SELECT count(*) FROM task_executions WHERE completed_at IS NOT NULL AND started_at IS NOT NULL") == 9
+    assert await _count(pool, "SELECT count(*) FROM workers WHERE status = 'STOPPED'") == 1
+    last_id = (await redis.xrevrange(keys.events(settings.namespace, 0), count=1))[0][0]
+    checkpoint = await pool.fetchrow("SELECT last_ms, last_seq FROM projection_checkpoints WHERE partition = 0")
+    assert f"{checkpoint['last_ms']}-{checkpoint['last_seq']}" == last_id
+    pending = await redis.xpending(keys.events(settings.namespace, 0), keys.PROJECTOR_GROUP)
+    assert pending["pending"] == 0
+
+
+async def test_a_crash_between_commit_and_xack_leaves_no_duplicate(redis: Redis, settings: Settings, pool: asyncpg.Pool) -> None:
+    await _run_tasks(redis, settings, 4)
+    await ensure_groups(redis, settings)
+    stream = keys.events(settings.namespace, 0)
+    # The first projector reads and COMMITs, then dies before its XACK.
+    answer = await redis.xreadgroup(keys.PROJECTOR_GROUP, "projector-0", {stream: ">"}, count=1000)
+    applied = await apply_batch(pool, 0, parse_batch(0, answer[0][1]))
+    assert applied == await redis.xlen(stream)
+    before = await _dump(pool)
+    assert (await redis.xpending(stream, keys.PROJECTOR_GROUP))["pending"] == applied
+    # Its successor re-reads the unacknowledged entries first, skips them, and acks.
+    async with running_projector(settings, redis, pool):
+        await eventually(lambda: _no_pending(redis, stream))
+    assert await _dump(pool) == before
+    duplicates = await _count(pool, "SELECT count(*) - count(DISTINCT (partition, event_id)) FROM event_archive")
+    assert duplicates == 0
+
+
+async def _no_pending(redis: Redis, stream: str) -> bool:
+    return (await redis.xpending(stream, keys.PROJECTOR_GROUP))["pending"] == 0
+
+
+async def test_redelivered_events_at_or_below_the_checkpoint_are_skipped(redis: Redis, settings: Settings, pool: asyncpg.Pool) -> None:
+    await _run_tasks(redis, settings, 2)
+    entries = await redis.xrange(keys.events(settings.namespace, 0))
+    assert await apply_batch(pool, 0, parse_batch(0, entries)) == len(entries)
+    assert await apply_batch(pool, 0, parse_batch(0, entries)) == 0
+    assert await apply_batch(pool, 0, parse_batch(0, entries[:1])) == 0
+    assert await _count(pool, "SELECT count(*) FROM event_archive") == len(entries)
+
+
+async def test_rows_are_the_same_whether_built_in_one_batch_or_one_event_at_a_time(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool, database_url: str
+) -> None:
+    """Invariant 4: projections converge however the events arrive."""
+    await _run_tasks(redis, settings, 6)
+    entries = await redis.xrange(keys.events(settings.namespace, 0))
+    await apply_batch(pool, 0, parse_batch(0, entries))
+    whole = await _dump(pool)
+    for table in (*TABLES, "projection_checkpoints"):
+        await pool.execute(f"TRUNCATE {table} CASCADE")
+    for entry in entries:
+        await apply_batch(pool, 0, parse_batch(0, [entry]))
+    assert await _dump(pool) == whole
+
+
+async def test_events_of_one_task_stay_in_one_partition_in_stream_order(redis: Redis, settings: Settings, pool: asyncpg.Pool) -> None:
+    """Invariant 6 with four partitions: one stream per aggregate, applied in order."""
+    settings = msgspec.structs.replace(settings, partitions=4)
+    ids = await _run_tasks(redis, settings, 12)
+    for task_id in ids:
+        home = keys.partition_of(task_id, 4)
+        for p in range(4):
+            mine = [f for _, f in await redis.xrange(keys.events(settings.namespace, p)) if task_id in f["data"]]
+            assert bool(mine) == (p == home)
+    async with running_projector(settings, redis, pool):
+        await eventually(lambda: _all_partitions_projected(redis, settings, pool))
+    assert await _count(pool, "SELECT count(*) FROM tasks WHERE status IN ('COMPLETED', 'FAILED')") == 12
+    assert len({keys.partition_of(t, 4) for t in ids}) > 1
+
+
+async def _all_partitions_projected(redis: Redis, settings: Settings, pool: asyncpg.Pool) -> bool:
+    total = sum([await redis.xlen(keys.events(settings.namespace, p)) for p in range(settings.partitions)])
+    return await _count(pool, "SELECT count(*) FROM event_archive") == total
+
+
+async def test_two_projectors_never_project_one_partition_at_once(redis: Redis, settings: Settings, pool: asyncpg.Pool) -> None:
+    await _run_tasks(redis, settings, 10)
+    first, second = Projector(settings, redis, pool), Projector(settings, redis, pool)
+    runs = [asyncio.create_task(first.run()), asyncio.create_task(second.run())]
+    try:
+        await eventually(lambda: _projected_everything(redis, settings, pool))
+    finally:
+        first.stop()
+        second.stop()
+        await asyncio.gather(*runs)
+    assert sorted([first.applied, second.applied]) == [0, await redis.xlen(keys.events(settings.namespace, 0))]
