@@ -18,10 +18,9 @@ RUN groupadd --system --gid 10001 taskflow \
 
 WORKDIR /app
 
-# The whole repo (minus .dockerignore) goes to /app: `taskflow migrate` runs alembic with
-# /app as the working directory, so `alembic.ini` and `migrations/` must sit here next to
-# the project the package was installed from. The package itself is a regular (not
-# editable) install into site-packages; the build leftovers are removed afterwards.
+# The whole repo (minus .dockerignore) goes to /app and is installed editable: migrations
+# live at the repository top level and taskflow/database.py finds them next to the
+# package (docs/adr/0006), so the package must run from /app, not site-packages.
 COPY . /app
 RUN pip install --no-cache-dir -e /app \
  && rm -rf /app/build /app/*.egg-info \

@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -108,14 +109,21 @@ class Proc:
 
     alive_procs: list[Proc] = []
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], logdir: Path, *, profiler: bool = False) -> None:
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], logdir: Path, *, profiler: bool = False
+    ) -> None:
         self.name = name
         self.profiler = profiler
         self.log_path = logdir / f"{name}-{uuid.uuid4().hex[:6]}.log"
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self._log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            argv,
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.spawned_at = time.perf_counter()
         Proc.alive_procs.append(self)
@@ -187,6 +195,12 @@ def _postgres_cpu_seconds() -> float:
     return sum(cpu for _, comm, _, cpu in _proc_stats() if comm.startswith("postgres"))
 
 
+def _machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all but idle and iowait) since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / CLK_TCK
+
+
 async def _redis_cpu_seconds(redis: Redis) -> float:
     info = await redis.info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
@@ -194,12 +208,42 @@ async def _redis_cpu_seconds(redis: Redis) -> float:
 
 @dataclass
 class ServerCpu:
+    """CPU seconds used so far by Redis, PostgreSQL, this script and the whole machine."""
+
     redis: float
     postgres: float
+    bench: float
+    machine: float
 
     @classmethod
     async def sample(cls, redis: Redis) -> ServerCpu:
-        return cls(await _redis_cpu_seconds(redis), _postgres_cpu_seconds())
+        return cls(
+            await _redis_cpu_seconds(redis), _postgres_cpu_seconds(), time.process_time(), _machine_busy_seconds()
+        )
+
+    def until(self, later: ServerCpu, procs: dict[str, float]) -> dict[str, float]:
+        """CPU seconds per consumer between two samples; ``other`` is everything else on the
+        machine (e.g. someone else's test suite), so a noisy run shows as such."""
+        used = {
+            **procs,
+            "redis": later.redis - self.redis,
+            "postgres": later.postgres - self.postgres,
+            "bench": later.bench - self.bench,
+        }
+        used["other"] = max(0.0, later.machine - self.machine - sum(used.values()))
+        return used
+
+
+async def wait_until_quiet(max_wait_s: float, threshold_cores: float = 0.25) -> float:
+    """Wait (at most ``max_wait_s``) for a second in which the machine is nearly idle, since
+    other people's jobs share the box; returns the busy cores seen in the last second."""
+    deadline = time.perf_counter() + max_wait_s
+    while True:
+        before = _machine_busy_seconds()
+        await asyncio.sleep(1.0)
+        busy = _machine_busy_seconds() - before
+        if busy <= threshold_cores or time.perf_counter() >= deadline:
+            return busy
 
 
 # --------------------------------------------------------------------------- helpers
@@ -222,13 +266,13 @@ async def wait_for(
 async def group_info(redis: Redis, stream: str, group: str) -> dict[str, Any]:
     for info in await redis.xinfo_groups(stream):
         if info["name"] == group:
-            return info
+            return dict(info)
     raise PhaseError(f"stream {stream} has no group {group}")
 
 
 async def group_started(redis: Redis, stream: str, group: str) -> bool:
     """The group has read at least one entry."""
-    return (await group_info(redis, stream, group))["last-delivered-id"] != "0-0"
+    return bool((await group_info(redis, stream, group))["last-delivered-id"] != "0-0")
 
 
 async def group_done(redis: Redis, stream: str, group: str) -> bool:
@@ -236,6 +280,20 @@ async def group_done(redis: Redis, stream: str, group: str) -> bool:
     info = await group_info(redis, stream, group)
     last = (await redis.xinfo_stream(stream))["last-generated-id"]
     return info["last-delivered-id"] == last and int(info["pending"]) == 0
+
+
+async def any_started(redis: Redis, streams: list[str], group: str) -> bool:
+    for stream in streams:
+        if await group_started(redis, stream, group):
+            return True
+    return False
+
+
+async def all_done(redis: Redis, streams: list[str], group: str) -> bool:
+    for stream in streams:
+        if not await group_done(redis, stream, group):
+            return False
+    return True
 
 
 async def unlink_matching(redis: Redis, fragment: str) -> int:
@@ -290,6 +348,8 @@ class Config:
     json_out: Path | None
     phases: list[str]
     profile_dir: Path | None
+    partitions: int
+    quiet_wait: float
 
 
 @dataclass
@@ -307,8 +367,19 @@ class Bench:
             return None
         self.cfg.profile_dir.mkdir(parents=True, exist_ok=True)
         out = self.cfg.profile_dir / f"{proc.log_path.stem}.txt"
-        argv = [_exe("py-spy"), "record", "--pid", str(proc.popen.pid), "--subprocesses", "--rate", "200",
-                "--format", "raw", "--output", str(out)]
+        argv = [
+            _exe("py-spy"),
+            "record",
+            "--pid",
+            str(proc.popen.pid),
+            "--subprocesses",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            str(out),
+        ]
         return Proc(f"py-spy-{proc.name}", argv, dict(os.environ), self.cfg.logdir, profiler=True)
 
     def new_name(self, kind: str) -> str:
@@ -333,6 +404,7 @@ class Bench:
             TASKFLOW_NAMESPACE=namespace,
             TASKFLOW_JWT_SECRET=secrets.token_hex(32),
             TASKFLOW_LOG_LEVEL="WARNING",
+            TASKFLOW_PARTITIONS=str(self.cfg.partitions),
         )
         return env
 
@@ -342,8 +414,14 @@ class Bench:
         self.databases.append(self.template)
         await self.admin(f'CREATE DATABASE "{self.template}"')
         env = self.taskflow_env(self.new_name("tpl"), self.template)
-        done = subprocess.run(
-            [_exe("taskflow"), "migrate"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=180
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [_exe("taskflow"), "migrate"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
         )
         if done.returncode != 0:
             raise PhaseError(f"taskflow migrate failed:\n{done.stdout}\n{done.stderr}")
@@ -373,8 +451,9 @@ class TaskFlowStack:
         self.env = bench.taskflow_env(self.ns, self.db)
         self.settings = load_settings(self.env)
         self.procs: list[Proc] = []
-        self.events_stream = keys.events(self.ns, 0)
-        self.dispatch_stream = keys.dispatch(self.ns, 0, "medium")
+        self.partitions = self.settings.partitions
+        self.events_streams = [keys.events(self.ns, p) for p in range(self.partitions)]
+        self.dispatch_streams = [keys.dispatch(self.ns, p, "medium") for p in range(self.partitions)]
 
     @property
     def redis(self) -> Redis:
@@ -382,8 +461,6 @@ class TaskFlowStack:
         return self.bench.redis
 
     async def __aenter__(self) -> TaskFlowStack:
-        if self.settings.partitions != 1:
-            raise PhaseError("the benchmark assumes one partition")
         self.bench.databases.append(self.db)
         await self.bench.admin(f'CREATE DATABASE "{self.db}" TEMPLATE "{self.bench.template}"')
         # The gateway does this at start-up; creating the groups before the first submit
@@ -422,13 +499,22 @@ class TaskFlowStack:
 
         async def one() -> None:
             event = TaskSubmitted(
-                aggregate_id=str(uuid.uuid4()), occurred_at=datetime.now(UTC), correlation_id=uuid.uuid4().hex,
-                actor="bench", task_name=task_name,
+                aggregate_id=str(uuid.uuid4()),
+                occurred_at=datetime.now(UTC),
+                correlation_id=uuid.uuid4().hex,
+                actor="bench",
+                task_name=task_name,
             )
             outcome = await scripts.submit(
-                ns=settings.namespace, partition=0, priority=event.priority, task_id=event.aggregate_id,
-                event_type=tag_of(event), payload=encode(event), fingerprint="bench",
-                marker_ttl_seconds=settings.idempotency_ttl_seconds, dispatch_now=True,
+                ns=settings.namespace,
+                partition=keys.partition_of(event.aggregate_id, settings.partitions),
+                priority=event.priority,
+                task_id=event.aggregate_id,
+                event_type=tag_of(event),
+                payload=encode(event),
+                fingerprint="bench",
+                marker_ttl_seconds=settings.idempotency_ttl_seconds,
+                dispatch_now=True,
             )
             if not outcome.created:
                 raise PhaseError("a submit was not created")
@@ -448,22 +534,35 @@ class TaskFlowStack:
             row = await conn.fetchrow(
                 "SELECT count(*) FILTER (WHERE status = 'COMPLETED') AS completed, count(*) AS tasks FROM tasks"
             )
+            assert row is not None
             archived = await conn.fetchval("SELECT count(*) FROM event_archive")
             results = await conn.fetchval("SELECT count(*) FROM task_results")
             executions = await conn.fetchval("SELECT count(*) FILTER (WHERE status = 'COMPLETED') FROM task_executions")
-            checkpoint = await conn.fetchrow("SELECT last_ms, last_seq FROM projection_checkpoints WHERE partition = 0")
+            checkpoints = {
+                int(r["partition"]): f"{r['last_ms']}-{r['last_seq']}"
+                for r in await conn.fetch("SELECT partition, last_ms, last_seq FROM projection_checkpoints")
+            }
         finally:
             await conn.close()
-        last = (await self.redis.xinfo_stream(self.events_stream))["last-generated-id"]
+        last = {p: (await self.redis.xinfo_stream(s))["last-generated-id"] for p, s in enumerate(self.events_streams)}
         found = {
-            "tasks_completed": int(row["completed"]), "tasks": int(row["tasks"]), "event_archive": int(archived),
-            "task_results": int(results), "executions_completed": int(executions),
+            "tasks_completed": int(row["completed"]),
+            "tasks": int(row["tasks"]),
+            "event_archive": int(archived),
+            "task_results": int(results),
+            "executions_completed": int(executions),
         }
-        expected = {"tasks_completed": n, "tasks": n, "event_archive": events_expected, "task_results": n, "executions_completed": n}
+        expected = {
+            "tasks_completed": n,
+            "tasks": n,
+            "event_archive": events_expected,
+            "task_results": n,
+            "executions_completed": n,
+        }
         if found != expected:
             raise PhaseError(f"{self.label}: PostgreSQL holds {found}, expected {expected}")
-        if checkpoint is None or f"{checkpoint['last_ms']}-{checkpoint['last_seq']}" != last:
-            raise PhaseError(f"{self.label}: checkpoint {checkpoint} is not the stream's last id {last}")
+        if checkpoints != last:
+            raise PhaseError(f"{self.label}: checkpoints {checkpoints} are not the streams' last ids {last}")
         return found
 
 
@@ -484,26 +583,39 @@ async def taskflow_end_to_end(bench: Bench, task_name: str) -> dict[str, Any]:
         deadline = started + _phase_timeout(cfg)
         procs = [worker, projector]
         first = await wait_for(
-            lambda: group_started(st.redis, st.dispatch_stream, keys.WORKERS_GROUP),
-            what="the worker's first read", interval=FIRST_READ_POLL_S, deadline=deadline, procs=procs,
+            lambda: any_started(st.redis, st.dispatch_streams, keys.WORKERS_GROUP),
+            what="the worker's first read",
+            interval=FIRST_READ_POLL_S,
+            deadline=deadline,
+            procs=procs,
         )
         executed = await wait_for(
-            lambda: group_done(st.redis, st.dispatch_stream, keys.WORKERS_GROUP),
-            what="every dispatch entry acknowledged", interval=DONE_POLL_S, deadline=deadline, procs=procs,
+            lambda: all_done(st.redis, st.dispatch_streams, keys.WORKERS_GROUP),
+            what="every dispatch entry acknowledged",
+            interval=DONE_POLL_S,
+            deadline=deadline,
+            procs=procs,
         )
         ended = await wait_for(
-            lambda: group_done(st.redis, st.events_stream, keys.PROJECTOR_GROUP),
-            what="every event projected", interval=DONE_POLL_S, deadline=deadline, procs=procs,
+            lambda: all_done(st.redis, st.events_streams, keys.PROJECTOR_GROUP),
+            what="every event projected",
+            interval=DONE_POLL_S,
+            deadline=deadline,
+            procs=procs,
         )
         cpu1 = await ServerCpu.sample(st.redis)
-        cpu = {"worker": worker.cpu_seconds(), "projector": projector.cpu_seconds(),
-               "redis": cpu1.redis - cpu0.redis, "postgres": cpu1.postgres - cpu0.postgres}
+        cpu = cpu0.until(cpu1, {"worker": worker.cpu_seconds(), "projector": projector.cpu_seconds()})
         rows = await st.verify(n, 3 * n + 1)
         return {
-            "submit_s": submit_s, "startup_s": first - started, "executed_s": executed - started,
-            "drain_s": ended - started, "warm_s": ended - first,
-            "jobs_per_s": n / (ended - started), "warm_jobs_per_s": n / (ended - first),
-            "cpu_s": cpu, "rows": rows,
+            "submit_s": submit_s,
+            "startup_s": first - started,
+            "executed_s": executed - started,
+            "drain_s": ended - started,
+            "warm_s": ended - first,
+            "jobs_per_s": n / (ended - started),
+            "warm_jobs_per_s": n / (ended - first),
+            "cpu_s": cpu,
+            "rows": rows,
         }
 
 
@@ -513,24 +625,31 @@ async def taskflow_split(bench: Bench) -> dict[str, Any]:
     n = cfg.tasks
     async with TaskFlowStack(bench, "tf-split") as st:
         submit_s = await st.submit(n, "echo")
+        w_cpu0 = await ServerCpu.sample(st.redis)
         started = time.perf_counter()
         worker = st.worker()
         deadline = started + _phase_timeout(cfg)
         first = await wait_for(
-            lambda: group_started(st.redis, st.dispatch_stream, keys.WORKERS_GROUP),
-            what="the worker's first read", interval=FIRST_READ_POLL_S, deadline=deadline, procs=[worker],
+            lambda: any_started(st.redis, st.dispatch_streams, keys.WORKERS_GROUP),
+            what="the worker's first read",
+            interval=FIRST_READ_POLL_S,
+            deadline=deadline,
+            procs=[worker],
         )
         executed = await wait_for(
-            lambda: group_done(st.redis, st.dispatch_stream, keys.WORKERS_GROUP),
-            what="every dispatch entry acknowledged", interval=DONE_POLL_S, deadline=deadline, procs=[worker],
+            lambda: all_done(st.redis, st.dispatch_streams, keys.WORKERS_GROUP),
+            what="every dispatch entry acknowledged",
+            interval=DONE_POLL_S,
+            deadline=deadline,
+            procs=[worker],
         )
-        worker_cpu = worker.cpu_seconds()
+        worker_cpu = w_cpu0.until(await ServerCpu.sample(st.redis), {"worker": worker.cpu_seconds()})
         if worker.stop() != 0:  # SIGTERM: the worker appends WorkerStopped and exits 0
             raise PhaseError(f"the worker did not stop cleanly:\n{worker.log_tail()}")
-        events = int(await st.redis.xlen(st.events_stream))
+        events = sum([int(await st.redis.xlen(stream)) for stream in st.events_streams])
         if events != 3 * n + 2:
             raise PhaseError(f"the event log holds {events} events, expected {3 * n + 2}")
-        if await group_started(st.redis, st.events_stream, keys.PROJECTOR_GROUP):
+        if await any_started(st.redis, st.events_streams, keys.PROJECTOR_GROUP):
             raise PhaseError("something projected before the projector was started")
 
         cpu0 = await ServerCpu.sample(st.redis)
@@ -538,24 +657,35 @@ async def taskflow_split(bench: Bench) -> dict[str, Any]:
         projector = st.spawn("projector")
         deadline = p_started + _phase_timeout(cfg)
         p_first = await wait_for(
-            lambda: group_started(st.redis, st.events_stream, keys.PROJECTOR_GROUP),
-            what="the projector's first read", interval=FIRST_READ_POLL_S, deadline=deadline, procs=[projector],
+            lambda: any_started(st.redis, st.events_streams, keys.PROJECTOR_GROUP),
+            what="the projector's first read",
+            interval=FIRST_READ_POLL_S,
+            deadline=deadline,
+            procs=[projector],
         )
         p_ended = await wait_for(
-            lambda: group_done(st.redis, st.events_stream, keys.PROJECTOR_GROUP),
-            what="every event projected", interval=DONE_POLL_S, deadline=deadline, procs=[projector],
+            lambda: all_done(st.redis, st.events_streams, keys.PROJECTOR_GROUP),
+            what="every event projected",
+            interval=DONE_POLL_S,
+            deadline=deadline,
+            procs=[projector],
         )
         cpu1 = await ServerCpu.sample(st.redis)
         projector_cpu = projector.cpu_seconds()
         rows = await st.verify(n, events)
         return {
-            "submit_s": submit_s, "worker_startup_s": first - started, "worker_s": executed - started,
-            "worker_jobs_per_s": n / (executed - started), "worker_warm_jobs_per_s": n / (executed - first),
-            "worker_cpu_s": worker_cpu, "events": events,
-            "projector_startup_s": p_first - p_started, "projector_s": p_ended - p_started,
-            "events_per_s": events / (p_ended - p_started), "warm_events_per_s": events / (p_ended - p_first),
-            "projector_cpu_s": {"projector": projector_cpu, "redis": cpu1.redis - cpu0.redis,
-                                "postgres": cpu1.postgres - cpu0.postgres},
+            "submit_s": submit_s,
+            "worker_startup_s": first - started,
+            "worker_s": executed - started,
+            "worker_jobs_per_s": n / (executed - started),
+            "worker_warm_jobs_per_s": n / (executed - first),
+            "worker_cpu_s": worker_cpu,
+            "events": events,
+            "projector_startup_s": p_first - p_started,
+            "projector_s": p_ended - p_started,
+            "events_per_s": events / (p_ended - p_started),
+            "warm_events_per_s": events / (p_ended - p_first),
+            "projector_cpu_s": cpu0.until(cpu1, {"projector": projector_cpu}),
             "rows": rows,
         }
 
@@ -589,8 +719,17 @@ async def taskiq_run(bench: Bench, task_name: str) -> dict[str, Any]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TASKFLOW_")}
         env.update(BENCH_TASKIQ_QUEUE=queue, BENCH_REDIS_URL=cfg.redis_url)
         argv = [
-            _exe("taskiq"), "worker", "taskiq_app:broker", "--app-dir", str(BENCH_DIR),
-            "--workers", "1", "--max-async-tasks", str(cfg.concurrency), "--log-level", "WARNING",
+            _exe("taskiq"),
+            "worker",
+            "taskiq_app:broker",
+            "--app-dir",
+            str(BENCH_DIR),
+            "--workers",
+            "1",
+            "--max-async-tasks",
+            str(cfg.concurrency),
+            "--log-level",
+            "WARNING",
         ]
         cpu0 = await ServerCpu.sample(redis)
         started = time.perf_counter()
@@ -599,21 +738,32 @@ async def taskiq_run(bench: Bench, task_name: str) -> dict[str, Any]:
         deadline = started + _phase_timeout(cfg)
         first = await wait_for(
             lambda: group_started(redis, queue, group),
-            what="the taskiq worker's first read", interval=FIRST_READ_POLL_S, deadline=deadline, procs=[worker],
+            what="the taskiq worker's first read",
+            interval=FIRST_READ_POLL_S,
+            deadline=deadline,
+            procs=[worker],
         )
         ended = await wait_for(
             lambda: group_done(redis, queue, group),
-            what="every taskiq entry acknowledged", interval=DONE_POLL_S, deadline=deadline, procs=[worker],
+            what="every taskiq entry acknowledged",
+            interval=DONE_POLL_S,
+            deadline=deadline,
+            procs=[worker],
         )
         cpu1 = await ServerCpu.sample(redis)
-        cpu = {"worker": worker.cpu_seconds(), "redis": cpu1.redis - cpu0.redis}
+        cpu = cpu0.until(cpu1, {"worker": worker.cpu_seconds()})
         info = await group_info(redis, queue, group)
         entries_read = info.get("entries-read")
         if entries_read is not None and int(entries_read) != n:
             raise PhaseError(f"{label}: the group read {entries_read} entries, expected {n}")
         return {
-            "submit_s": submit_s, "startup_s": first - started, "drain_s": ended - started, "warm_s": ended - first,
-            "jobs_per_s": n / (ended - started), "warm_jobs_per_s": n / (ended - first), "cpu_s": cpu,
+            "submit_s": submit_s,
+            "startup_s": first - started,
+            "drain_s": ended - started,
+            "warm_s": ended - first,
+            "jobs_per_s": n / (ended - started),
+            "warm_jobs_per_s": n / (ended - first),
+            "cpu_s": cpu,
         }
     finally:
         if worker is not None:
@@ -653,10 +803,17 @@ async def rest_latency(bench: Bench) -> dict[str, Any]:
     async with TaskFlowStack(bench, "rest") as st:
         port = free_port()
         gateway = st.spawn("gateway", "--port", str(port))
-        token = subprocess.run(
-            [_exe("taskflow"), "token", "--sub", "bench"], env=st.env, cwd=ROOT,
-            capture_output=True, text=True, timeout=60, check=True,
-        ).stdout.strip()
+        issued = await asyncio.to_thread(
+            subprocess.run,
+            [_exe("taskflow"), "token", "--sub", "bench"],
+            env=st.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        token = issued.stdout.strip()
         base_url = f"http://127.0.0.1:{port}"
 
         async def healthy() -> bool:
@@ -666,20 +823,35 @@ async def rest_latency(bench: Bench) -> dict[str, Any]:
             except httpx.HTTPError:
                 return False
 
-        await wait_for(healthy, what="the gateway's /health", interval=0.1,
-                       deadline=time.perf_counter() + 60, procs=[gateway])
+        await wait_for(
+            healthy, what="the gateway's /health", interval=0.1, deadline=time.perf_counter() + 60, procs=[gateway]
+        )
         post_ms, get_ms = await asyncio.wait_for(
             asyncio.to_thread(_rest_loop, base_url, token, cfg.rest_requests, cfg.rest_warmup), cfg.phase_timeout
         )
 
     def summary(values: list[float]) -> dict[str, float]:
-        return {"p50": percentile(values, 50), "p99": percentile(values, 99), "mean": statistics.fmean(values),
-                "max": max(values)}
+        return {
+            "p50": percentile(values, 50),
+            "p99": percentile(values, 99),
+            "mean": statistics.fmean(values),
+            "max": max(values),
+        }
 
     return {"requests": len(post_ms), "post_ms": summary(post_ms), "get_ms": summary(get_ms)}
 
 
 # --------------------------------------------------------------------------- reporting
+
+
+def source_fingerprint() -> str:
+    """sha256 over taskflow/**/*.py and *.lua: which code was measured (the tree moves)."""
+    digest = hashlib.sha256()
+    package = ROOT / "taskflow"
+    for path in sorted([*package.rglob("*.py"), *package.rglob("*.lua")]):
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def machine_info(redis_version: str, pg_version: str) -> dict[str, str]:
@@ -708,6 +880,7 @@ def machine_info(redis_version: str, pg_version: str) -> dict[str, str]:
         "python": platform.python_version(),
         "redis": redis_version,
         "postgresql": pg_version,
+        "taskflow src": f"sha256 {source_fingerprint()} (taskflow/**/*.py, *.lua)",
         "packages": ", ".join(
             f"{d} {version(d)}" for d in ("taskflow", "taskiq", "taskiq-redis", "redis", "asyncpg", "uvloop")
         ),
@@ -732,8 +905,13 @@ def fmt_runs(values: list[float], spec: str = ",.0f") -> str:
     return " / ".join(format(v, spec) for v in values)
 
 
-def print_report(cfg: Config, machine: dict[str, str], results: dict[str, list[dict[str, Any]]],
-                 rest: dict[str, Any] | None, command: str) -> dict[str, Any]:
+def print_report(
+    cfg: Config,
+    machine: dict[str, str],
+    results: dict[str, list[dict[str, Any]]],
+    rest: dict[str, Any] | None,
+    command: str,
+) -> dict[str, Any]:
     n, c = cfg.tasks, cfg.concurrency
     print()
     print("=" * 100)
@@ -743,22 +921,45 @@ def print_report(cfg: Config, machine: dict[str, str], results: dict[str, list[d
     for k, v in machine.items():
         print(f"{k:>11}: {v}")
     print("-" * 100)
-    print(f"N = {n:,} tasks per run, {cfg.runs} run(s), medians shown; worker concurrency = {c} for both "
-          f"(TaskFlow --concurrency {c}, taskiq --max-async-tasks {c} --workers 1)")
+    print(
+        f"N = {n:,} tasks per run, {cfg.runs} run(s), medians shown; worker concurrency = {c} for both "
+        f"(TaskFlow --concurrency {c}, taskiq --max-async-tasks {c} --workers 1); "
+        f"TASKFLOW_PARTITIONS={cfg.partitions}"
+    )
     print()
 
     tf_e, tf_n, tq_a, tq_s, split = (results[k] for k in ("tf-echo", "tf-noop", "tq-async", "tq-sync", "tf-split"))
     rows = [
-        ("TaskFlow echo (async): worker+projector, all projected", [r["jobs_per_s"] for r in tf_e],
-         [r["warm_jobs_per_s"] for r in tf_e], [r["startup_s"] for r in tf_e]),
-        ("TaskFlow noop (sync):  worker+projector, all projected", [r["jobs_per_s"] for r in tf_n],
-         [r["warm_jobs_per_s"] for r in tf_n], [r["startup_s"] for r in tf_n]),
-        ("TaskFlow echo (async): worker only, no projector", [r["worker_jobs_per_s"] for r in split],
-         [r["worker_warm_jobs_per_s"] for r in split], [r["worker_startup_s"] for r in split]),
-        ("taskiq no-op (async)", [r["jobs_per_s"] for r in tq_a], [r["warm_jobs_per_s"] for r in tq_a],
-         [r["startup_s"] for r in tq_a]),
-        ("taskiq no-op (sync, thread pool)", [r["jobs_per_s"] for r in tq_s], [r["warm_jobs_per_s"] for r in tq_s],
-         [r["startup_s"] for r in tq_s]),
+        (
+            "TaskFlow echo (async): worker+projector, all projected",
+            [r["jobs_per_s"] for r in tf_e],
+            [r["warm_jobs_per_s"] for r in tf_e],
+            [r["startup_s"] for r in tf_e],
+        ),
+        (
+            "TaskFlow noop (sync):  worker+projector, all projected",
+            [r["jobs_per_s"] for r in tf_n],
+            [r["warm_jobs_per_s"] for r in tf_n],
+            [r["startup_s"] for r in tf_n],
+        ),
+        (
+            "TaskFlow echo (async): worker only, no projector",
+            [r["worker_jobs_per_s"] for r in split],
+            [r["worker_warm_jobs_per_s"] for r in split],
+            [r["worker_startup_s"] for r in split],
+        ),
+        (
+            "taskiq no-op (async)",
+            [r["jobs_per_s"] for r in tq_a],
+            [r["warm_jobs_per_s"] for r in tq_a],
+            [r["startup_s"] for r in tq_a],
+        ),
+        (
+            "taskiq no-op (sync, thread pool)",
+            [r["jobs_per_s"] for r in tq_s],
+            [r["warm_jobs_per_s"] for r in tq_s],
+            [r["startup_s"] for r in tq_s],
+        ),
     ]
     print(f"{'throughput (jobs/s)':<56} {'median':>9} {'warm med':>9} {'start-up':>9}   per run")
     for label, cold, warm, startup in rows:
@@ -778,12 +979,18 @@ def print_report(cfg: Config, machine: dict[str, str], results: dict[str, list[d
         "tf_echo_worker_only/tq_async (warm)": ratio(rows[2][2], rows[3][2]),
     }
     print("ratio TaskFlow / taskiq   (target >= 1.5)")
-    print(f"  HEADLINE  echo e2e (incl. projection) / taskiq async : {ratios['tf_echo_e2e/tq_async']:.2f}"
-          f"   (warm {ratios['tf_echo_e2e/tq_async (warm)']:.2f})")
-    print(f"            noop e2e (incl. projection) / taskiq sync  : {ratios['tf_noop_e2e/tq_sync']:.2f}"
-          f"   (warm {ratios['tf_noop_e2e/tq_sync (warm)']:.2f})")
-    print(f"            echo worker only (no projection) / taskiq  : {ratios['tf_echo_worker_only/tq_async']:.2f}"
-          f"   (warm {ratios['tf_echo_worker_only/tq_async (warm)']:.2f})")
+    print(
+        f"  HEADLINE  echo e2e (incl. projection) / taskiq async : {ratios['tf_echo_e2e/tq_async']:.2f}"
+        f"   (warm {ratios['tf_echo_e2e/tq_async (warm)']:.2f})"
+    )
+    print(
+        f"            noop e2e (incl. projection) / taskiq sync  : {ratios['tf_noop_e2e/tq_sync']:.2f}"
+        f"   (warm {ratios['tf_noop_e2e/tq_sync (warm)']:.2f})"
+    )
+    print(
+        f"            echo worker only (no projection) / taskiq  : {ratios['tf_echo_worker_only/tq_async']:.2f}"
+        f"   (warm {ratios['tf_echo_worker_only/tq_async (warm)']:.2f})"
+    )
     print()
 
     eps = [r["events_per_s"] for r in split]
@@ -797,26 +1004,31 @@ def print_report(cfg: Config, machine: dict[str, str], results: dict[str, list[d
         parts = ", ".join(f"{k} {v / wall[i] * 100:.0f}%" for k, v in cpu[i].items())
         print(f"  {label:<34} wall {wall[i]:6.2f}s  {parts}")
 
-    print("CPU use during the timed window (median run; % of one core; the machine has "
-          f"{machine['nproc']} cores):")
+    print(f"CPU use during the timed window (median run; % of one core; the machine has {machine['nproc']} cores):")
     cpu_line("TaskFlow echo e2e", [r["drain_s"] for r in tf_e], [r["cpu_s"] for r in tf_e])
     cpu_line("TaskFlow noop e2e", [r["drain_s"] for r in tf_n], [r["cpu_s"] for r in tf_n])
-    cpu_line("TaskFlow worker only", [r["worker_s"] for r in split], [{"worker": r["worker_cpu_s"]} for r in split])
+    cpu_line("TaskFlow worker only", [r["worker_s"] for r in split], [r["worker_cpu_s"] for r in split])
     cpu_line("TaskFlow projector alone", [r["projector_s"] for r in split], [r["projector_cpu_s"] for r in split])
     cpu_line("taskiq async", [r["drain_s"] for r in tq_a], [r["cpu_s"] for r in tq_a])
     cpu_line("taskiq sync", [r["drain_s"] for r in tq_s], [r["cpu_s"] for r in tq_s])
     print()
-    print("pre-submission (not timed into the drain), submits/s median: "
-          f"TaskFlow {med([n / r['submit_s'] for r in tf_e]):,.0f}, "
-          f"taskiq {med([n / r['submit_s'] for r in tq_a]):,.0f}")
+    print(
+        "pre-submission (not timed into the drain), submits/s median: "
+        f"TaskFlow {med([n / r['submit_s'] for r in tf_e]):,.0f}, "
+        f"taskiq {med([n / r['submit_s'] for r in tq_a]):,.0f}"
+    )
     if rest is not None:
         print()
         p, g = rest["post_ms"], rest["get_ms"]
         print(f"REST gateway alone, {rest['requests']:,} sequential requests each (after {cfg.rest_warmup} warm-up):")
-        print(f"  POST /api/v1/tasks        p50 {p['p50']:6.2f} ms   p99 {p['p99']:6.2f} ms   "
-              f"mean {p['mean']:6.2f} ms   max {p['max']:6.2f} ms")
-        print(f"  GET  /api/v1/tasks/{{id}}   p50 {g['p50']:6.2f} ms   p99 {g['p99']:6.2f} ms   "
-              f"mean {g['mean']:6.2f} ms   max {g['max']:6.2f} ms   (right after the POST)")
+        print(
+            f"  POST /api/v1/tasks        p50 {p['p50']:6.2f} ms   p99 {p['p99']:6.2f} ms   "
+            f"mean {p['mean']:6.2f} ms   max {p['max']:6.2f} ms"
+        )
+        print(
+            f"  GET  /api/v1/tasks/{{id}}   p50 {g['p50']:6.2f} ms   p99 {g['p99']:6.2f} ms   "
+            f"mean {g['mean']:6.2f} ms   max {g['max']:6.2f} ms   (right after the POST)"
+        )
     print("=" * 100)
     return {"ratios": ratios}
 
@@ -833,13 +1045,24 @@ PHASES: list[tuple[str, Callable[[Bench], Awaitable[dict[str, Any]]]]] = [
 ]
 
 
+def _other_load(r: dict[str, Any]) -> float:
+    """Cores used by processes outside the benchmark during the timed window(s)."""
+    if "cpu_s" in r:
+        return float(r["cpu_s"]["other"] / r["drain_s"])
+    return float((r["worker_cpu_s"]["other"] + r["projector_cpu_s"]["other"]) / (r["worker_s"] + r["projector_s"]))
+
+
 def _describe(name: str, r: dict[str, Any]) -> str:
     if name == "tf-split":
-        return (f"worker-only {r['worker_jobs_per_s']:,.0f} jobs/s ({r['worker_s']:.2f}s), "
-                f"projector alone {r['events_per_s']:,.0f} events/s ({r['projector_s']:.2f}s)")
+        return (
+            f"worker-only {r['worker_jobs_per_s']:,.0f} jobs/s ({r['worker_s']:.2f}s), "
+            f"projector alone {r['events_per_s']:,.0f} events/s ({r['projector_s']:.2f}s)"
+        )
     extra = f", executed at {r['executed_s']:.2f}s" if "executed_s" in r else ""
-    return (f"{r['jobs_per_s']:,.0f} jobs/s ({r['drain_s']:.2f}s incl. {r['startup_s']:.2f}s start-up{extra}); "
-            f"warm {r['warm_jobs_per_s']:,.0f} jobs/s")
+    return (
+        f"{r['jobs_per_s']:,.0f} jobs/s ({r['drain_s']:.2f}s incl. {r['startup_s']:.2f}s start-up{extra}); "
+        f"warm {r['warm_jobs_per_s']:,.0f} jobs/s"
+    )
 
 
 async def amain(cfg: Config, command: str) -> int:
@@ -854,27 +1077,47 @@ async def amain(cfg: Config, command: str) -> int:
             for name, phase in PHASES:
                 if name not in cfg.phases:
                     continue
+                load = await wait_until_quiet(cfg.quiet_wait)
                 t0 = time.perf_counter()
                 result = await phase(bench)
+                result["load_before"] = load
                 results[name].append(result)
-                print(f"run {run}/{cfg.runs} {name:<9} {_describe(name, result)}   "
-                      f"[phase {time.perf_counter() - t0:.1f}s]", flush=True)
+                print(
+                    f"run {run}/{cfg.runs} {name:<9} {_describe(name, result)}   "
+                    f"[phase {time.perf_counter() - t0:.1f}s; load before {load:.2f} cores; "
+                    f"other load in window {_other_load(result):.2f} cores]",
+                    flush=True,
+                )
         rest = None
         if not cfg.skip_rest:
             rest = await rest_latency(bench)
             p, g = rest["post_ms"], rest["get_ms"]
-            print(f"rest      POST p50 {p['p50']:.2f} ms p99 {p['p99']:.2f} ms; "
-                  f"GET p50 {g['p50']:.2f} ms p99 {g['p99']:.2f} ms", flush=True)
+            print(
+                f"rest      POST p50 {p['p50']:.2f} ms p99 {p['p99']:.2f} ms; "
+                f"GET p50 {g['p50']:.2f} ms p99 {g['p99']:.2f} ms",
+                flush=True,
+            )
         if len(cfg.phases) < len(PHASES):
             print("(a subset of the phases ran: no summary table)")
             return 0
         summary = print_report(cfg, machine, results, rest, command)
         if cfg.json_out is not None:
             cfg.json_out.parent.mkdir(parents=True, exist_ok=True)
-            cfg.json_out.write_text(json.dumps(
-                {"command": command, "date": datetime.now(UTC).isoformat(), "machine": machine,
-                 "config": {"tasks": cfg.tasks, "runs": cfg.runs, "concurrency": cfg.concurrency},
-                 "results": results, "rest": rest, **summary}, indent=2, default=str))
+            cfg.json_out.write_text(
+                json.dumps(
+                    {
+                        "command": command,
+                        "date": datetime.now(UTC).isoformat(),
+                        "machine": machine,
+                        "config": {"tasks": cfg.tasks, "runs": cfg.runs, "concurrency": cfg.concurrency},
+                        "results": results,
+                        "rest": rest,
+                        **summary,
+                    },
+                    indent=2,
+                    default=str,
+                )
+            )
             print(f"json: {cfg.json_out}")
         return 0
     except PhaseError as e:
@@ -885,25 +1128,53 @@ async def amain(cfg: Config, command: str) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tasks", type=int, default=20_000, help="tasks per run (default 20000)")
     parser.add_argument("--runs", type=int, default=3, help="runs; medians are reported (default 3)")
-    parser.add_argument("--concurrency", type=int, default=100,
-                        help="TaskFlow --concurrency and taskiq --max-async-tasks (default 100, taskiq's default)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=100,
+        help="TaskFlow --concurrency and taskiq --max-async-tasks (default 100, taskiq's default)",
+    )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    parser.add_argument("--pg-admin-url", default=os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-                        help="a database on a server where databases may be created and dropped")
+    parser.add_argument(
+        "--pg-admin-url",
+        default=os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="a database on a server where databases may be created and dropped",
+    )
     parser.add_argument("--rest-requests", type=int, default=2000)
     parser.add_argument("--rest-warmup", type=int, default=100)
     parser.add_argument("--skip-rest", action="store_true")
-    parser.add_argument("--phase-timeout", type=float, default=None,
-                        help="seconds per phase (default: 120 + N/100)")
+    parser.add_argument("--phase-timeout", type=float, default=None, help="seconds per phase (default: 120 + N/100)")
     parser.add_argument("--submit-connections", type=int, default=50)
     parser.add_argument("--logdir", type=Path, default=None, help="subprocess logs (default: a temp dir)")
-    parser.add_argument("--phases", default=",".join(name for name, _ in PHASES),
-                        help="comma list of phases to run (default: all; a subset prints no summary)")
-    parser.add_argument("--profile", dest="profile_dir", type=Path, default=None,
-                        help="attach `py-spy record` (raw format) to every worker/projector, profiles in this dir")
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=1,
+        help="TASKFLOW_PARTITIONS for the TaskFlow phases (default 1, TaskFlow's default)",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60,
+        help="before each phase wait up to this many seconds for the machine to be idle (default 60)",
+    )
+    parser.add_argument(
+        "--phases",
+        default=",".join(name for name, _ in PHASES),
+        help="comma list of phases to run (default: all; a subset prints no summary)",
+    )
+    parser.add_argument(
+        "--profile",
+        dest="profile_dir",
+        type=Path,
+        default=None,
+        help="attach `py-spy record` (raw format) to every worker/projector, profiles in this dir",
+    )
     parser.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the raw results here")
     a = parser.parse_args(argv)
     if a.tasks < 1 or a.runs < 1 or a.concurrency < 1:
@@ -915,11 +1186,22 @@ def parse_args(argv: list[str] | None = None) -> Config:
     logdir = a.logdir or Path(tempfile.mkdtemp(prefix="taskflow-bench-"))
     logdir.mkdir(parents=True, exist_ok=True)
     return Config(
-        tasks=a.tasks, runs=a.runs, concurrency=a.concurrency, redis_url=a.redis_url, pg_admin_url=a.pg_admin_url,
-        rest_requests=a.rest_requests, rest_warmup=a.rest_warmup,
+        tasks=a.tasks,
+        runs=a.runs,
+        concurrency=a.concurrency,
+        redis_url=a.redis_url,
+        pg_admin_url=a.pg_admin_url,
+        rest_requests=a.rest_requests,
+        rest_warmup=a.rest_warmup,
         phase_timeout=a.phase_timeout if a.phase_timeout is not None else 120 + a.tasks / 100,
-        submit_connections=a.submit_connections, logdir=logdir, skip_rest=a.skip_rest, json_out=a.json_out,
-        phases=phases, profile_dir=a.profile_dir,
+        submit_connections=a.submit_connections,
+        logdir=logdir,
+        skip_rest=a.skip_rest,
+        json_out=a.json_out,
+        phases=phases,
+        profile_dir=a.profile_dir,
+        partitions=a.partitions,
+        quiet_wait=a.quiet_wait,
     )
 
 

@@ -18,7 +18,7 @@ if not hasattr(taskiq.compat, "model_dump"):
     taskiq.compat.model_dump = lambda model: model.model_dump()  # type: ignore[attr-defined]
     taskiq.compat.model_validate = lambda cls, data: cls.model_validate(data)  # type: ignore[attr-defined]
 
-from taskiq_redis import RedisStreamBroker  # noqa: E402
+from taskiq_redis import RedisStreamBroker
 
 NOOP_ASYNC = "bench.noop_async"
 NOOP_SYNC = "bench.noop_sync"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -40,9 +39,7 @@ async def open_redis(settings: Settings) -> Redis:
         )
         info = await client.info("server")
     except (RedisError, OSError, ValueError) as e:
-        raise ConfigurationError(
-            "TASKFLOW_REDIS_URL", f"cannot reach {redact(settings.redis_url)} ({e})"
-        ) from e
+        raise ConfigurationError("TASKFLOW_REDIS_URL", f"cannot reach {redact(settings.redis_url)} ({e})") from e
     version = str(info.get("redis_version", "0"))
     if parse_version(version) < MIN_REDIS_VERSION:
         await client.aclose()
@@ -62,7 +59,5 @@ async def open_pool(settings: Settings, *, min_size: int = 1, max_size: int = 10
             max_size=max_size,
             timeout=CONNECT_TIMEOUT_SECONDS,
         )
-    except (asyncpg.PostgresError, OSError, ValueError, asyncio.TimeoutError) as e:
-        raise ConfigurationError(
-            "TASKFLOW_DATABASE_URL", f"cannot reach {redact(settings.database_url)} ({e})"
-        ) from e
+    except (TimeoutError, asyncpg.PostgresError, OSError, ValueError) as e:
+        raise ConfigurationError("TASKFLOW_DATABASE_URL", f"cannot reach {redact(settings.database_url)} ({e})") from e

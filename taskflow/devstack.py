@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,22 @@ async def _create_database(server_url: str, name: str) -> None:
         await conn.close()
 
 
+def _wait_until_ready(port: int, stack: DevStack, timeout_s: float = 60.0) -> None:
+    """Print the URLs only once the gateway answers /ready, so they work when shown."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if stack.first_exited() is not None:
+            return  # the supervision loop reports it
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:  # refused while starting; HTTPError (503) while dependencies warm up
+            pass
+        time.sleep(0.1)
+    click.echo(f"warning: the gateway did not report ready within {timeout_s:.0f}s", err=True)
+
+
 def run_dev(port: int, workers: int, concurrency: int) -> int:
     """Start everything, block until a stop signal or a child's death; the exit code."""
     from taskflow.cli._runtime import check_connections
@@ -132,11 +149,15 @@ def run_dev(port: int, workers: int, concurrency: int) -> int:
         stack.spawn("projector", "projector")
         for _ in range(workers):
             stack.spawn("worker", "worker", "--concurrency", str(concurrency))
+        _wait_until_ready(port, stack)
         token = issue_token(stack.environ["TASKFLOW_JWT_SECRET"], "dev-admin", "admin", 7 * 86_400)
-        click.echo(f"TaskFlow dev stack is up\n  API:       http://127.0.0.1:{port}/api/v1/tasks\n"
-                   f"  health:    http://127.0.0.1:{port}/ready\n  redis:     {settings.redis_url}\n"
-                   f"  postgres:  {settings.database_url}\n  admin token (7 days):\n{token}\n"
-                   "Ctrl-C stops everything.", err=False)
+        click.echo(
+            f"TaskFlow dev stack is up\n  API:       http://127.0.0.1:{port}/api/v1/tasks\n"
+            f"  health:    http://127.0.0.1:{port}/ready\n  redis:     {settings.redis_url}\n"
+            f"  postgres:  {settings.database_url}\n  admin token (7 days):\n{token}\n"
+            "Ctrl-C stops everything.",
+            err=False,
+        )
         while not stopping:
             exited = stack.first_exited()
             if exited is not None:

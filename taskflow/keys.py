@@ -53,6 +53,11 @@ def worker_heartbeat(ns: str, worker_id: str) -> str:
     return f"{ns}:worker:{worker_id}"
 
 
+def projector_fence(ns: str, p: int) -> str:
+    """Counter: each projector that takes partition ``p`` gets the next fencing token."""
+    return f"{ns}:{{{p}}}:projector:fence"
+
+
 def projector_lock(ns: str, p: int) -> str:
     """Held by the one projector process that projects partition ``p`` (invariant 6)."""
     return f"{ns}:{{{p}}}:projector:lock"

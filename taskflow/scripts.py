@@ -15,6 +15,7 @@ from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
 from taskflow import keys
+from taskflow.events import Priority
 
 
 def _source(name: str) -> str:
@@ -54,7 +55,7 @@ class Scripts:
         *,
         ns: str,
         partition: int,
-        priority: keys.Priority,
+        priority: Priority,
         task_id: str,
         event_type: str,
         payload: bytes,

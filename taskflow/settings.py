@@ -93,9 +93,7 @@ def require_jwt_secret(settings: Settings) -> str:
     secret = settings.jwt_secret
     if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
         state = "is not set" if not secret else f"is {len(secret.encode())} bytes"
-        raise ConfigurationError(
-            "TASKFLOW_JWT_SECRET", f"{state}; it must be at least {MIN_JWT_SECRET_BYTES} bytes"
-        )
+        raise ConfigurationError("TASKFLOW_JWT_SECRET", f"{state}; it must be at least {MIN_JWT_SECRET_BYTES} bytes")
     return secret
 
 

@@ -34,8 +34,5 @@ async def _create_group(redis: Redis, stream: str, group: str) -> None:
 async def append_event(redis: Redis, settings: Settings, event: AnyEvent) -> str:
     """Append an event that needs no companion write (e.g. a worker's lifecycle)."""
     p = keys.partition_of(event.aggregate_id, settings.partitions)
-    event_id: str = await redis.xadd(
-        keys.events(settings.namespace, p), {"type": tag_of(event), "data": encode(event)}
-    )
+    event_id: str = await redis.xadd(keys.events(settings.namespace, p), {"type": tag_of(event), "data": encode(event)})
     return event_id
-

@@ -216,9 +216,7 @@ def test_dockerfile_basics() -> None:
 
 def test_dockerignore_keeps_context_small_but_complete() -> None:
     entries = {
-        line.strip()
-        for line in DOCKERIGNORE.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
+        line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")
     }
     for must in (".git", ".venv", ".env"):
         assert must in entries

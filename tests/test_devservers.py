@@ -103,7 +103,7 @@ def test_redis_on_busy_port_raises_with_log_tail(tmp_path: Path) -> None:
         blocker.bind(("127.0.0.1", 0))
         blocker.listen()
         port = blocker.getsockname()[1]
-        with pytest.raises(EmbeddedServerError, match="redis.log"):
+        with pytest.raises(EmbeddedServerError, match=r"redis\.log"):
             start_redis(tmp_path / "redis", port=port)
 
 
@@ -129,9 +129,7 @@ def test_postgres_data_survives_restart(postgres_dir: Path) -> None:
 
     second = start_postgres(postgres_dir)
     try:
-        found = asyncio.run(
-            _pg_fetchval(second.url, "SELECT to_regclass('survivor')::text")
-        )
+        found = asyncio.run(_pg_fetchval(second.url, "SELECT to_regclass('survivor')::text"))
         assert found == "survivor"
     finally:
         second.stop()

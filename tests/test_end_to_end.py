@@ -19,7 +19,9 @@ from tests.support.waiting import eventually
 TERMINAL = (TaskSucceeded, TaskFailed, TaskDeadLettered)
 
 
-async def test_tasks_submitted_over_http_complete_and_are_projected(settings: Settings, redis: Redis, pool: asyncpg.Pool) -> None:
+async def test_tasks_submitted_over_http_complete_and_are_projected(
+    settings: Settings, redis: Redis, pool: asyncpg.Pool
+) -> None:
     port = free_port()
     env = env_for(settings)
     token = issue_token(settings.jwt_secret, "e2e")
@@ -27,7 +29,9 @@ async def test_tasks_submitted_over_http_complete_and_are_projected(settings: Se
         gateway = start(running, "gateway", "--port", str(port), env=env)
         start(running, "projector", env=env)
         workers = [start(running, "worker", "--concurrency", "4", env=env) for _ in range(2)]
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}) as http:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}
+        ) as http:
             await eventually(lambda: _ready(http), timeout_s=30)
             created = [
                 (await http.post("/api/v1/tasks", json={"task_name": "echo", "kwargs": {"i": i}})).json()
@@ -49,7 +53,9 @@ async def test_tasks_submitted_over_http_complete_and_are_projected(settings: Se
         assert running[1].terminate() == 0
     terminal = [e for e in await all_events(redis, settings) if isinstance(e, TERMINAL)]
     assert len(terminal) == 41 == len({e.aggregate_id for e in terminal})
-    assert await pool.fetchval("SELECT count(*) FROM event_archive") == await redis.xlen(keys.events(settings.namespace, 0))
+    assert await pool.fetchval("SELECT count(*) FROM event_archive") == await redis.xlen(
+        keys.events(settings.namespace, 0)
+    )
 
 
 async def _ready(http: httpx.AsyncClient) -> bool:

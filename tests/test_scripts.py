@@ -26,13 +26,15 @@ async def _read_one(redis: Redis, settings: Settings, consumer: str) -> tuple[st
 async def test_submit_appends_the_event_and_the_dispatch_entry_together(redis: Redis, settings: Settings) -> None:
     event = submitted("echo", a=1)
     event_id = await submit(redis, settings, event)
-    (stored_id, fields), = await redis.xrange(keys.events(settings.namespace, 0))
-    (_, dispatch), = await redis.xrange(keys.dispatch(settings.namespace, 0, "medium"))
+    ((stored_id, fields),) = await redis.xrange(keys.events(settings.namespace, 0))
+    ((_, dispatch),) = await redis.xrange(keys.dispatch(settings.namespace, 0, "medium"))
     assert stored_id == event_id and fields["type"] == "task.submitted"
     assert dispatch["task_id"] == event.aggregate_id and dispatch["event_id"] == event_id
 
 
-async def test_a_second_submit_of_the_same_task_returns_the_first_event_and_appends_nothing(redis: Redis, settings: Settings) -> None:
+async def test_a_second_submit_of_the_same_task_returns_the_first_event_and_appends_nothing(
+    redis: Redis, settings: Settings
+) -> None:
     event = submitted("echo")
     first = await submit(redis, settings, event)
     again = await submit(redis, settings, event)
@@ -41,15 +43,30 @@ async def test_a_second_submit_of_the_same_task_returns_the_first_event_and_appe
     assert await redis.xlen(keys.dispatch(settings.namespace, 0, "medium")) == 1
 
 
-async def test_finish_by_the_owner_appends_the_outcome_and_acknowledges_in_one_step(redis: Redis, settings: Settings) -> None:
+async def test_finish_by_the_owner_appends_the_outcome_and_acknowledges_in_one_step(
+    redis: Redis, settings: Settings
+) -> None:
     event = submitted("echo")
     await submit(redis, settings, event)
     stream, entry_id = await _read_one(redis, settings, "w1")
-    outcome = TaskSucceeded(aggregate_id=event.aggregate_id, occurred_at=event.occurred_at, correlation_id="c", worker_id="w1", attempt=1, result=msgspec.Raw(b"null"), duration_ms=1)
+    outcome = TaskSucceeded(
+        aggregate_id=event.aggregate_id,
+        occurred_at=event.occurred_at,
+        correlation_id="c",
+        worker_id="w1",
+        attempt=1,
+        result=msgspec.Raw(b"null"),
+        duration_ms=1,
+    )
     new_id = await Scripts(redis).owned_append(
-        dispatch_stream=stream, events_stream=keys.events(settings.namespace, 0), consumer="w1",
-        entry_id=entry_id, starts_hash=keys.starts(settings.namespace, 0), event_type=tag_of(outcome),
-        payload=encode(outcome), kind="finish",
+        dispatch_stream=stream,
+        events_stream=keys.events(settings.namespace, 0),
+        consumer="w1",
+        entry_id=entry_id,
+        starts_hash=keys.starts(settings.namespace, 0),
+        event_type=tag_of(outcome),
+        payload=encode(outcome),
+        kind="finish",
     )
     assert new_id is not None
     assert (await redis.xpending(stream, keys.WORKERS_GROUP))["pending"] == 0
@@ -63,9 +80,14 @@ async def test_a_worker_that_no_longer_owns_the_entry_writes_nothing(redis: Redi
     # Another worker takes the entry over, as XAUTOCLAIM would after the lease.
     await redis.xclaim(stream, keys.WORKERS_GROUP, "rescuer", 0, [entry_id])
     answer = await Scripts(redis).owned_append(
-        dispatch_stream=stream, events_stream=keys.events(settings.namespace, 0), consumer="zombie",
-        entry_id=entry_id, starts_hash=keys.starts(settings.namespace, 0), event_type="task.succeeded",
-        payload=b"{}", kind="finish",
+        dispatch_stream=stream,
+        events_stream=keys.events(settings.namespace, 0),
+        consumer="zombie",
+        entry_id=entry_id,
+        starts_hash=keys.starts(settings.namespace, 0),
+        event_type="task.succeeded",
+        payload=b"{}",
+        kind="finish",
     )
     assert answer is None
     assert await redis.xlen(keys.events(settings.namespace, 0)) == 1
@@ -83,7 +105,9 @@ async def test_lease_renewal_resets_idle_time_only_for_entries_still_owned(redis
     await redis.xclaim(stream, keys.WORKERS_GROUP, "w1", 0, [mine], idle=60_000, justid=True)
     kept = await Scripts(redis).renew_lease(dispatch_stream=stream, consumer="w1", entry_ids=[mine, stolen])
     assert kept == {mine}
-    pending = {p["message_id"]: p for p in await redis.xpending_range(stream, keys.WORKERS_GROUP, min="-", max="+", count=10)}
+    pending = {
+        p["message_id"]: p for p in await redis.xpending_range(stream, keys.WORKERS_GROUP, min="-", max="+", count=10)
+    }
     assert pending[mine]["time_since_delivered"] < 1_000
     assert pending[mine]["times_delivered"] == 1  # renewing is not a delivery
     assert pending[stolen]["consumer"] == "w2"
@@ -98,12 +122,19 @@ async def test_reclaim_takes_only_entries_idle_longer_than_the_lease(redis: Redi
     await redis.xclaim(stream, keys.WORKERS_GROUP, "dead", 0, [stale], idle=5_000, justid=True)
     await redis.hset(keys.starts(settings.namespace, 0), stale, 1)
     claimed = await Scripts(redis).reclaim(
-        dispatch_stream=stream, starts_hash=keys.starts(settings.namespace, 0), consumer="alive", min_idle_ms=2_000, count=10
+        dispatch_stream=stream,
+        starts_hash=keys.starts(settings.namespace, 0),
+        consumer="alive",
+        min_idle_ms=2_000,
+        count=10,
     )
     assert [c.entry_id for c in claimed] == [stale]
     assert claimed[0].previous_owner == "dead" and claimed[0].delivery_count == 2 and claimed[0].runs_begun == 1
     assert claimed[0].fields["task_id"]
-    owners = {p["message_id"]: p["consumer"] for p in await redis.xpending_range(stream, keys.WORKERS_GROUP, min="-", max="+", count=10)}
+    owners = {
+        p["message_id"]: p["consumer"]
+        for p in await redis.xpending_range(stream, keys.WORKERS_GROUP, min="-", max="+", count=10)
+    }
     assert owners == {stale: "alive", fresh: "dead"}
 
 
@@ -112,7 +143,10 @@ def test_keys_of_one_partition_share_one_cluster_slot() -> None:
     for p in range(8):
         slot = key_slot(keys.events("tf", p).encode())
         same_slot = [
-            *keys.dispatch_streams("tf", p), keys.task_marker("tf", p, "t-1"), keys.projector_lock("tf", p), keys.starts("tf", p)
+            *keys.dispatch_streams("tf", p),
+            keys.task_marker("tf", p, "t-1"),
+            keys.projector_lock("tf", p),
+            keys.starts("tf", p),
         ]
         assert {key_slot(k.encode()) for k in same_slot} == {slot}
 

@@ -61,6 +61,7 @@ def upgrade() -> None:
     sa.Column('partition', sa.SmallInteger(), nullable=False),
     sa.Column('last_ms', sa.BigInteger(), nullable=False),
     sa.Column('last_seq', sa.BigInteger(), nullable=False),
+    sa.Column('fence', sa.BigInteger(), server_default=sa.text('0'), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.PrimaryKeyConstraint('projection', 'partition', name='projection_checkpoints_pkey')
     )

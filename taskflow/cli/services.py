@@ -62,22 +62,24 @@ class _GracefulServer(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
-def _parse_queues(value: str) -> tuple[Priority, ...]:
+def _parse_queues(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[Priority, ...]:
     names = [q.strip() for q in value.split(",") if q.strip()]
     unknown = [q for q in names if q not in PRIORITIES]
     if unknown or not names:
         raise click.BadParameter(f"must be a comma list of {', '.join(PRIORITIES)}")
-    return tuple(q for q in PRIORITIES if q in names)  # type: ignore[misc]
+    return tuple(q for q in PRIORITIES if q in names)
 
 
 @click.command()
 @click.option("--concurrency", default=5, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--tasks", "task_modules", multiple=True, help="Module with @task functions (repeatable).")
-@click.option("--queues", default=",".join(PRIORITIES), show_default=True, help="Priorities to serve.")
-def worker(concurrency: int, task_modules: tuple[str, ...], queues: str) -> None:
+@click.option(
+    "--queues", default=",".join(PRIORITIES), show_default=True, callback=_parse_queues, help="Priorities to serve."
+)
+def worker(concurrency: int, task_modules: tuple[str, ...], queues: tuple[Priority, ...]) -> None:
     """A worker: runs tasks from the dispatch streams."""
     settings = settings_from_env()
-    served = _parse_queues(queues)
+    served = queues
     try:
         load_task_modules((*settings.task_modules, *task_modules))
     except ConfigurationError as e:

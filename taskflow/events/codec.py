@@ -30,7 +30,7 @@ AnyEvent = (
     | WorkerStopped
 )
 
-EVENT_TYPES: Final[tuple[type[AnyEvent], ...]] = AnyEvent.__args__  # type: ignore[attr-defined]
+EVENT_TYPES: Final[tuple[type[AnyEvent], ...]] = AnyEvent.__args__
 
 
 def _current_version(event_type: type[AnyEvent]) -> int:
@@ -51,7 +51,7 @@ def tag_of(event: AnyEvent) -> str:
 CURRENT_VERSION: Final[dict[str, int]] = {_tag(t): _current_version(t) for t in EVENT_TYPES}
 
 _encoder = msgspec.json.Encoder()
-_decoder: Final = msgspec.json.Decoder(AnyEvent)
+_decoder: Final[msgspec.json.Decoder[AnyEvent]] = msgspec.json.Decoder(AnyEvent)
 _raw_decoder: Final = msgspec.json.Decoder(dict[str, Any])
 
 

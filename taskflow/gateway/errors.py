@@ -23,7 +23,9 @@ class GatewayError(TaskFlowError):
 
 def invalid(field: str, message: str, source: str = "body") -> ValidationException:
     """A 422 naming the offending field, in the same shape Litestar uses for decode errors."""
-    return ValidationException(detail=f"{field}: {message}", extra=[{"key": field, "message": message, "source": source}])
+    return ValidationException(
+        detail=f"{field}: {message}", extra=[{"key": field, "message": message, "source": source}]
+    )
 
 
 def client_error(_: Request[Any, Any, Any], exc: ClientException) -> Response[dict[str, Any]]:

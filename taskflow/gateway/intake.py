@@ -116,9 +116,7 @@ async def _refuse_if_projected_elsewhere(ctx: GatewayContext, intake: Intake) ->
 def _conflict(intake: Intake) -> Exception:
     if intake.client_chose_id:
         return HTTPException(status_code=HTTP_409_CONFLICT, detail=f"task_id {intake.task_id} is already taken")
-    return invalid(
-        "Idempotency-Key", "was already used with a different request body", source="header"
-    )
+    return invalid("Idempotency-Key", "was already used with a different request body", source="header")
 
 
 def now_utc() -> datetime:

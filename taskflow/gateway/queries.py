@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable
 from datetime import datetime
+from typing import cast
 from uuid import UUID
 
 import asyncpg
@@ -53,28 +55,55 @@ def decode_cursor(cursor: str) -> _Cursor:
 def _view(row: asyncpg.Record) -> TaskView:
     failed = row["error_type"] is not None or row["error_message"] is not None
     return TaskView(
-        task_id=row["task_id"], task_name=row["task_name"],
-        args=msgspec.Raw(row["task_args"].encode()), kwargs=msgspec.Raw(row["task_kwargs"].encode()),
-        priority=row["priority_level"], status=row["status"], retry_count=row["retry_count"],
-        max_retries=row["max_retries"], timeout_seconds=row["timeout_seconds"], attempts=row["attempts"],
-        created_at=row["created_at"], scheduled_at=row["scheduled_at"], started_at=row["started_at"],
-        completed_at=row["completed_at"], worker_id=row["worker_id"], created_by=row["created_by"],
-        correlation_id=row["correlation_id"], campaign_id=row["campaign_id"], depends_on=list(row["depends_on"]),
+        task_id=row["task_id"],
+        task_name=row["task_name"],
+        args=msgspec.Raw(row["task_args"].encode()),
+        kwargs=msgspec.Raw(row["task_kwargs"].encode()),
+        priority=row["priority_level"],
+        status=row["status"],
+        retry_count=row["retry_count"],
+        max_retries=row["max_retries"],
+        timeout_seconds=row["timeout_seconds"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        scheduled_at=row["scheduled_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        worker_id=row["worker_id"],
+        created_by=row["created_by"],
+        correlation_id=row["correlation_id"],
+        campaign_id=row["campaign_id"],
+        depends_on=list(row["depends_on"]),
         last_event_id=row["last_event_id"],
         result=msgspec.Raw(row["result_data"].encode()) if row["result_data"] is not None else None,
-        error=TaskError(type=row["error_type"], message=row["error_message"], traceback=row["stack_trace"]) if failed else None,
+        error=TaskError(type=row["error_type"], message=row["error_message"], traceback=row["stack_trace"])
+        if failed
+        else None,
     )
 
 
 def view_of_row(row: TaskRow) -> TaskView:
     return TaskView(
-        task_id=row.task_id, task_name=row.task_name, args=msgspec.Raw(row.task_args.encode()),
-        kwargs=msgspec.Raw(row.task_kwargs.encode()), priority=row.priority_level, status=row.status,
-        retry_count=row.retry_count, max_retries=row.max_retries, timeout_seconds=row.timeout_seconds,
-        attempts=row.attempts, created_at=row.created_at, scheduled_at=row.scheduled_at,
-        started_at=row.started_at, completed_at=row.completed_at, worker_id=row.worker_id,
-        created_by=row.created_by, correlation_id=row.correlation_id, campaign_id=row.campaign_id,
-        depends_on=row.depends_on, last_event_id=row.last_event_id,
+        task_id=row.task_id,
+        task_name=row.task_name,
+        args=msgspec.Raw(row.task_args.encode()),
+        kwargs=msgspec.Raw(row.task_kwargs.encode()),
+        priority=row.priority_level,
+        status=row.status,
+        retry_count=row.retry_count,
+        max_retries=row.max_retries,
+        timeout_seconds=row.timeout_seconds,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        scheduled_at=row.scheduled_at,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+        worker_id=row.worker_id,
+        created_by=row.created_by,
+        correlation_id=row.correlation_id,
+        campaign_id=row.campaign_id,
+        depends_on=row.depends_on,
+        last_event_id=row.last_event_id,
     )
 
 
@@ -101,7 +130,8 @@ async def submitted_event(ctx: GatewayContext, task_id: UUID) -> TaskSubmitted |
     settings = ctx.settings
     key = str(task_id)
     p = keys.partition_of(key, settings.partitions)
-    event_id = await ctx.redis.hget(keys.task_marker(settings.namespace, p, key), "event_id")
+    marker = keys.task_marker(settings.namespace, p, key)
+    event_id = await cast("Awaitable[str | None]", ctx.redis.hget(marker, "event_id"))
     if not event_id:
         return None
     entries = await ctx.redis.xrange(keys.events(settings.namespace, p), min=event_id, max=event_id, count=1)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import cast
+
 import asyncpg
 from litestar import Request, Response, get
 from litestar.datastructures import State
@@ -32,7 +35,7 @@ async def ready(request: Request[object, object, State]) -> Response[Readiness]:
 
 async def _check_redis(ctx: GatewayContext) -> str:
     try:
-        await ctx.redis.ping()
+        await cast("Awaitable[bool]", ctx.redis.ping())
     except (RedisError, OSError) as e:
         return f"error: {e}"
     return "ok"

@@ -55,7 +55,9 @@ class TaskController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
         cursor: FromQuery[str | None] = None,
     ) -> TaskPage:
-        flt = queries.TaskFilter(status=status, task_name=task_name, campaign_id=campaign_id, limit=limit, cursor=cursor)
+        flt = queries.TaskFilter(
+            status=status, task_name=task_name, campaign_id=campaign_id, limit=limit, cursor=cursor
+        )
         items, next_cursor = await queries.list_tasks(_ctx(request), request.user, flt)
         return TaskPage(items=items, next_cursor=next_cursor)
 
@@ -72,5 +74,3 @@ class TaskController(Controller):
         if await queries.get_task_view(_ctx(request), task_id, request.user) is None:
             raise NotFoundException(f"task {task_id} not found")
         return await queries.task_events(_ctx(request), task_id)
-
-

@@ -31,7 +31,9 @@ def worker_ids(events: list[AnyEvent]) -> set[UUID]:
     return {UUID(e.aggregate_id) for e in events if isinstance(e, WorkerStarted | WorkerStopped)}
 
 
-def fold_batch(events: list[AnyEvent], stored_tasks: dict[UUID, TaskRow], stored_workers: dict[UUID, WorkerRow]) -> Changes:
+def fold_batch(
+    events: list[AnyEvent], stored_tasks: dict[UUID, TaskRow], stored_workers: dict[UUID, WorkerRow]
+) -> Changes:
     """Apply ``events`` in stream order on top of the stored rows."""
     changes = Changes()
     for event in events:

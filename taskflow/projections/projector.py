@@ -10,6 +10,7 @@ as a second fence, the checkpoint row is locked for the transaction (invariant 6
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 
@@ -66,18 +67,31 @@ def parse_batch(partition: int, entries: list[tuple[str, dict[str, str]]]) -> Ba
 def _archive_record(partition: int, event: AnyEvent, payload: str) -> store.ArchiveRecord:
     ms, seq = store.parse_stream_id(event.event_id)
     return store.ArchiveRecord(
-        partition=partition, event_id=event.event_id, id_ms=ms, id_seq=seq, event_type=tag_of(event),
+        partition=partition,
+        event_id=event.event_id,
+        id_ms=ms,
+        id_seq=seq,
+        event_type=tag_of(event),
         # The archive keeps the payload as written; upcasting happens on every read.
         schema_version=_version_decoder.decode(payload).schema_version,
-        aggregate_id=event.aggregate_id, occurred_at=event.occurred_at, correlation_id=event.correlation_id,
-        causation_id=event.causation_id, traceparent=event.traceparent, actor=event.actor, payload=payload,
+        aggregate_id=event.aggregate_id,
+        occurred_at=event.occurred_at,
+        correlation_id=event.correlation_id,
+        causation_id=event.causation_id,
+        traceparent=event.traceparent,
+        actor=event.actor,
+        payload=payload,
     )
 
 
-async def apply_batch(pool: asyncpg.Pool, partition: int, batch: Batch) -> int:
-    """Commit the events above the checkpoint; returns how many were applied."""
+async def apply_batch(pool: asyncpg.Pool, partition: int, batch: Batch, fence: int) -> int:
+    """Commit the events above the checkpoint; returns how many were applied.
+
+    Raises ``store.FencedOut`` (and writes nothing) if a projector with a newer fencing
+    token has committed meanwhile.
+    """
     async with pool.acquire() as conn, conn.transaction():
-        checkpoint = await store.lock_checkpoint(conn, partition)
+        checkpoint = await store.lock_checkpoint(conn, partition, fence)
         fresh = [i for i, e in enumerate(batch.events) if store.parse_stream_id(e.event_id) > checkpoint]
         if not fresh:
             return 0
@@ -86,7 +100,7 @@ async def apply_batch(pool: asyncpg.Pool, partition: int, batch: Batch) -> int:
         stored_tasks = await store.load_tasks(conn, task_ids(events))
         stored_workers = await store.load_workers(conn, worker_ids(events))
         await store.write_changes(conn, fold_batch(events, stored_tasks, stored_workers))
-        await store.advance_checkpoint(conn, partition, store.parse_stream_id(events[-1].event_id))
+        await store.advance_checkpoint(conn, partition, store.parse_stream_id(events[-1].event_id), fence)
         return len(events)
 
 
@@ -108,20 +122,26 @@ class Projector:
 
     async def _run_partition(self, partition: int) -> None:
         lock = Lock(
-            self.redis, keys.projector_lock(self.settings.namespace, partition),
-            timeout=self.settings.lease_seconds, blocking=False, thread_local=False,
+            self.redis,
+            keys.projector_lock(self.settings.namespace, partition),
+            timeout=self.settings.lease_seconds,
+            blocking=False,
+            thread_local=False,
         )
         while not self._stopping.is_set():
             if await lock.acquire(token=self._owner):
-                log.info("projector_partition_acquired", partition=partition)
+                fence = int(await self.redis.incr(keys.projector_fence(self.settings.namespace, partition)))
+                log.info("projector_partition_acquired", partition=partition, fence=fence)
                 try:
-                    await self._project(partition, lock)
+                    await self._project(partition, lock, fence)
+                except store.FencedOut as e:
+                    log.warning("projector_fenced_out", partition=partition, error=str(e))
                 finally:
                     await _release(lock)
             else:
                 await asyncio.sleep(min(1.0, self.settings.lease_seconds / 3))
 
-    async def _project(self, partition: int, lock: Lock) -> None:
+    async def _project(self, partition: int, lock: Lock, fence: int) -> None:
         stream = keys.events(self.settings.namespace, partition)
         # The consumer name is the partition's, so a restarted projector first re-reads
         # the entries its predecessor read but never acknowledged.
@@ -138,7 +158,10 @@ class Projector:
                 renewed_at = now
             try:
                 answer = await self.redis.xreadgroup(
-                    keys.PROJECTOR_GROUP, consumer, {stream: cursor}, count=BATCH_SIZE,
+                    keys.PROJECTOR_GROUP,
+                    consumer,
+                    {stream: cursor},
+                    count=BATCH_SIZE,
                     block=None if cursor == "0" else READ_BLOCK_MS,
                 )
             except (RedisError, OSError) as e:
@@ -149,13 +172,15 @@ class Projector:
             if not entries:
                 cursor = ">"  # our pending entries are done: on to new ones
                 continue
-            await self._apply_and_ack(partition, stream, entries)
+            await self._apply_and_ack(partition, stream, entries, fence)
 
-    async def _apply_and_ack(self, partition: int, stream: str, entries: list[tuple[str, dict[str, str]]]) -> None:
+    async def _apply_and_ack(
+        self, partition: int, stream: str, entries: list[tuple[str, dict[str, str]]], fence: int
+    ) -> None:
         batch = parse_batch(partition, entries)
         while True:
             try:
-                applied = await apply_batch(self.pool, partition, batch)
+                applied = await apply_batch(self.pool, partition, batch, fence)
                 break
             except (asyncpg.PostgresConnectionError, OSError) as e:
                 log.warning("projector_write_failed_retrying", error=str(e))
@@ -174,7 +199,6 @@ async def _still_owned(lock: Lock) -> bool:
 
 
 async def _release(lock: Lock) -> None:
-    try:
+    # Already expired or taken over: nothing of ours is left to release.
+    with contextlib.suppress(LockError):
         await lock.release()
-    except LockError:
-        pass  # already expired or taken: nothing of ours left to release

@@ -6,15 +6,19 @@ Every function takes a connection inside the caller's transaction.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TypeAlias
 from uuid import UUID
 
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
 
 from taskflow.projections.batch import Changes
 from taskflow.projections.rows import ExecutionRow, TaskRow, WorkerRow
 
 PROJECTION = "main"
+# A plain connection or one borrowed from a pool: the functions below take either.
+Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 StreamId = tuple[int, int]
 
 
@@ -42,39 +46,55 @@ class ArchiveRecord(msgspec.Struct, frozen=True, array_like=True):
 ARCHIVE_COLUMNS = list(ArchiveRecord.__struct_fields__)
 
 
-async def lock_checkpoint(conn: asyncpg.Connection, partition: int) -> StreamId:
+class FencedOut(Exception):
+    """Raised when a projector whose lock lapsed (paused, partitioned) tries to commit after
+    a successor with a newer fencing token already has; its transaction rolls back."""
+
+
+async def lock_checkpoint(conn: Connection, partition: int, fence: int) -> StreamId:
     """The partition's checkpoint, row-locked for this transaction so that two projectors
-    on one partition serialise instead of both applying a batch (invariant 4)."""
+    on one partition serialise instead of both applying a batch (invariant 4), and
+    refused to a projector holding an older fencing token than the last writer's."""
     await conn.execute(
         "INSERT INTO projection_checkpoints (projection, partition, last_ms, last_seq) "
         "VALUES ($1, $2, 0, 0) ON CONFLICT DO NOTHING",
-        PROJECTION, partition,
+        PROJECTION,
+        partition,
     )
     row = await conn.fetchrow(
-        "SELECT last_ms, last_seq FROM projection_checkpoints WHERE projection = $1 AND partition = $2 FOR UPDATE",
-        PROJECTION, partition,
+        "SELECT last_ms, last_seq, fence FROM projection_checkpoints "
+        "WHERE projection = $1 AND partition = $2 FOR UPDATE",
+        PROJECTION,
+        partition,
     )
     assert row is not None  # inserted just above
+    if int(row["fence"]) > fence:
+        raise FencedOut(f"partition {partition}: fence {fence} is older than {row['fence']}")
     return int(row["last_ms"]), int(row["last_seq"])
 
 
-async def advance_checkpoint(conn: asyncpg.Connection, partition: int, last: StreamId) -> None:
+async def advance_checkpoint(conn: Connection, partition: int, last: StreamId, fence: int) -> None:
     await conn.execute(
-        "UPDATE projection_checkpoints SET last_ms = $3, last_seq = $4, updated_at = now() "
+        "UPDATE projection_checkpoints SET last_ms = $3, last_seq = $4, fence = $5, updated_at = now() "
         "WHERE projection = $1 AND partition = $2",
-        PROJECTION, partition, last[0], last[1],
+        PROJECTION,
+        partition,
+        last[0],
+        last[1],
+        fence,
     )
 
 
-async def read_checkpoint(conn: asyncpg.Connection, partition: int) -> StreamId:
+async def read_checkpoint(conn: Connection, partition: int) -> StreamId:
     row = await conn.fetchrow(
         "SELECT last_ms, last_seq FROM projection_checkpoints WHERE projection = $1 AND partition = $2",
-        PROJECTION, partition,
+        PROJECTION,
+        partition,
     )
     return (0, 0) if row is None else (int(row["last_ms"]), int(row["last_seq"]))
 
 
-async def archive(conn: asyncpg.Connection, records: list[ArchiveRecord]) -> None:
+async def archive(conn: Connection, records: list[ArchiveRecord]) -> None:
     # COPY: the archive takes every event, so it is the projector's hottest write.
     await conn.copy_records_to_table(
         "event_archive", records=[tuple(msgspec.structs.astuple(r)) for r in records], columns=ARCHIVE_COLUMNS
@@ -85,18 +105,20 @@ _TASK_COLUMNS = list(TaskRow.__struct_fields__)
 _WORKER_COLUMNS = list(WorkerRow.__struct_fields__)
 
 
-async def load_tasks(conn: asyncpg.Connection, ids: set[UUID]) -> dict[UUID, TaskRow]:
+async def load_tasks(conn: Connection, ids: set[UUID]) -> dict[UUID, TaskRow]:
     if not ids:
         return {}
     rows = await conn.fetch(f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks WHERE task_id = ANY($1::uuid[])", list(ids))
-    return {r["task_id"]: TaskRow(**_json_as_text(dict(r), ("task_args", "task_kwargs"))) for r in rows}
+    return {r["task_id"]: msgspec.convert(_json_as_text(dict(r), ("task_args", "task_kwargs")), TaskRow) for r in rows}
 
 
-async def load_workers(conn: asyncpg.Connection, ids: set[UUID]) -> dict[UUID, WorkerRow]:
+async def load_workers(conn: Connection, ids: set[UUID]) -> dict[UUID, WorkerRow]:
     if not ids:
         return {}
-    rows = await conn.fetch(f"SELECT {', '.join(_WORKER_COLUMNS)} FROM workers WHERE worker_id = ANY($1::uuid[])", list(ids))
-    return {r["worker_id"]: WorkerRow(**_json_as_text(dict(r), ("metadata",))) for r in rows}
+    rows = await conn.fetch(
+        f"SELECT {', '.join(_WORKER_COLUMNS)} FROM workers WHERE worker_id = ANY($1::uuid[])", list(ids)
+    )
+    return {r["worker_id"]: msgspec.convert(_json_as_text(dict(r), ("metadata",)), WorkerRow) for r in rows}
 
 
 def _json_as_text(row: dict[str, object], columns: tuple[str, ...]) -> dict[str, object]:
@@ -106,10 +128,11 @@ def _json_as_text(row: dict[str, object], columns: tuple[str, ...]) -> dict[str,
 
 def _upsert_sql(table: str, columns: list[str], key: str, merge: dict[str, str] | None = None) -> str:
     placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    updates = ", ".join(
-        f"{c} = {(merge or {}).get(c, f'EXCLUDED.{c}')}" for c in columns if c != key
+    updates = ", ".join(f"{c} = {(merge or {}).get(c, f'EXCLUDED.{c}')}" for c in columns if c != key)
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
     )
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) ON CONFLICT ({key}) DO UPDATE SET {updates}"
 
 
 def _insert_new_sql(table: str, columns: list[str]) -> str:
@@ -129,7 +152,7 @@ _SQL = {
 }
 
 
-async def write_changes(conn: asyncpg.Connection, changes: Changes) -> None:
+async def write_changes(conn: Connection, changes: Changes) -> None:
     """Upsert every row of the batch. Tasks go first: the other tables reference them."""
     if changes.tasks:
         await conn.executemany(_SQL["tasks"], [msgspec.structs.astuple(r) for r in changes.tasks.values()])
@@ -138,7 +161,10 @@ async def write_changes(conn: asyncpg.Connection, changes: Changes) -> None:
     if changes.executions:
         await conn.executemany(
             _SQL["task_executions"],
-            [_with_decimal(msgspec.structs.astuple(r), _EXECUTION_COLUMNS.index("duration_seconds")) for r in changes.executions.values()],
+            [
+                _with_decimal(msgspec.structs.astuple(r), _EXECUTION_COLUMNS.index("duration_seconds"))
+                for r in changes.executions.values()
+            ],
         )
     for table, key, rows in (
         ("task_results", "task_id", changes.results.values()),

@@ -201,6 +201,8 @@ projection_checkpoints = Table(
     Column("partition", SmallInteger, nullable=False),
     Column("last_ms", BigInteger, nullable=False),
     Column("last_seq", BigInteger, nullable=False),
+    # Fencing token of the projector that wrote last; a lower one may no longer write.
+    Column("fence", BigInteger, nullable=False, server_default=text("0")),
     Column("updated_at", TIMESTAMP, nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("projection", "partition", name="projection_checkpoints_pkey"),
 )

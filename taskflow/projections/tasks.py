@@ -57,13 +57,21 @@ def fold_task(row: TaskRow | None, event: TaskEvent) -> TaskRow | None:
     match event:
         case TaskStarted():
             return msgspec.structs.replace(
-                row, status="RUNNING", started_at=event.occurred_at, completed_at=None,
-                worker_id=_uuid(event.worker_id), attempts=max(row.attempts, event.attempt),
+                row,
+                status="RUNNING",
+                started_at=event.occurred_at,
+                completed_at=None,
+                worker_id=_uuid(event.worker_id),
+                attempts=max(row.attempts, event.attempt),
             )
         case TaskSucceeded():
-            return msgspec.structs.replace(row, status="COMPLETED", completed_at=event.occurred_at, worker_id=_uuid(event.worker_id))
+            return msgspec.structs.replace(
+                row, status="COMPLETED", completed_at=event.occurred_at, worker_id=_uuid(event.worker_id)
+            )
         case TaskFailed():
-            return msgspec.structs.replace(row, status="FAILED", completed_at=event.occurred_at, worker_id=_uuid(event.worker_id))
+            return msgspec.structs.replace(
+                row, status="FAILED", completed_at=event.occurred_at, worker_id=_uuid(event.worker_id)
+            )
         case TaskReclaimed():
             # The seed's recovery flow: back to PENDING until the new owner starts it.
             if row.status in TERMINAL_STATUSES:
@@ -110,19 +118,32 @@ def result_of(event: TaskEvent) -> ResultRow | None:
     match event:
         case TaskSucceeded():
             return ResultRow(
-                result_id=derived_id("result", task_id), task_id=task_id, result_data=bytes(event.result).decode(),
-                error_type=None, error_message=None, stack_trace=None, created_at=event.occurred_at,
+                result_id=derived_id("result", task_id),
+                task_id=task_id,
+                result_data=bytes(event.result).decode(),
+                error_type=None,
+                error_message=None,
+                stack_trace=None,
+                created_at=event.occurred_at,
             )
         case TaskFailed():
             return ResultRow(
-                result_id=derived_id("result", task_id), task_id=task_id, result_data=None,
-                error_type=event.error_type, error_message=event.error, stack_trace=event.traceback,
+                result_id=derived_id("result", task_id),
+                task_id=task_id,
+                result_data=None,
+                error_type=event.error_type,
+                error_message=event.error,
+                stack_trace=event.traceback,
                 created_at=event.occurred_at,
             )
         case TaskDeadLettered():
             return ResultRow(
-                result_id=derived_id("result", task_id), task_id=task_id, result_data=None,
-                error_type="DeadLettered", error_message=event.reason, stack_trace=None,
+                result_id=derived_id("result", task_id),
+                task_id=task_id,
+                result_data=None,
+                error_type="DeadLettered",
+                error_message=event.reason,
+                stack_trace=None,
                 created_at=event.occurred_at,
             )
         case _:
@@ -136,16 +157,24 @@ def execution_of(event: TaskEvent) -> ExecutionRow | None:
         case TaskStarted():
             return ExecutionRow(
                 execution_id=derived_id("execution", task_id, event.attempt, event.worker_id),
-                task_id=task_id, worker_id=_uuid(event.worker_id), attempt_number=event.attempt,
-                started_at=event.occurred_at, completed_at=None, duration_seconds=None,
-                status="RUNNING", error_message=None,
+                task_id=task_id,
+                worker_id=_uuid(event.worker_id),
+                attempt_number=event.attempt,
+                started_at=event.occurred_at,
+                completed_at=None,
+                duration_seconds=None,
+                status="RUNNING",
+                error_message=None,
             )
         case TaskSucceeded() | TaskFailed():
             failed = isinstance(event, TaskFailed)
             return ExecutionRow(
                 execution_id=derived_id("execution", task_id, event.attempt, event.worker_id),
-                task_id=task_id, worker_id=_uuid(event.worker_id), attempt_number=event.attempt,
-                started_at=None, completed_at=event.occurred_at,
+                task_id=task_id,
+                worker_id=_uuid(event.worker_id),
+                attempt_number=event.attempt,
+                started_at=None,
+                completed_at=event.occurred_at,
                 duration_seconds=round(event.duration_ms / 1000, 3),
                 status="FAILED" if failed else "COMPLETED",
                 error_message=event.error if isinstance(event, TaskFailed) else None,
@@ -172,9 +201,12 @@ def log_of(event: TaskEvent) -> LogRow | None:
     if not isinstance(event, TaskLogged):
         return None
     return LogRow(
-        log_id=derived_id("log", event.aggregate_id, event.event_id), task_id=UUID(event.aggregate_id),
-        level=event.level, message=event.message,
-        metadata=_encoder.encode({"worker_id": event.worker_id}).decode(), created_at=event.occurred_at,
+        log_id=derived_id("log", event.aggregate_id, event.event_id),
+        task_id=UUID(event.aggregate_id),
+        level=event.level,
+        message=event.message,
+        metadata=_encoder.encode({"worker_id": event.worker_id}).decode(),
+        created_at=event.occurred_at,
     )
 
 

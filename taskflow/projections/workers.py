@@ -18,9 +18,14 @@ def fold_worker(row: WorkerRow | None, event: WorkerEvent) -> WorkerRow | None:
     match event:
         case WorkerStarted():
             return WorkerRow(
-                worker_id=UUID(event.aggregate_id), hostname=event.hostname, status="IDLE",
-                capacity=event.capacity, current_load=0, last_heartbeat=event.occurred_at,
-                registered_at=event.occurred_at, stopped_at=None,
+                worker_id=UUID(event.aggregate_id),
+                hostname=event.hostname,
+                status="IDLE",
+                capacity=event.capacity,
+                current_load=0,
+                last_heartbeat=event.occurred_at,
+                registered_at=event.occurred_at,
+                stopped_at=None,
                 metadata=_encoder.encode(
                     {"pid": event.pid, "version": event.version, "queues": list(event.queues)}
                 ).decode(),
@@ -30,7 +35,10 @@ def fold_worker(row: WorkerRow | None, event: WorkerEvent) -> WorkerRow | None:
                 return None
             # A clean exit is not a death: STOPPED, next to the seed's ACTIVE/IDLE/BUSY/DEAD.
             return msgspec.structs.replace(
-                row, status="STOPPED", current_load=0, stopped_at=event.occurred_at,
+                row,
+                status="STOPPED",
+                current_load=0,
+                stopped_at=event.occurred_at,
                 last_heartbeat=event.occurred_at,
             )
         case _:

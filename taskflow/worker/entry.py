@@ -29,6 +29,10 @@ def parse_entry(
     if not isinstance(event, TaskSubmitted):
         raise MalformedDispatchEntry(f"{stream} {entry_id}: holds {type(event).__name__}, not TaskSubmitted")
     return DispatchEntry(
-        stream=stream, entry_id=entry_id, partition=partition, delivery_count=delivery_count,
-        runs_begun=runs_begun, task=event,
+        stream=stream,
+        entry_id=entry_id,
+        partition=partition,
+        delivery_count=delivery_count,
+        runs_begun=runs_begun,
+        task=event,
     )

@@ -50,8 +50,11 @@ async def reclaim_forever(
                 break
             try:
                 claimed = await scripts.reclaim(
-                    dispatch_stream=stream, starts_hash=starts_hash_of(stream), consumer=consumer,
-                    min_idle_ms=lease_ms, count=inflight.free,
+                    dispatch_stream=stream,
+                    starts_hash=starts_hash_of(stream),
+                    consumer=consumer,
+                    min_idle_ms=lease_ms,
+                    count=inflight.free,
                 )
             except (RedisError, OSError) as e:
                 log.warning("reclaim_failed", stream=stream, error=str(e))

@@ -97,9 +97,7 @@ def finished(entry: DispatchEntry, worker_id: str, result: RunResult, now: datet
     )
 
 
-def reclaimed(
-    entry: DispatchEntry, worker_id: str, previous_owner: str, idle_ms: int, now: datetime
-) -> TaskReclaimed:
+def reclaimed(entry: DispatchEntry, worker_id: str, previous_owner: str, idle_ms: int, now: datetime) -> TaskReclaimed:
     return TaskReclaimed(
         **_envelope(entry, now, worker_id),  # type: ignore[arg-type]
         from_worker=previous_owner,
@@ -109,7 +107,9 @@ def reclaimed(
     )
 
 
-def dead_lettered(entry: DispatchEntry, worker_id: str, reason: str, previous_owner: str, now: datetime) -> TaskDeadLettered:
+def dead_lettered(
+    entry: DispatchEntry, worker_id: str, reason: str, previous_owner: str, now: datetime
+) -> TaskDeadLettered:
     return TaskDeadLettered(
         **_envelope(entry, now, worker_id),  # type: ignore[arg-type]
         reason=reason,

@@ -15,6 +15,7 @@ from uuid import uuid4
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from redis.typing import KeyT, StreamIdT
 
 import taskflow
 from taskflow import keys
@@ -50,6 +51,7 @@ class Worker:
         self.inflight = InFlight(concurrency)
         self.processed = 0
         self._stopping = asyncio.Event()
+        self._housekeeping: set[asyncio.Task[None]] = set()
         # Every dispatch stream we serve -> (rank of its priority, its partition).
         self._streams = {
             keys.dispatch(settings.namespace, p, q): (rank, p)
@@ -72,8 +74,13 @@ class Worker:
             ),
             asyncio.create_task(
                 reclaim_forever(
-                    self.scripts, self.id, list(self._streams), self.inflight,
-                    self.settings.lease_ms, max(0.2, self.settings.lease_seconds / 4), self._take_reclaimed,
+                    self.scripts,
+                    self.id,
+                    list(self._streams),
+                    self.inflight,
+                    self.settings.lease_ms,
+                    max(0.2, self.settings.lease_seconds / 4),
+                    self._take_reclaimed,
                     lambda stream: keys.starts(self.settings.namespace, self._streams[stream][1]),
                 )
             ),
@@ -90,7 +97,9 @@ class Worker:
         log.info("worker_stopped", worker_id=self.id, processed=self.processed)
 
     async def _read_partition(self, partition: int) -> None:
-        streams = {keys.dispatch(self.settings.namespace, partition, q): ">" for q in self.queues}
+        streams: dict[KeyT, StreamIdT] = {
+            keys.dispatch(self.settings.namespace, partition, q): ">" for q in self.queues
+        }
         while not self._stopping.is_set():
             await self.inflight.wait_for_free_slot(READ_BLOCK_MS / 1000)
             if self.inflight.free == 0 or self._stopping.is_set():
@@ -113,12 +122,18 @@ class Worker:
     ) -> DispatchEntry | None:
         try:
             entry = parse_entry(
-                stream=stream, entry_id=entry_id, partition=partition, delivery_count=delivery_count,
-                runs_begun=runs_begun, fields=fields,
+                stream=stream,
+                entry_id=entry_id,
+                partition=partition,
+                delivery_count=delivery_count,
+                runs_begun=runs_begun,
+                fields=fields,
             )
         except MalformedDispatchEntry as e:
             log.error("malformed_dispatch_entry", stream=stream, entry_id=entry_id, error=str(e))
-            asyncio.create_task(self._discard(stream, entry_id))
+            discard = asyncio.create_task(self._discard(stream, entry_id))
+            self._housekeeping.add(discard)
+            discard.add_done_callback(self._housekeeping.discard)
             return None
         self.inflight.add(entry)
         self.inflight.backlog.append(entry)
@@ -143,7 +158,7 @@ class Worker:
             except asyncio.CancelledError:
                 log.warning("task_cancelled_lease_lost")
                 raise
-            except Exception:  # noqa: BLE001 - the per-message catch-all: log, keep serving
+            except Exception:
                 log.exception("process_failed")
             finally:
                 self.inflight.remove(entry.entry_id)
@@ -182,8 +197,8 @@ class Worker:
         decision = outcome.decide_reclaimed(claimed.runs_begun, self.settings.max_deliveries)
         if isinstance(decision, outcome.DeadLetter):
             self.inflight.backlog.remove(entry)
-            event = outcome.dead_lettered(entry, self.id, decision.reason, claimed.previous_owner, _now())
-            await self.recorder.record(entry, event, "finish")
+            dead = outcome.dead_lettered(entry, self.id, decision.reason, claimed.previous_owner, _now())
+            await self.recorder.record(entry, dead, "finish")
             self.inflight.remove(entry.entry_id)
             log.warning("task_dead_lettered", task_id=entry.task.aggregate_id, reason=decision.reason)
             return
@@ -217,20 +232,35 @@ class Worker:
         # now instead of after a lease; JUSTID leaves the delivery count alone.
         for entry in entries:
             await self.redis.xclaim(
-                entry.stream, keys.WORKERS_GROUP, self.id, 0, [entry.entry_id],
-                idle=self.settings.lease_ms, justid=True,
+                entry.stream,
+                keys.WORKERS_GROUP,
+                self.id,
+                0,
+                [entry.entry_id],
+                idle=self.settings.lease_ms,
+                justid=True,
             )
             self.inflight.remove(entry.entry_id)
 
     def _started_event(self) -> WorkerStarted:
         return WorkerStarted(
-            aggregate_id=self.id, occurred_at=_now(), correlation_id=self.id, actor=self.id,
-            hostname=socket.gethostname(), pid=os.getpid(), capacity=self.inflight.capacity,
-            queues=tuple(self.queues), version=taskflow.__version__,
+            aggregate_id=self.id,
+            occurred_at=_now(),
+            correlation_id=self.id,
+            actor=self.id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            capacity=self.inflight.capacity,
+            queues=tuple(self.queues),
+            version=taskflow.__version__,
         )
 
     def _stopped_event(self) -> WorkerStopped:
         return WorkerStopped(
-            aggregate_id=self.id, occurred_at=_now(), correlation_id=self.id, actor=self.id,
-            reason="shutdown", processed=self.processed,
+            aggregate_id=self.id,
+            occurred_at=_now(),
+            correlation_id=self.id,
+            actor=self.id,
+            reason="shutdown",
+            processed=self.processed,
         )

@@ -38,15 +38,32 @@ def test_every_event_has_an_explicit_dotted_tag_not_its_class_name() -> None:
 
 
 def test_every_event_carries_the_envelope() -> None:
-    envelope = {"event_id", "aggregate_id", "occurred_at", "causation_id", "correlation_id", "traceparent", "schema_version"}
+    envelope = {
+        "event_id",
+        "aggregate_id",
+        "occurred_at",
+        "causation_id",
+        "correlation_id",
+        "traceparent",
+        "schema_version",
+    }
     for event_type in EVENT_TYPES:
         assert envelope <= set(event_type.__struct_fields__), event_type.__name__
 
 
 def test_round_trip_keeps_every_field_and_takes_the_stream_id() -> None:
     event = TaskFailed(
-        aggregate_id="t1", occurred_at=NOW, correlation_id="c", causation_id="1-0", traceparent="tp",
-        worker_id="w", attempt=2, error_type="ValueError", error="bad", traceback="Traceback...", duration_ms=1.5,
+        aggregate_id="t1",
+        occurred_at=NOW,
+        correlation_id="c",
+        causation_id="1-0",
+        traceparent="tp",
+        worker_id="w",
+        attempt=2,
+        error_type="ValueError",
+        error="bad",
+        traceback="Traceback...",
+        duration_ms=1.5,
     )
     decoded = decode("5-1", encode(event))
     assert decoded == msgspec.structs.replace(event, event_id="5-1")
@@ -64,7 +81,8 @@ def test_stored_v1_task_submitted_decodes_into_the_current_shape() -> None:
 
 
 @pytest.mark.parametrize(
-    ("number", "level"), [(10, "critical"), (9, "critical"), (8, "high"), (7, "high"), (6, "medium"), (4, "medium"), (3, "low"), (1, "low")]
+    ("number", "level"),
+    [(10, "critical"), (9, "critical"), (8, "high"), (7, "high"), (6, "medium"), (4, "medium"), (3, "low"), (1, "low")],
 )
 def test_seed_integer_priorities_map_onto_levels(number: int, level: str) -> None:
     assert priority_level(number) == level
@@ -72,8 +90,14 @@ def test_seed_integer_priorities_map_onto_levels(number: int, level: str) -> Non
 
 def test_a_field_added_by_a_newer_writer_is_skipped_by_this_reader() -> None:
     event = WorkerStarted(
-        aggregate_id="w1", occurred_at=NOW, correlation_id="c", hostname="h", pid=1, capacity=5,
-        queues=("low",), version="9",
+        aggregate_id="w1",
+        occurred_at=NOW,
+        correlation_id="c",
+        hostname="h",
+        pid=1,
+        capacity=5,
+        queues=("low",),
+        version="9",
     )
     payload = encode(event)[:-1] + b',"gpu_count":4}'
     assert decode("1-0", payload) == msgspec.structs.replace(event, event_id="1-0")
@@ -91,7 +115,14 @@ def test_a_corrupt_payload_is_a_decode_error() -> None:
 
 def test_encoding_leaves_the_stream_id_out_of_the_payload() -> None:
     event = WorkerStarted(
-        aggregate_id="w1", occurred_at=NOW, correlation_id="c", hostname="h", pid=1, capacity=5,
-        queues=(), version="1", event_id="9-9",
+        aggregate_id="w1",
+        occurred_at=NOW,
+        correlation_id="c",
+        hostname="h",
+        pid=1,
+        capacity=5,
+        queues=(),
+        version="1",
+        event_id="9-9",
     )
     assert b'"9-9"' not in encode(event)

@@ -55,12 +55,14 @@ async def test_ready_is_503_when_migrations_are_missing(settings: Settings, pool
 
 
 async def test_submit_returns_201_with_location_and_event_id(client: Client, settings: Settings, redis: Redis) -> None:
-    response = await client.post("/api/v1/tasks", json={"task_name": "echo", "kwargs": {"a": 1}}, headers=auth(settings))
+    response = await client.post(
+        "/api/v1/tasks", json={"task_name": "echo", "kwargs": {"a": 1}}, headers=auth(settings)
+    )
     assert response.status_code == 201
     body = response.json()
     assert response.headers["location"] == f"/api/v1/tasks/{body['task_id']}"
     assert body["status"] == "PENDING"
-    (event_id, _), = await redis.xrange(keys.events(settings.namespace, 0))
+    ((event_id, _),) = await redis.xrange(keys.events(settings.namespace, 0))
     assert body["event_id"] == event_id
 
 
@@ -76,7 +78,9 @@ async def test_a_read_right_after_the_submit_never_answers_404(client: Client, s
         assert [e["type"] for e in history] == ["task.submitted"]
 
 
-async def test_a_retried_submit_with_the_same_idempotency_key_returns_the_first_task(client: Client, settings: Settings, redis: Redis) -> None:
+async def test_a_retried_submit_with_the_same_idempotency_key_returns_the_first_task(
+    client: Client, settings: Settings, redis: Redis
+) -> None:
     headers = {**auth(settings), "Idempotency-Key": "order-42"}
     first = await client.post("/api/v1/tasks", json={"task_name": "echo"}, headers=headers)
     second = await client.post("/api/v1/tasks", json={"task_name": "echo"}, headers=headers)
@@ -88,8 +92,12 @@ async def test_a_retried_submit_with_the_same_idempotency_key_returns_the_first_
 
 
 async def test_the_same_idempotency_key_from_another_user_is_another_task(client: Client, settings: Settings) -> None:
-    a = await client.post("/api/v1/tasks", json={"task_name": "echo"}, headers={**auth(settings, "a"), "Idempotency-Key": "k"})
-    b = await client.post("/api/v1/tasks", json={"task_name": "echo"}, headers={**auth(settings, "b"), "Idempotency-Key": "k"})
+    a = await client.post(
+        "/api/v1/tasks", json={"task_name": "echo"}, headers={**auth(settings, "a"), "Idempotency-Key": "k"}
+    )
+    b = await client.post(
+        "/api/v1/tasks", json={"task_name": "echo"}, headers={**auth(settings, "b"), "Idempotency-Key": "k"}
+    )
     assert a.json()["task_id"] != b.json()["task_id"]
 
 
@@ -101,7 +109,9 @@ async def test_reusing_an_idempotency_key_with_another_body_is_a_422(client: Cli
     assert response.json()["extra"][0]["key"] == "Idempotency-Key"
 
 
-async def test_a_client_chosen_task_id_is_idempotent_and_cannot_be_reused_for_another_task(client: Client, settings: Settings) -> None:
+async def test_a_client_chosen_task_id_is_idempotent_and_cannot_be_reused_for_another_task(
+    client: Client, settings: Settings
+) -> None:
     task_id = str(uuid4())
     body = {"task_name": "echo", "task_id": task_id}
     first = await client.post("/api/v1/tasks", json=body, headers=auth(settings))
@@ -119,7 +129,9 @@ async def test_a_projected_task_id_stays_taken_after_the_marker_expires(
     async with running_projector(settings, redis, pool):
         await eventually(lambda: pool.fetchval("SELECT count(*) FROM tasks"))
     await redis.delete(keys.task_marker(settings.namespace, 0, task_id))
-    response = await client.post("/api/v1/tasks", json={"task_name": "echo", "task_id": task_id}, headers=auth(settings))
+    response = await client.post(
+        "/api/v1/tasks", json={"task_name": "echo", "task_id": task_id}, headers=auth(settings)
+    )
     assert response.status_code == 409
 
 
@@ -138,7 +150,9 @@ async def test_a_projected_task_id_stays_taken_after_the_marker_expires(
         ({"kwargs": {}}, "task_name"),
     ],
 )
-async def test_bad_bodies_are_422_naming_the_field(client: Client, settings: Settings, body: dict[str, object], field: str) -> None:
+async def test_bad_bodies_are_422_naming_the_field(
+    client: Client, settings: Settings, body: dict[str, object], field: str
+) -> None:
     response = await client.post("/api/v1/tasks", json=body, headers=auth(settings))
     assert response.status_code == 422, response.text
     payload = response.json()
@@ -154,7 +168,9 @@ async def test_malformed_json_is_a_422(client: Client, settings: Settings) -> No
 
 
 async def test_priority_accepts_the_seed_integers(client: Client, settings: Settings) -> None:
-    created = (await client.post("/api/v1/tasks", json={"task_name": "echo", "priority": 9}, headers=auth(settings))).json()
+    created = (
+        await client.post("/api/v1/tasks", json={"task_name": "echo", "priority": 9}, headers=auth(settings))
+    ).json()
     task = (await client.get(f"/api/v1/tasks/{created['task_id']}", headers=auth(settings))).json()
     assert task["priority"] == "critical"
 
@@ -168,10 +184,14 @@ async def test_someone_elses_task_is_not_found_but_admins_see_it(client: Client,
     assert (await client.get(f"/api/v1/tasks/{uuid4()}", headers=auth(settings))).status_code == 404
 
 
-async def test_full_lifecycle_is_visible_with_result_and_history(client: Client, settings: Settings, redis: Redis, pool: asyncpg.Pool) -> None:
+async def test_full_lifecycle_is_visible_with_result_and_history(
+    client: Client, settings: Settings, redis: Redis, pool: asyncpg.Pool
+) -> None:
     headers = auth(settings)
     ok = (await client.post("/api/v1/tasks", json={"task_name": "echo", "kwargs": {"v": 7}}, headers=headers)).json()
-    bad = (await client.post("/api/v1/tasks", json={"task_name": "fail", "kwargs": {"message": "nope"}}, headers=headers)).json()
+    bad = (
+        await client.post("/api/v1/tasks", json={"task_name": "fail", "kwargs": {"message": "nope"}}, headers=headers)
+    ).json()
 
     async def finished() -> bool:
         rows = await pool.fetch("SELECT status FROM tasks WHERE status IN ('COMPLETED', 'FAILED')")
@@ -191,10 +211,16 @@ async def test_full_lifecycle_is_visible_with_result_and_history(client: Client,
     assert history[0]["event_id"] == ok["event_id"]
 
 
-async def test_list_filters_and_paginates_with_a_cursor(client: Client, settings: Settings, redis: Redis, pool: asyncpg.Pool) -> None:
+async def test_list_filters_and_paginates_with_a_cursor(
+    client: Client, settings: Settings, redis: Redis, pool: asyncpg.Pool
+) -> None:
     headers = auth(settings)
     for i in range(7):
-        await client.post("/api/v1/tasks", json={"task_name": "echo" if i % 2 else "sleep", "kwargs": {} if i % 2 else {"seconds": 0}}, headers=headers)
+        await client.post(
+            "/api/v1/tasks",
+            json={"task_name": "echo" if i % 2 else "sleep", "kwargs": {} if i % 2 else {"seconds": 0}},
+            headers=headers,
+        )
     await client.post("/api/v1/tasks", json={"task_name": "echo"}, headers=auth(settings, "bob"))
     async with running_projector(settings, redis, pool):
         await eventually(lambda: _count_is(pool, 8))
@@ -212,7 +238,9 @@ async def test_list_filters_and_paginates_with_a_cursor(client: Client, settings
     assert len(echo["items"]) == 3 and {t["task_name"] for t in echo["items"]} == {"echo"}
     pending = (await client.get("/api/v1/tasks", params={"status": "PENDING"}, headers=headers)).json()
     assert len(pending["items"]) == 7
-    everyone = (await client.get("/api/v1/tasks", params={"limit": 100}, headers=auth(settings, "root", "admin"))).json()
+    everyone = (
+        await client.get("/api/v1/tasks", params={"limit": 100}, headers=auth(settings, "root", "admin"))
+    ).json()
     assert len(everyone["items"]) == 8
 
 
@@ -220,8 +248,18 @@ async def _count_is(pool: asyncpg.Pool, n: int) -> bool:
     return int(await pool.fetchval("SELECT count(*) FROM tasks")) == n
 
 
-@pytest.mark.parametrize(("params", "field"), [({"status": "DONE"}, "status"), ({"limit": 0}, "limit"), ({"cursor": "!!"}, "cursor"), ({"campaign_id": "x"}, "campaign_id")])
-async def test_bad_list_queries_are_422_naming_the_parameter(client: Client, settings: Settings, params: dict[str, object], field: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"status": "DONE"}, "status"),
+        ({"limit": 0}, "limit"),
+        ({"cursor": "!!"}, "cursor"),
+        ({"campaign_id": "x"}, "campaign_id"),
+    ],
+)
+async def test_bad_list_queries_are_422_naming_the_parameter(
+    client: Client, settings: Settings, params: dict[str, object], field: str
+) -> None:
     response = await client.get("/api/v1/tasks", params=params, headers=auth(settings))
     assert response.status_code == 422 and field in response.json()["detail"]
 

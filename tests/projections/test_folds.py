@@ -7,7 +7,15 @@ from uuid import UUID, uuid4
 
 import msgspec
 
-from taskflow.events import TaskDeadLettered, TaskFailed, TaskReclaimed, TaskStarted, TaskSucceeded, WorkerStarted, WorkerStopped
+from taskflow.events import (
+    TaskDeadLettered,
+    TaskFailed,
+    TaskReclaimed,
+    TaskStarted,
+    TaskSucceeded,
+    WorkerStarted,
+    WorkerStopped,
+)
 from taskflow.projections.batch import fold_batch
 from taskflow.projections.tasks import fold_task
 from tests.support.stack import submitted
@@ -28,7 +36,9 @@ def _history(task_id: str) -> list[object]:
     return [
         msgspec.structs.replace(submitted("echo", task_id=task_id, a=1), occurred_at=_at(0), event_id="1-0"),
         TaskStarted(**_envelope(task_id, 1, "2-0"), worker_id=WORKER, attempt=1, dispatch_id="1-1"),  # type: ignore[arg-type]
-        TaskSucceeded(**_envelope(task_id, 2, "3-0"), worker_id=WORKER, attempt=1, result=msgspec.Raw(b'{"a":1}'), duration_ms=5.0),  # type: ignore[arg-type]
+        TaskSucceeded(
+            **_envelope(task_id, 2, "3-0"), worker_id=WORKER, attempt=1, result=msgspec.Raw(b'{"a":1}'), duration_ms=5.0
+        ),  # type: ignore[arg-type]
     ]
 
 
@@ -57,7 +67,9 @@ def test_a_resubmission_of_a_known_task_changes_nothing() -> None:
 def test_reclaim_puts_a_running_task_back_to_pending() -> None:
     task_id = str(uuid4())
     row = fold_task(fold_task(None, _history(task_id)[0]), _history(task_id)[1])  # type: ignore[arg-type]
-    reclaimed = TaskReclaimed(**_envelope(task_id, 5, "4-0"), from_worker=WORKER, to_worker="w2", delivery_count=2, idle_ms=3000)  # type: ignore[arg-type]
+    reclaimed = TaskReclaimed(
+        **_envelope(task_id, 5, "4-0"), from_worker=WORKER, to_worker="w2", delivery_count=2, idle_ms=3000
+    )  # type: ignore[arg-type]
     row = fold_task(row, reclaimed)
     assert row is not None and row.status == "PENDING" and row.worker_id is None
 
@@ -78,7 +90,18 @@ def test_a_batch_folds_to_the_same_rows_whether_split_or_whole() -> None:
 
 def test_failure_records_error_and_traceback_in_the_result_row() -> None:
     task_id = str(uuid4())
-    events = [*_history(task_id)[:2], TaskFailed(**_envelope(task_id, 2, "3-0"), worker_id=WORKER, attempt=1, error_type="KeyError", error="'x'", traceback="Traceback: ...", duration_ms=1.0)]  # type: ignore[arg-type]
+    events = [
+        *_history(task_id)[:2],
+        TaskFailed(
+            **_envelope(task_id, 2, "3-0"),
+            worker_id=WORKER,
+            attempt=1,
+            error_type="KeyError",
+            error="'x'",
+            traceback="Traceback: ...",
+            duration_ms=1.0,
+        ),
+    ]  # type: ignore[arg-type]
     changes = fold_batch(events, {}, {})  # type: ignore[arg-type]
     result = changes.results[UUID(task_id)]
     assert changes.tasks[UUID(task_id)].status == "FAILED"
@@ -96,7 +119,16 @@ def test_dead_lettering_fails_the_task_and_adds_a_dead_letter_row() -> None:
 
 def test_worker_rows_follow_start_and_stop() -> None:
     worker_id = str(uuid4())
-    start = WorkerStarted(aggregate_id=worker_id, occurred_at=_at(0), correlation_id="c", hostname="h", pid=7, capacity=3, queues=("low",), version="1")
+    start = WorkerStarted(
+        aggregate_id=worker_id,
+        occurred_at=_at(0),
+        correlation_id="c",
+        hostname="h",
+        pid=7,
+        capacity=3,
+        queues=("low",),
+        version="1",
+    )
     stop = WorkerStopped(aggregate_id=worker_id, occurred_at=_at(9), correlation_id="c", reason="shutdown", processed=4)
     changes = fold_batch([start, stop], {}, {})
     row = changes.workers[UUID(worker_id)]

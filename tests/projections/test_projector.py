@@ -7,11 +7,13 @@ import asyncio
 
 import asyncpg
 import msgspec
+import pytest
 from redis.asyncio import Redis
 
 from taskflow import keys
 from taskflow.events import TaskFailed, TaskSucceeded
 from taskflow.projections.projector import Projector, apply_batch, parse_batch
+from taskflow.projections.store import FencedOut
 from taskflow.settings import Settings
 from taskflow.streams import ensure_groups
 from tests.support.stack import all_events, running_projector, running_worker, submit, submitted
@@ -53,14 +55,21 @@ async def _projected_everything(redis: Redis, settings: Settings, pool: asyncpg.
     return await _count(pool, "SELECT count(*) FROM event_archive") == total
 
 
-async def test_projection_builds_rows_archive_and_checkpoint(redis: Redis, settings: Settings, pool: asyncpg.Pool) -> None:
+async def test_projection_builds_rows_archive_and_checkpoint(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
     ids = await _run_tasks(redis, settings, 9)
     async with running_projector(settings, redis, pool):
         await eventually(lambda: _projected_everything(redis, settings, pool))
     statuses = dict(await pool.fetch("SELECT task_id::text, status FROM tasks"))
     assert statuses == {t: ("FAILED" if i % 3 == 0 else "COMPLETED") for i, t in enumerate(ids)}
     assert await _count(pool, "SELECT count(*) FROM task_results") == 9
-    assert await _count(pool, "SELECT count(*) FROM task_executions WHERE completed_at IS NOT NULL AND started_at IS NOT NULL") == 9
+    assert (
+        await _count(
+            pool, "SELECT count(*) FROM task_executions WHERE completed_at IS NOT NULL AND started_at IS NOT NULL"
+        )
+        == 9
+    )
     assert await _count(pool, "SELECT count(*) FROM workers WHERE status = 'STOPPED'") == 1
     last_id = (await redis.xrevrange(keys.events(settings.namespace, 0), count=1))[0][0]
     checkpoint = await pool.fetchrow("SELECT last_ms, last_seq FROM projection_checkpoints WHERE partition = 0")
@@ -69,13 +78,16 @@ async def test_projection_builds_rows_archive_and_checkpoint(redis: Redis, setti
     assert pending["pending"] == 0
 
 
-async def test_a_crash_between_commit_and_xack_leaves_no_duplicate(redis: Redis, settings: Settings, pool: asyncpg.Pool) -> None:
+async def test_a_crash_between_commit_and_xack_leaves_no_duplicate(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
     await _run_tasks(redis, settings, 4)
     await ensure_groups(redis, settings)
     stream = keys.events(settings.namespace, 0)
     # The first projector reads and COMMITs, then dies before its XACK.
     answer = await redis.xreadgroup(keys.PROJECTOR_GROUP, "projector-0", {stream: ">"}, count=1000)
-    applied = await apply_batch(pool, 0, parse_batch(0, answer[0][1]))
+    fence = await redis.incr(keys.projector_fence(settings.namespace, 0))
+    applied = await apply_batch(pool, 0, parse_batch(0, answer[0][1]), fence)
     assert applied == await redis.xlen(stream)
     before = await _dump(pool)
     assert (await redis.xpending(stream, keys.PROJECTOR_GROUP))["pending"] == applied
@@ -91,12 +103,14 @@ async def _no_pending(redis: Redis, stream: str) -> bool:
     return (await redis.xpending(stream, keys.PROJECTOR_GROUP))["pending"] == 0
 
 
-async def test_redelivered_events_at_or_below_the_checkpoint_are_skipped(redis: Redis, settings: Settings, pool: asyncpg.Pool) -> None:
+async def test_redelivered_events_at_or_below_the_checkpoint_are_skipped(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
     await _run_tasks(redis, settings, 2)
     entries = await redis.xrange(keys.events(settings.namespace, 0))
-    assert await apply_batch(pool, 0, parse_batch(0, entries)) == len(entries)
-    assert await apply_batch(pool, 0, parse_batch(0, entries)) == 0
-    assert await apply_batch(pool, 0, parse_batch(0, entries[:1])) == 0
+    assert await apply_batch(pool, 0, parse_batch(0, entries), 1) == len(entries)
+    assert await apply_batch(pool, 0, parse_batch(0, entries), 1) == 0
+    assert await apply_batch(pool, 0, parse_batch(0, entries[:1]), 1) == 0
     assert await _count(pool, "SELECT count(*) FROM event_archive") == len(entries)
 
 
@@ -106,16 +120,18 @@ async def test_rows_are_the_same_whether_built_in_one_batch_or_one_event_at_a_ti
     """Invariant 4: projections converge however the events arrive."""
     await _run_tasks(redis, settings, 6)
     entries = await redis.xrange(keys.events(settings.namespace, 0))
-    await apply_batch(pool, 0, parse_batch(0, entries))
+    await apply_batch(pool, 0, parse_batch(0, entries), 1)
     whole = await _dump(pool)
     for table in (*TABLES, "projection_checkpoints"):
         await pool.execute(f"TRUNCATE {table} CASCADE")
     for entry in entries:
-        await apply_batch(pool, 0, parse_batch(0, [entry]))
+        await apply_batch(pool, 0, parse_batch(0, [entry]), 1)
     assert await _dump(pool) == whole
 
 
-async def test_events_of_one_task_stay_in_one_partition_in_stream_order(redis: Redis, settings: Settings, pool: asyncpg.Pool) -> None:
+async def test_events_of_one_task_stay_in_one_partition_in_stream_order(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
     """Invariant 6 with four partitions: one stream per aggregate, applied in order."""
     settings = msgspec.structs.replace(settings, partitions=4)
     ids = await _run_tasks(redis, settings, 12)
@@ -135,7 +151,9 @@ async def _all_partitions_projected(redis: Redis, settings: Settings, pool: asyn
     return await _count(pool, "SELECT count(*) FROM event_archive") == total
 
 
-async def test_two_projectors_never_project_one_partition_at_once(redis: Redis, settings: Settings, pool: asyncpg.Pool) -> None:
+async def test_two_projectors_never_project_one_partition_at_once(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
     await _run_tasks(redis, settings, 10)
     first, second = Projector(settings, redis, pool), Projector(settings, redis, pool)
     runs = [asyncio.create_task(first.run()), asyncio.create_task(second.run())]
@@ -146,3 +164,18 @@ async def test_two_projectors_never_project_one_partition_at_once(redis: Redis, 
         second.stop()
         await asyncio.gather(*runs)
     assert sorted([first.applied, second.applied]) == [0, await redis.xlen(keys.events(settings.namespace, 0))]
+
+
+async def test_a_projector_with_a_stale_fencing_token_cannot_commit(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """A projector paused past its lock (e.g. SIGSTOP) wakes up holding a batch; its
+    successor has committed with a newer token, so the stale write is refused whole."""
+    await _run_tasks(redis, settings, 3)
+    entries = await redis.xrange(keys.events(settings.namespace, 0))
+    early, late = entries[: len(entries) // 2], entries[len(entries) // 2 :]
+    await apply_batch(pool, 0, parse_batch(0, late), 2)  # the successor, token 2
+    before = await _dump(pool)
+    with pytest.raises(FencedOut):
+        await apply_batch(pool, 0, parse_batch(0, early), 1)  # the sleeper, token 1
+    assert await _dump(pool) == before

@@ -46,9 +46,7 @@ def _local_redis() -> str | None:
 
 @contextmanager
 def redis_server() -> Iterator[str]:
-    if url := os.environ.get("TASKFLOW_TEST_REDIS_URL"):
-        yield url
-    elif url := _local_redis():
+    if (url := os.environ.get("TASKFLOW_TEST_REDIS_URL")) or (url := _local_redis()):
         yield url
     elif _docker_answers():
         from testcontainers.redis import RedisContainer

@@ -21,7 +21,9 @@ async def _count(redis: Redis, settings: Settings, kind: type | tuple[type, ...]
     return sum(isinstance(e, kind) for e in await all_events(redis, settings))
 
 
-async def test_tasks_in_flight_on_a_killed_worker_complete_exactly_once_elsewhere(redis: Redis, settings: Settings) -> None:
+async def test_tasks_in_flight_on_a_killed_worker_complete_exactly_once_elsewhere(
+    redis: Redis, settings: Settings
+) -> None:
     tasks = [submitted("sleep", seconds=1.5) for _ in range(12)]
     for event in tasks:
         await submit(redis, settings, event)
@@ -51,7 +53,9 @@ async def _at_least(redis: Redis, settings: Settings, kind: type | tuple[type, .
     return await _count(redis, settings, kind) >= n
 
 
-async def test_a_task_that_kills_every_worker_is_dead_lettered_while_others_succeed(redis: Redis, settings: Settings) -> None:
+async def test_a_task_that_kills_every_worker_is_dead_lettered_while_others_succeed(
+    redis: Redis, settings: Settings
+) -> None:
     """The poison entry: each delivery SIGKILLs its worker; after max deliveries it is
     dead-lettered instead of looping, and the rest of the queue is served."""
     poison = submitted("die_hard")

@@ -8,7 +8,16 @@ import asyncio
 from redis.asyncio import Redis
 
 from taskflow import keys
-from taskflow.events import TaskDeadLettered, TaskFailed, TaskReclaimed, TaskStarted, TaskSubmitted, TaskSucceeded, WorkerStarted, WorkerStopped
+from taskflow.events import (
+    TaskDeadLettered,
+    TaskFailed,
+    TaskReclaimed,
+    TaskStarted,
+    TaskSubmitted,
+    TaskSucceeded,
+    WorkerStarted,
+    WorkerStopped,
+)
 from taskflow.settings import Settings
 from tests.support.stack import all_events, events_of, running_worker, submit, submitted
 from tests.support.waiting import eventually
@@ -97,7 +106,11 @@ async def test_a_stale_entry_is_reclaimed_after_the_lease_expires(redis: Redis, 
     reclaimed = [e for e in history if isinstance(e, TaskReclaimed)]
     assert isinstance(done, TaskSucceeded) and done.worker_id == worker.id
     assert len(reclaimed) == 1
-    assert (reclaimed[0].from_worker, reclaimed[0].to_worker, reclaimed[0].delivery_count) == ("crashed-worker", worker.id, 2)
+    assert (reclaimed[0].from_worker, reclaimed[0].to_worker, reclaimed[0].delivery_count) == (
+        "crashed-worker",
+        worker.id,
+        2,
+    )
     assert reclaimed[0].idle_ms >= settings.lease_ms
 
 
@@ -115,7 +128,9 @@ async def _crashed_mid_run(redis: Redis, settings: Settings, runs: int, deliveri
     return stream
 
 
-async def test_an_entry_whose_runs_began_max_deliveries_times_is_dead_lettered_not_looped(redis: Redis, settings: Settings) -> None:
+async def test_an_entry_whose_runs_began_max_deliveries_times_is_dead_lettered_not_looped(
+    redis: Redis, settings: Settings
+) -> None:
     event = submitted("echo")
     await submit(redis, settings, event)
     stream = await _crashed_mid_run(redis, settings, runs=settings.max_deliveries, deliveries=settings.max_deliveries)
@@ -130,7 +145,9 @@ async def test_an_entry_whose_runs_began_max_deliveries_times_is_dead_lettered_n
     assert not await redis.hgetall(keys.starts(settings.namespace, 0))
 
 
-async def test_deliveries_to_workers_that_died_before_starting_it_do_not_make_an_entry_poison(redis: Redis, settings: Settings) -> None:
+async def test_deliveries_to_workers_that_died_before_starting_it_do_not_make_an_entry_poison(
+    redis: Redis, settings: Settings
+) -> None:
     event = submitted("echo")
     await submit(redis, settings, event)
     await _crashed_mid_run(redis, settings, runs=0, deliveries=settings.max_deliveries * 3)
