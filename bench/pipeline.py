@@ -191,8 +191,9 @@ def _group_cpu_seconds(pgid: int) -> float:
     return sum(cpu for _, _, pgrp, cpu in _proc_stats() if pgrp == pgid)
 
 
-def _postgres_cpu_seconds() -> float:
-    return sum(cpu for _, comm, _, cpu in _proc_stats() if comm.startswith("postgres"))
+def _postgres_cpu_seconds() -> dict[int, float]:
+    """CPU seconds of every PostgreSQL process, by pid (backends come and go)."""
+    return {pid: cpu for pid, comm, _, cpu in _proc_stats() if comm.startswith("postgres")}
 
 
 def _machine_busy_seconds() -> float:
@@ -211,7 +212,7 @@ class ServerCpu:
     """CPU seconds used so far by Redis, PostgreSQL, this script and the whole machine."""
 
     redis: float
-    postgres: float
+    postgres: dict[int, float]
     bench: float
     machine: float
 
@@ -227,7 +228,8 @@ class ServerCpu:
         used = {
             **procs,
             "redis": later.redis - self.redis,
-            "postgres": later.postgres - self.postgres,
+            # A backend that exits inside the window takes its CPU with it: a slight undercount.
+            "postgres": sum(cpu - self.postgres.get(pid, 0.0) for pid, cpu in later.postgres.items()),
             "bench": later.bench - self.bench,
         }
         used["other"] = max(0.0, later.machine - self.machine - sum(used.values()))

@@ -42,4 +42,6 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[DefineMiddleware(JWTAuthMiddleware, secret=secret)],
         exception_handlers={ClientException: client_error},
         lifespan=[lifespan],
+        # Logging is configured once per process (taskflow.telemetry), as JSON lines.
+        logging_config=None,
     )
