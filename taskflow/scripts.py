@@ -49,6 +49,7 @@ class Scripts:
         self._owned_append: AsyncScript = redis.register_script(_source("owned_append"))
         self._renew_lease: AsyncScript = redis.register_script(_source("renew_lease"))
         self._reclaim: AsyncScript = redis.register_script(_source("reclaim"))
+        self._projector_read: AsyncScript = redis.register_script(_source("projector_read"))
 
     async def submit(
         self,
@@ -121,6 +122,21 @@ class Scripts:
             )
             for row in rows
         ]
+
+    async def projector_read(
+        self, *, lock_key: str, stream: str, token: str, consumer: str, count: int, start_id: str
+    ) -> list[tuple[str, dict[str, str]]]:
+        """XREADGROUP for the projector, refused (``LockLost``) once its lock moved on."""
+        answer = await self._projector_read(
+            keys=[lock_key, stream], args=[token, keys.PROJECTOR_GROUP, consumer, count, start_id]
+        )
+        if answer is None:
+            raise LockLost(lock_key)
+        return [(str(entry_id), _pairs(fields)) for entry_id, fields in answer]
+
+
+class LockLost(Exception):
+    """Raised by ``projector_read`` when the caller no longer holds the partition lock."""
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:

@@ -10,6 +10,7 @@ from taskflow.events.task import (
     TaskDeadLettered,
     TaskFailed,
     TaskLogged,
+    TaskQueued,
     TaskReclaimed,
     TaskStarted,
     TaskSubmitted,
@@ -26,6 +27,7 @@ AnyEvent = (
     | TaskReclaimed
     | TaskDeadLettered
     | TaskLogged
+    | TaskQueued
     | WorkerStarted
     | WorkerStopped
 )

@@ -49,7 +49,8 @@ class TaskSucceeded(Event, frozen=True, kw_only=True, tag="task.succeeded"):
 
 
 class TaskFailed(Event, frozen=True, kw_only=True, tag="task.failed"):
-    """The task function raised; ``traceback`` is the formatted stack."""
+    """The task function raised; ``traceback`` is the formatted stack. With ``retry_at``
+    set another attempt is scheduled (``retry_count`` retries so far, this one included)."""
 
     worker_id: str
     attempt: int
@@ -57,6 +58,15 @@ class TaskFailed(Event, frozen=True, kw_only=True, tag="task.failed"):
     error: str
     traceback: str
     duration_ms: float
+    retry_at: datetime | None = None
+    retry_count: int = 0
+
+
+class TaskQueued(Event, frozen=True, kw_only=True, tag="task.queued"):
+    """A held task was put on its dispatch stream: its time came, a retry fell due."""
+
+    reason: Literal["scheduled", "retry"]
+    retry_count: int = 0
 
 
 class TaskReclaimed(Event, frozen=True, kw_only=True, tag="task.reclaimed"):

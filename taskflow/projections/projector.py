@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import uuid
 
 import asyncpg
 import msgspec
@@ -25,6 +26,7 @@ from taskflow import keys
 from taskflow.events import AnyEvent, EventDecodeError, decode, tag_of
 from taskflow.projections import store
 from taskflow.projections.batch import fold_batch, task_ids, worker_ids
+from taskflow.scripts import LockLost, Scripts
 from taskflow.settings import Settings
 from taskflow.streams import ensure_groups
 
@@ -111,7 +113,8 @@ class Projector:
         self.pool = pool
         self.applied = 0
         self._stopping = asyncio.Event()
-        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+        self.scripts = Scripts(redis)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -133,9 +136,12 @@ class Projector:
                 fence = int(await self.redis.incr(keys.projector_fence(self.settings.namespace, partition)))
                 log.info("projector_partition_acquired", partition=partition, fence=fence)
                 try:
+                    # Raise the fence before reading anything: from now on a predecessor
+                    # that wakes up holding a batch cannot commit it.
+                    await store.raise_fence(self.pool, partition, fence)
                     await self._project(partition, lock, fence)
-                except store.FencedOut as e:
-                    log.warning("projector_fenced_out", partition=partition, error=str(e))
+                except (store.FencedOut, LockLost) as e:
+                    log.warning("projector_partition_lost", partition=partition, error=repr(e))
                 finally:
                     await _release(lock)
             else:
@@ -149,6 +155,7 @@ class Projector:
         cursor = "0"
         renew_every_s = self.settings.lease_seconds / 3
         renewed_at = asyncio.get_running_loop().time()
+        lock_key = keys.projector_lock(self.settings.namespace, partition)
         while not self._stopping.is_set():
             now = asyncio.get_running_loop().time()
             if now - renewed_at >= renew_every_s:
@@ -157,22 +164,33 @@ class Projector:
                     return
                 renewed_at = now
             try:
-                answer = await self.redis.xreadgroup(
-                    keys.PROJECTOR_GROUP,
-                    consumer,
-                    {stream: cursor},
+                # The lock check and the read are one step (projector_read.lua).
+                entries = await self.scripts.projector_read(
+                    lock_key=lock_key,
+                    stream=stream,
+                    token=self._owner,
+                    consumer=consumer,
                     count=BATCH_SIZE,
-                    block=None if cursor == "0" else READ_BLOCK_MS,
+                    start_id=cursor,
                 )
+                if not entries:
+                    if cursor == "0":
+                        cursor = ">"  # our pending entries are done: on to new ones
+                    else:
+                        await self._wait_for_new_entries(stream)
+                    continue
             except (RedisError, OSError) as e:
                 log.warning("projector_read_failed", error=str(e))
                 await asyncio.sleep(1)
                 continue
-            entries = answer[0][1] if answer else []
-            if not entries:
-                cursor = ">"  # our pending entries are done: on to new ones
-                continue
             await self._apply_and_ack(partition, stream, entries, fence)
+
+    async def _wait_for_new_entries(self, stream: str) -> None:
+        """Block until the stream grows, without taking anything from the group (a plain
+        XREAD), so the next read goes through the lock check again."""
+        newest = await self.redis.xrevrange(stream, count=1)
+        after = newest[0][0] if newest else "0-0"
+        await self.redis.xread({stream: after}, count=1, block=READ_BLOCK_MS)
 
     async def _apply_and_ack(
         self, partition: int, stream: str, entries: list[tuple[str, dict[str, str]]], fence: int

@@ -73,6 +73,18 @@ async def lock_checkpoint(conn: Connection, partition: int, fence: int) -> Strea
     return int(row["last_ms"]), int(row["last_seq"])
 
 
+async def raise_fence(pool: asyncpg.Pool, partition: int, fence: int) -> None:
+    """Record a new projector's token at once, before it reads (see ``FencedOut``)."""
+    await pool.execute(
+        "INSERT INTO projection_checkpoints (projection, partition, last_ms, last_seq, fence) "
+        "VALUES ($1, $2, 0, 0, $3) ON CONFLICT (projection, partition) "
+        "DO UPDATE SET fence = GREATEST(projection_checkpoints.fence, EXCLUDED.fence)",
+        PROJECTION,
+        partition,
+        fence,
+    )
+
+
 async def advance_checkpoint(conn: Connection, partition: int, last: StreamId, fence: int) -> None:
     await conn.execute(
         "UPDATE projection_checkpoints SET last_ms = $3, last_seq = $4, fence = $5, updated_at = now() "

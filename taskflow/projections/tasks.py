@@ -17,6 +17,7 @@ from taskflow.events import (
     TaskDeadLettered,
     TaskFailed,
     TaskLogged,
+    TaskQueued,
     TaskReclaimed,
     TaskStarted,
     TaskSubmitted,
@@ -38,7 +39,16 @@ PRIORITY_NUMBER = {"critical": 10, "high": 8, "medium": 5, "low": 2}
 _ID_SPACE = uuid5(NAMESPACE_URL, "https://taskflow.dev/projections")
 _encoder = msgspec.json.Encoder()
 
-TaskEvent = TaskSubmitted | TaskStarted | TaskSucceeded | TaskFailed | TaskReclaimed | TaskDeadLettered | TaskLogged
+TaskEvent = (
+    TaskSubmitted
+    | TaskStarted
+    | TaskSucceeded
+    | TaskFailed
+    | TaskReclaimed
+    | TaskDeadLettered
+    | TaskLogged
+    | TaskQueued
+)
 
 
 def derived_id(*parts: object) -> UUID:
@@ -55,32 +65,47 @@ def fold_task(row: TaskRow | None, event: TaskEvent) -> TaskRow | None:
         return None
     row = msgspec.structs.replace(row, last_event_id=event.event_id, updated_at=event.occurred_at)
     match event:
+        case TaskStarted() | TaskSucceeded() | TaskFailed():
+            return _run_step(row, event)
+        case TaskQueued() | TaskReclaimed():
+            # Back in line (the seed's recovery flow), unless an outcome already ended it.
+            if row.status in TERMINAL_STATUSES:
+                return row
+            retry_count = max(row.retry_count, event.retry_count) if isinstance(event, TaskQueued) else row.retry_count
+            return msgspec.structs.replace(row, status="PENDING", worker_id=None, retry_count=retry_count)
+        case TaskDeadLettered():
+            return msgspec.structs.replace(row, status="FAILED", completed_at=event.occurred_at)
+        case TaskLogged():
+            return row
+        case _:
+            assert_never(event)
+
+
+def _run_step(row: TaskRow, event: TaskStarted | TaskSucceeded | TaskFailed) -> TaskRow:
+    worker_id = _uuid(event.worker_id)
+    match event:
         case TaskStarted():
             return msgspec.structs.replace(
                 row,
                 status="RUNNING",
                 started_at=event.occurred_at,
                 completed_at=None,
-                worker_id=_uuid(event.worker_id),
+                worker_id=worker_id,
                 attempts=max(row.attempts, event.attempt),
             )
         case TaskSucceeded():
+            return msgspec.structs.replace(row, status="COMPLETED", completed_at=event.occurred_at, worker_id=worker_id)
+        case TaskFailed() if event.retry_at is not None:
+            # Another attempt is booked: SCHEDULED for the retry time (the seed has no RETRY).
             return msgspec.structs.replace(
-                row, status="COMPLETED", completed_at=event.occurred_at, worker_id=_uuid(event.worker_id)
+                row,
+                status="SCHEDULED",
+                scheduled_at=event.retry_at,
+                retry_count=event.retry_count,
+                worker_id=worker_id,
             )
         case TaskFailed():
-            return msgspec.structs.replace(
-                row, status="FAILED", completed_at=event.occurred_at, worker_id=_uuid(event.worker_id)
-            )
-        case TaskReclaimed():
-            # The seed's recovery flow: back to PENDING until the new owner starts it.
-            if row.status in TERMINAL_STATUSES:
-                return row
-            return msgspec.structs.replace(row, status="PENDING", worker_id=None)
-        case TaskDeadLettered():
-            return msgspec.structs.replace(row, status="FAILED", completed_at=event.occurred_at)
-        case TaskLogged():
-            return row
+            return msgspec.structs.replace(row, status="FAILED", completed_at=event.occurred_at, worker_id=worker_id)
         case _:
             assert_never(event)
 
@@ -93,7 +118,7 @@ def _submitted(event: TaskSubmitted) -> TaskRow:
         task_kwargs=bytes(event.kwargs).decode(),
         priority=PRIORITY_NUMBER[event.priority],
         priority_level=event.priority,
-        status="PENDING",
+        status="SCHEDULED" if event.scheduled_at is not None and event.scheduled_at > event.occurred_at else "PENDING",
         retry_count=0,
         max_retries=event.max_retries,
         timeout_seconds=event.timeout_seconds,

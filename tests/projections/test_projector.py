@@ -13,7 +13,8 @@ from redis.asyncio import Redis
 from taskflow import keys
 from taskflow.events import TaskFailed, TaskSucceeded
 from taskflow.projections.projector import Projector, apply_batch, parse_batch
-from taskflow.projections.store import FencedOut
+from taskflow.projections.store import FencedOut, raise_fence
+from taskflow.scripts import LockLost, Scripts
 from taskflow.settings import Settings
 from taskflow.streams import ensure_groups
 from tests.support.stack import all_events, running_projector, running_worker, submit, submitted
@@ -179,3 +180,33 @@ async def test_a_projector_with_a_stale_fencing_token_cannot_commit(
     with pytest.raises(FencedOut):
         await apply_batch(pool, 0, parse_batch(0, early), 1)  # the sleeper, token 1
     assert await _dump(pool) == before
+
+
+async def test_a_projector_that_lost_its_lock_cannot_take_entries(redis: Redis, settings: Settings) -> None:
+    """The read and the lock check are one step: a paused projector that wakes after its
+    lock moved on gets nothing from the group, so nothing is left pending under it."""
+    await _run_tasks(redis, settings, 1)
+    await ensure_groups(redis, settings)
+    lock = keys.projector_lock(settings.namespace, 0)
+    await redis.set(lock, "successor-token")
+    with pytest.raises(LockLost):
+        await Scripts(redis).projector_read(
+            lock_key=lock,
+            stream=keys.events(settings.namespace, 0),
+            token="sleeper-token",
+            consumer="projector-0",
+            count=100,
+            start_id=">",
+        )
+    assert (await redis.xpending(keys.events(settings.namespace, 0), keys.PROJECTOR_GROUP))["pending"] == 0
+
+
+async def test_a_new_projector_fences_out_its_predecessor_before_committing_anything(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    await _run_tasks(redis, settings, 2)
+    entries = await redis.xrange(keys.events(settings.namespace, 0))
+    await raise_fence(pool, 0, 2)  # the successor took the lock; it has committed nothing yet
+    with pytest.raises(FencedOut):
+        await apply_batch(pool, 0, parse_batch(0, entries), 1)
+    assert await _count(pool, "SELECT count(*) FROM event_archive") == 0
