@@ -42,8 +42,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -68,17 +70,40 @@ import asyncpg
 import httpx
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from taskflow import keys
-from taskflow.events import TaskSubmitted, encode, tag_of
-from taskflow.scripts import Scripts
-from taskflow.settings import load_settings
-from taskflow.streams import ensure_groups
-
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
+
+
+def _snapshot_taskflow() -> Path:
+    """Copy the package (plus migrations) aside, so every phase of one benchmark runs the
+    same code while others keep editing the tree; subprocesses get it via PYTHONPATH,
+    which wins over the editable install's finder (appended to sys.meta_path)."""
+    snapshot = Path(tempfile.mkdtemp(prefix="taskflow-bench-src-"))
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "taskflow", snapshot / "taskflow", ignore=ignore)
+    shutil.copytree(ROOT / "migrations", snapshot / "migrations", ignore=ignore)
+    shutil.copy2(ROOT / "alembic.ini", snapshot / "alembic.ini")
+    return snapshot
+
+
+SNAPSHOT = _snapshot_taskflow()
+atexit.register(shutil.rmtree, SNAPSHOT, True)
+sys.path.insert(0, str(SNAPSHOT))
 sys.path.insert(0, str(BENCH_DIR))
+
 from taskiq_app import NOOP_ASYNC, NOOP_SYNC, make_broker  # noqa: E402
 
+from taskflow import keys  # noqa: E402
+from taskflow.events import TaskSubmitted, encode, tag_of  # noqa: E402
+from taskflow.scripts import Scripts  # noqa: E402
+from taskflow.settings import load_settings  # noqa: E402
+from taskflow.streams import ensure_groups  # noqa: E402
+
+if Path(sys.modules["taskflow"].__file__ or "").resolve().parent != SNAPSHOT / "taskflow":
+    raise SystemExit("error: taskflow was not imported from the benchmark's snapshot")
+
+# Scripts.submit dispatches at once by default today; earlier trees needed dispatch_now=True.
+DISPATCH_NOW = {"dispatch_now": True} if "dispatch_now" in inspect.signature(Scripts.submit).parameters else {}
 BIN = Path(sys.executable).parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SUBMIT_IN_FLIGHT = 1000
@@ -352,6 +377,8 @@ class Config:
     profile_dir: Path | None
     partitions: int
     quiet_wait: float
+    max_other_load: float
+    noisy_retries: int
 
 
 @dataclass
@@ -407,6 +434,7 @@ class Bench:
             TASKFLOW_JWT_SECRET=secrets.token_hex(32),
             TASKFLOW_LOG_LEVEL="WARNING",
             TASKFLOW_PARTITIONS=str(self.cfg.partitions),
+            PYTHONPATH=os.pathsep.join([str(SNAPSHOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
         )
         return env
 
@@ -516,7 +544,7 @@ class TaskFlowStack:
                 payload=encode(event),
                 fingerprint="bench",
                 marker_ttl_seconds=settings.idempotency_ttl_seconds,
-                dispatch_now=True,
+                **DISPATCH_NOW,
             )
             if not outcome.created:
                 raise PhaseError("a submit was not created")
@@ -846,12 +874,12 @@ async def rest_latency(bench: Bench) -> dict[str, Any]:
 # --------------------------------------------------------------------------- reporting
 
 
-def source_fingerprint() -> str:
-    """sha256 over taskflow/**/*.py and *.lua: which code was measured (the tree moves)."""
+def source_fingerprint(root: Path) -> str:
+    """sha256 over taskflow/**/*.py and *.lua under ``root``: which code was measured."""
     digest = hashlib.sha256()
-    package = ROOT / "taskflow"
+    package = root / "taskflow"
     for path in sorted([*package.rglob("*.py"), *package.rglob("*.lua")]):
-        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -882,7 +910,8 @@ def machine_info(redis_version: str, pg_version: str) -> dict[str, str]:
         "python": platform.python_version(),
         "redis": redis_version,
         "postgresql": pg_version,
-        "taskflow src": f"sha256 {source_fingerprint()} (taskflow/**/*.py, *.lua)",
+        "taskflow src": f"sha256 {source_fingerprint(SNAPSHOT)} over taskflow/**/*.py+*.lua, snapshot at start"
+        + ("" if source_fingerprint(SNAPSHOT) == source_fingerprint(ROOT) else "; the tree changed since"),
         "packages": ", ".join(
             f"{d} {version(d)}" for d in ("taskflow", "taskiq", "taskiq-redis", "redis", "asyncpg", "uvloop")
         ),
@@ -1067,6 +1096,32 @@ def _describe(name: str, r: dict[str, Any]) -> str:
     )
 
 
+async def run_phase(
+    bench: Bench, run: int, name: str, phase: Callable[[Bench], Awaitable[dict[str, Any]]]
+) -> tuple[dict[str, Any], bool]:
+    """Run one phase after the machine went quiet; repeat it while other people's processes
+    used more than --max-other-load cores during its window. Returns (result, still noisy)."""
+    cfg = bench.cfg
+    attempt = 0
+    while True:
+        attempt += 1
+        load = await wait_until_quiet(cfg.quiet_wait)
+        t0 = time.perf_counter()
+        result = await phase(bench)
+        result["load_before"] = load
+        result["attempt"] = attempt
+        other = _other_load(result)
+        noisy = other > cfg.max_other_load
+        print(
+            f"run {run}/{cfg.runs} {name:<9} {_describe(name, result)}   "
+            f"[phase {time.perf_counter() - t0:.1f}s; load before {load:.2f} cores; other load in window {other:.2f} "
+            f"cores{f'; NOISY, attempt {attempt}' if noisy else ''}]",
+            flush=True,
+        )
+        if not noisy or attempt > cfg.noisy_retries:
+            return result, noisy
+
+
 async def amain(cfg: Config, command: str) -> int:
     bench = Bench(cfg)
     try:
@@ -1075,21 +1130,14 @@ async def amain(cfg: Config, command: str) -> int:
         machine = machine_info(*await server_versions(cfg, bench.redis))
         print(f"logs: {cfg.logdir}", flush=True)
         results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in PHASES}
+        noisy_kept = 0
         for run in range(1, cfg.runs + 1):
             for name, phase in PHASES:
                 if name not in cfg.phases:
                     continue
-                load = await wait_until_quiet(cfg.quiet_wait)
-                t0 = time.perf_counter()
-                result = await phase(bench)
-                result["load_before"] = load
+                result, noisy = await run_phase(bench, run, name, phase)
                 results[name].append(result)
-                print(
-                    f"run {run}/{cfg.runs} {name:<9} {_describe(name, result)}   "
-                    f"[phase {time.perf_counter() - t0:.1f}s; load before {load:.2f} cores; "
-                    f"other load in window {_other_load(result):.2f} cores]",
-                    flush=True,
-                )
+                noisy_kept += noisy
         rest = None
         if not cfg.skip_rest:
             rest = await rest_latency(bench)
@@ -1103,6 +1151,8 @@ async def amain(cfg: Config, command: str) -> int:
             print("(a subset of the phases ran: no summary table)")
             return 0
         summary = print_report(cfg, machine, results, rest, command)
+        if noisy_kept:
+            print(f"NOTE: {noisy_kept} phase(s) kept despite > {cfg.max_other_load} cores of other load (see above)")
         if cfg.json_out is not None:
             cfg.json_out.parent.mkdir(parents=True, exist_ok=True)
             cfg.json_out.write_text(
@@ -1166,6 +1216,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="before each phase wait up to this many seconds for the machine to be idle (default 60)",
     )
     parser.add_argument(
+        "--max-other-load",
+        type=float,
+        default=0.3,
+        help="a phase during which other processes used more cores than this is repeated (default 0.3)",
+    )
+    parser.add_argument("--noisy-retries", type=int, default=3, help="repeats of a noisy phase (default 3)")
+    parser.add_argument(
         "--phases",
         default=",".join(name for name, _ in PHASES),
         help="comma list of phases to run (default: all; a subset prints no summary)",
@@ -1204,6 +1261,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         profile_dir=a.profile_dir,
         partitions=a.partitions,
         quiet_wait=a.quiet_wait,
+        max_other_load=a.max_other_load,
+        noisy_retries=a.noisy_retries,
     )
 
 

@@ -147,6 +147,7 @@ def run_dev(port: int, workers: int, concurrency: int) -> int:
         migrate(settings.database_url)
         stack.spawn("gateway", "gateway", "--port", str(port))
         stack.spawn("projector", "projector")
+        stack.spawn("coordinator", "coordinator")
         for _ in range(workers):
             stack.spawn("worker", "worker", "--concurrency", str(concurrency))
         _wait_until_ready(port, stack)

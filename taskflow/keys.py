@@ -61,3 +61,23 @@ def projector_fence(ns: str, p: int) -> str:
 def projector_lock(ns: str, p: int) -> str:
     """Held by the one projector process that projects partition ``p`` (invariant 6)."""
     return f"{ns}:{{{p}}}:projector:lock"
+
+
+def schedule(ns: str, p: int) -> str:
+    """Sorted set: task id -> due time (ms) of tasks held for later (scheduled, retrying)."""
+    return f"{ns}:{{{p}}}:schedule"
+
+
+def held(ns: str, p: int) -> str:
+    """Hash: task id -> the dispatch fields of a held task (``dispatch.HeldDispatch``)."""
+    return f"{ns}:{{{p}}}:held"
+
+
+def coordinator_leader(ns: str, p: int) -> str:
+    """The coordinator leading partition ``p``: ``id|fence``, with a TTL (the lease)."""
+    return f"{ns}:{{{p}}}:coordinator:leader"
+
+
+def coordinator_fence(ns: str, p: int) -> str:
+    """Counter handing each new coordinator leader of ``p`` a larger fencing token."""
+    return f"{ns}:{{{p}}}:coordinator:fence"

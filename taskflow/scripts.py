@@ -15,6 +15,7 @@ from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
 from taskflow import keys
+from taskflow.dispatch import HeldDispatch, encode_held
 from taskflow.events import Priority
 
 
@@ -37,7 +38,7 @@ class ReclaimedEntry(msgspec.Struct, frozen=True):
     fields: dict[str, str]
 
 
-AppendKind = Literal["start", "finish", "note"]
+AppendKind = Literal["start", "finish", "retry", "note"]
 
 
 class Scripts:
@@ -50,6 +51,8 @@ class Scripts:
         self._renew_lease: AsyncScript = redis.register_script(_source("renew_lease"))
         self._reclaim: AsyncScript = redis.register_script(_source("reclaim"))
         self._projector_read: AsyncScript = redis.register_script(_source("projector_read"))
+        self._lead: AsyncScript = redis.register_script(_source("lead"))
+        self._promote: AsyncScript = redis.register_script(_source("promote"))
 
     async def submit(
         self,
@@ -62,38 +65,69 @@ class Scripts:
         payload: bytes,
         fingerprint: str,
         marker_ttl_seconds: int,
-        dispatch_now: bool,
+        due_ms: int | None = None,
     ) -> SubmitOutcome:
+        """Append TaskSubmitted and dispatch it now, or hold it until ``due_ms``."""
         result: list[Any] = await self._submit(
             keys=[
                 keys.events(ns, partition),
                 keys.dispatch(ns, partition, priority),
                 keys.task_marker(ns, partition, task_id),
+                keys.schedule(ns, partition),
+                keys.held(ns, partition),
             ],
-            args=[event_type, payload, task_id, fingerprint, marker_ttl_seconds, "1" if dispatch_now else "0"],
+            args=[
+                event_type,
+                payload,
+                task_id,
+                fingerprint,
+                marker_ttl_seconds,
+                "dispatch" if due_ms is None else "schedule",
+                due_ms or 0,
+                priority,
+            ],
         )
         return SubmitOutcome(created=bool(result[0]), event_id=str(result[1]), fingerprint=str(result[2] or ""))
 
     async def owned_append(
         self,
         *,
+        ns: str,
+        partition: int,
         dispatch_stream: str,
-        events_stream: str,
         consumer: str,
         entry_id: str,
-        starts_hash: str,
         event_type: str,
         payload: bytes,
         kind: AppendKind,
+        retry: tuple[HeldDispatch, int] | None = None,
         pipeline: Pipeline | None = None,
     ) -> str | None:
-        """Append an event while ``consumer`` owns ``entry_id``; a ``finish`` also XACKs it.
+        """Append an event while ``consumer`` owns ``entry_id``; a ``finish`` also XACKs it,
+        a ``retry`` also holds ``retry`` (the dispatch, its due time in ms) for later.
 
         Inside a pipeline the answer arrives with ``pipeline.execute()`` instead.
         """
+        held, due_ms = retry if retry is not None else (None, 0)
         answer = await self._owned_append(
-            keys=[dispatch_stream, events_stream, starts_hash],
-            args=[keys.WORKERS_GROUP, consumer, entry_id, event_type, payload, kind],
+            keys=[
+                dispatch_stream,
+                keys.events(ns, partition),
+                keys.starts(ns, partition),
+                keys.schedule(ns, partition),
+                keys.held(ns, partition),
+            ],
+            args=[
+                keys.WORKERS_GROUP,
+                consumer,
+                entry_id,
+                event_type,
+                payload,
+                kind,
+                due_ms,
+                held.task_id if held else "",
+                encode_held(held) if held else "",
+            ],
             client=pipeline,
         )
         return None if pipeline is not None or not answer else str(answer)
@@ -123,6 +157,30 @@ class Scripts:
             for row in rows
         ]
 
+    async def lead(self, *, ns: str, partition: int, candidate: str, lease_ms: int) -> str | None:
+        """Take or keep the leadership of ``partition``: ``id|fence`` while we lead."""
+        value = await self._lead(
+            keys=[keys.coordinator_leader(ns, partition), keys.coordinator_fence(ns, partition)],
+            args=[candidate, lease_ms],
+        )
+        return str(value) if value else None
+
+    async def promote(
+        self, *, ns: str, partition: int, leader: str, held: HeldDispatch, payload: bytes, pipeline: Pipeline
+    ) -> None:
+        """Queue a held task's dispatch (answer from ``pipeline.execute()``: event id or None)."""
+        await self._promote(
+            keys=[
+                keys.coordinator_leader(ns, partition),
+                keys.schedule(ns, partition),
+                keys.held(ns, partition),
+                keys.dispatch(ns, partition, held.priority),
+                keys.events(ns, partition),
+            ],
+            args=[leader, held.task_id, payload],
+            client=pipeline,
+        )
+
     async def projector_read(
         self, *, lock_key: str, stream: str, token: str, consumer: str, count: int, start_id: str
     ) -> list[tuple[str, dict[str, str]]]:
@@ -133,6 +191,10 @@ class Scripts:
         if answer is None:
             raise LockLost(lock_key)
         return [(str(entry_id), _pairs(fields)) for entry_id, fields in answer]
+
+
+class LeadershipLost(Exception):
+    """Raised by ``promote`` when the caller's leader value is no longer current."""
 
 
 class LockLost(Exception):

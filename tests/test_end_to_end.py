@@ -37,7 +37,12 @@ async def test_tasks_submitted_over_http_complete_and_are_projected(
                 (await http.post("/api/v1/tasks", json={"task_name": "echo", "kwargs": {"i": i}})).json()
                 for i in range(40)
             ]
-            failing = (await http.post("/api/v1/tasks", json={"task_name": "fail", "kwargs": {"message": "x"}})).json()
+            failing = (
+                await http.post(
+                    "/api/v1/tasks",
+                    json={"task_name": "fail", "kwargs": {"message": "x"}, "max_retries": 0},
+                )
+            ).json()
 
             async def all_done() -> bool:
                 rows = await pool.fetch("SELECT status FROM tasks WHERE status IN ('COMPLETED', 'FAILED')")
@@ -50,6 +55,12 @@ async def test_tasks_submitted_over_http_complete_and_are_projected(
         # Every process stops cleanly on SIGTERM with exit code 0.
         assert [w.terminate() for w in workers] == [0, 0]
         assert gateway.terminate() == 0
+
+        async def archived_everything() -> bool:
+            stored = await pool.fetchval("SELECT count(*) FROM event_archive")
+            return bool(stored == await redis.xlen(keys.events(settings.namespace, 0)))
+
+        await eventually(archived_everything, timeout_s=30)  # the workers' stop events too
         assert running[1].terminate() == 0
     terminal = [e for e in await all_events(redis, settings) if isinstance(e, TERMINAL)]
     assert len(terminal) == 41 == len({e.aggregate_id for e in terminal})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from taskflow.cli.dev import dev
-from taskflow.cli.services import gateway, migrate, projector, worker
+from taskflow.cli.services import coordinator, gateway, migrate, projector, worker
 from taskflow.cli.token import token
 
 
@@ -15,7 +15,7 @@ def cli() -> None:
     """TaskFlow: event-sourced background tasks on Redis Streams."""
 
 
-for command in (dev, migrate, gateway, worker, projector, token):
+for command in (dev, migrate, gateway, worker, projector, coordinator, token):
     cli.add_command(command)
 
 

@@ -117,3 +117,21 @@ async def _projector(settings: Settings) -> None:
     finally:
         await pool.close()
         await redis.aclose()
+
+
+@click.command()
+def coordinator() -> None:
+    """The coordinator: dispatches scheduled tasks and retries when due (one leader)."""
+    run(_coordinator(settings_from_env()))
+
+
+async def _coordinator(settings: Settings) -> None:
+    from taskflow.coordinator.service import Coordinator
+
+    redis = await open_redis(settings)
+    try:
+        service = Coordinator(settings, redis)
+        on_stop_signals(service.stop)
+        await service.run()
+    finally:
+        await redis.aclose()

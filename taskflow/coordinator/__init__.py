@@ -1,5 +1,3 @@
-"""The coordinator process: schedules, dependencies and worker health.
-
-It arrives with the task-lifecycle issue; the package exists now so the import contracts
-(gateway, worker and coordinator never import each other) hold from the first commit.
-"""
+"""The coordinator process: puts held tasks (scheduled, retrying) on their dispatch
+streams when due. N replicas run; per partition one leads, by a Redis lease with a
+fencing token, and a stale leader's writes are refused."""

@@ -11,12 +11,13 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_409_CONFLICT
 
 from taskflow import keys
+from taskflow.dispatch import due_ms
 from taskflow.events import TaskSubmitted, encode, tag_of
 from taskflow.events.upcasters import priority_level
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.errors import invalid
-from taskflow.gateway.schemas import TaskAccepted, TaskSubmission
+from taskflow.gateway.schemas import TaskAccepted, TaskStatus, TaskSubmission
 from taskflow.tasks import UnknownTaskError, get_task
 
 _IDEMPOTENCY_SPACE = uuid5(NAMESPACE_URL, "https://taskflow.dev/idempotency-key")
@@ -73,6 +74,7 @@ def build_intake(
         priority=priority,  # type: ignore[arg-type]
         max_retries=submission.max_retries,
         timeout_seconds=submission.timeout_seconds,
+        scheduled_at=submission.scheduled_at,
         idempotency_key=idempotency_key,
     )
     fingerprint = hashlib.sha256(_canonical.encode([principal.sub, submission])).hexdigest()
@@ -94,11 +96,12 @@ async def submit(ctx: GatewayContext, intake: Intake) -> tuple[TaskAccepted, boo
         payload=encode(intake.event),
         fingerprint=intake.fingerprint,
         marker_ttl_seconds=settings.idempotency_ttl_seconds,
-        dispatch_now=True,
+        due_ms=due_ms(intake.event),
     )
     if not outcome.created and outcome.fingerprint != intake.fingerprint:
         raise _conflict(intake)
-    return TaskAccepted(task_id=intake.task_id, status="PENDING", event_id=outcome.event_id), not outcome.created
+    status: TaskStatus = "PENDING" if due_ms(intake.event) is None else "SCHEDULED"
+    return TaskAccepted(task_id=intake.task_id, status=status, event_id=outcome.event_id), not outcome.created
 
 
 async def _refuse_if_projected_elsewhere(ctx: GatewayContext, intake: Intake) -> None:

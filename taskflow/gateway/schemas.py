@@ -26,6 +26,8 @@ class TaskSubmission(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     priority: Priority | Annotated[int, Meta(ge=1, le=10)] = "medium"
     max_retries: Annotated[int, Meta(ge=0, le=100)] = 5
     timeout_seconds: Annotated[int, Meta(ge=1, le=86_400)] = 300
+    # With a timezone; a time in the past dispatches at once.
+    scheduled_at: Annotated[datetime, Meta(tz=True)] | None = None
     task_id: UUID | None = None
 
 

@@ -209,17 +209,33 @@ def execution_of(event: TaskEvent) -> ExecutionRow | None:
 
 
 def dead_letter_of(event: TaskEvent, task: TaskRow | None) -> DeadLetterRow | None:
-    if not isinstance(event, TaskDeadLettered) or task is None:
+    """A poison entry, or a failure with no retry left, moves the task to the DLQ."""
+    if task is None:
+        return None
+    if isinstance(event, TaskDeadLettered):
+        reason, trace, attempts = event.reason, None, event.attempts or event.deliveries
+    elif isinstance(event, TaskFailed) and event.retry_at is None:
+        reason, trace, attempts = f"{event.error_type}: {event.error}", event.traceback, event.retry_count + 1
+    else:
         return None
     return DeadLetterRow(
         dlq_id=derived_id("dlq", event.aggregate_id, event.event_id),
         task_id=UUID(event.aggregate_id),
-        task_data=_encoder.encode(task).decode(),
-        failure_reason=event.reason,
-        stack_trace=None,
-        total_attempts=event.deliveries,
+        task_data=_task_data(task),
+        failure_reason=reason,
+        stack_trace=trace,
+        total_attempts=attempts,
         moved_at=event.occurred_at,
     )
+
+
+def _task_data(task: TaskRow) -> str:
+    """The task as JSON, its arguments embedded as JSON (not strings), so the stored
+    JSONB is the same whether the row came from an event or from PostgreSQL."""
+    data = msgspec.structs.asdict(task)
+    data["task_args"] = msgspec.Raw(task.task_args.encode())
+    data["task_kwargs"] = msgspec.Raw(task.task_kwargs.encode())
+    return _encoder.encode(data).decode()
 
 
 def log_of(event: TaskEvent) -> LogRow | None:

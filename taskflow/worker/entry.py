@@ -15,6 +15,8 @@ class DispatchEntry(msgspec.Struct, frozen=True, kw_only=True):
     delivery_count: int
     # Runs of this entry that began (on any worker) without an outcome being recorded.
     runs_begun: int
+    # Retries already made before this attempt (0 on the first).
+    retry_count: int
     task: TaskSubmitted
 
 
@@ -34,5 +36,6 @@ def parse_entry(
         partition=partition,
         delivery_count=delivery_count,
         runs_begun=runs_begun,
+        retry_count=int(fields.get("retry_count", 0)),
         task=event,
     )

@@ -5,12 +5,24 @@ Every function takes ``now`` and returns an event; the caller does the I/O.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 
-from taskflow.events import TaskDeadLettered, TaskFailed, TaskReclaimed, TaskStarted, TaskSucceeded
+from taskflow.dispatch import HeldDispatch
+from taskflow.events import TaskDeadLettered, TaskFailed, TaskReclaimed, TaskStarted, TaskSucceeded, encode
 from taskflow.worker.entry import DispatchEntry
+
+
+def held_for_retry(entry: DispatchEntry) -> HeldDispatch:
+    """The dispatch to hold until the retry is due: the same task, one more retry counted."""
+    return HeldDispatch(
+        task_id=entry.task.aggregate_id,
+        event_id=entry.task.event_id,
+        event=encode(entry.task).decode(),
+        retry_count=entry.retry_count + 1,
+        priority=entry.task.priority,
+    )
 
 
 class Succeeded(msgspec.Struct, frozen=True):
@@ -47,6 +59,27 @@ def decide_reclaimed(runs_begun: int, max_deliveries: int) -> Run | DeadLetter:
     return Run()
 
 
+class Retry(msgspec.Struct, frozen=True):
+    at: datetime
+    delay_s: float
+
+
+class GiveUp(msgspec.Struct, frozen=True):
+    """No retries left: the failure is final (and the task goes to the dead-letter queue)."""
+
+
+BACKOFF_JITTER = 0.1
+
+
+def decide_retry(retry_count: int, max_retries: int, now: datetime, jitter: float) -> Retry | GiveUp:
+    """Retry number ``retry_count + 1`` after 2^retry_count s (1, 2, 4, 8, 16 ...), spread by
+    ``jitter`` (a fraction in [-1, 1] scaled to +-10 %) so failures do not retry in lockstep."""
+    if retry_count >= max_retries:
+        return GiveUp()
+    delay_s = (2**retry_count) * (1 + BACKOFF_JITTER * max(-1.0, min(1.0, jitter)))
+    return Retry(at=now + timedelta(seconds=delay_s), delay_s=delay_s)
+
+
 def is_suspect(runs_begun: int) -> bool:
     """Outlived two owners mid-run: runs alone, so a crash it causes hits nothing else."""
     return runs_begun >= SUSPECT_FROM_RUNS
@@ -76,7 +109,9 @@ def started(entry: DispatchEntry, worker_id: str, now: datetime) -> TaskStarted:
     )
 
 
-def finished(entry: DispatchEntry, worker_id: str, result: RunResult, now: datetime) -> TaskSucceeded | TaskFailed:
+def finished(
+    entry: DispatchEntry, worker_id: str, result: RunResult, now: datetime, retry: Retry | None = None
+) -> TaskSucceeded | TaskFailed:
     envelope = _envelope(entry, now, worker_id)
     if isinstance(result, Succeeded):
         return TaskSucceeded(
@@ -94,6 +129,8 @@ def finished(entry: DispatchEntry, worker_id: str, result: RunResult, now: datet
         error=result.error,
         traceback=result.traceback,
         duration_ms=result.duration_ms,
+        retry_at=retry.at if retry is not None else None,
+        retry_count=entry.retry_count + (1 if retry is not None else 0),
     )
 
 

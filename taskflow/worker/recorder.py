@@ -13,7 +13,7 @@ import msgspec
 import structlog
 from redis.exceptions import RedisError
 
-from taskflow import keys
+from taskflow.dispatch import HeldDispatch
 from taskflow.events import AnyEvent, encode, tag_of
 from taskflow.scripts import AppendKind, Scripts
 from taskflow.worker.entry import DispatchEntry
@@ -27,6 +27,7 @@ class _Pending(msgspec.Struct):
     entry: DispatchEntry
     event: AnyEvent
     kind: AppendKind
+    retry: tuple[HeldDispatch, int] | None
     done: asyncio.Future[str | None]
 
 
@@ -37,10 +38,12 @@ class Recorder:
         self._consumer = consumer
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
 
-    async def record(self, entry: DispatchEntry, event: AnyEvent, kind: AppendKind) -> str | None:
+    async def record(
+        self, entry: DispatchEntry, event: AnyEvent, kind: AppendKind, retry: tuple[HeldDispatch, int] | None = None
+    ) -> str | None:
         """Append ``event`` while we own ``entry``; the new event id, or None if not ours."""
         done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(entry, event, kind, done))
+        self._queue.put_nowait(_Pending(entry, event, kind, retry, done))
         return await done
 
     async def run(self) -> None:
@@ -81,14 +84,15 @@ class Recorder:
             for item in batch:
                 entry = item.entry
                 await self._scripts.owned_append(
+                    ns=self._namespace,
+                    partition=entry.partition,
                     dispatch_stream=entry.stream,
-                    events_stream=keys.events(self._namespace, entry.partition),
                     consumer=self._consumer,
                     entry_id=entry.entry_id,
-                    starts_hash=keys.starts(self._namespace, entry.partition),
                     event_type=tag_of(item.event),
                     payload=encode(item.event),
                     kind=item.kind,
+                    retry=item.retry,
                     pipeline=pipe,
                 )
             answers: list[object] = await pipe.execute()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 from datetime import UTC, datetime
 from uuid import uuid4
@@ -179,8 +180,14 @@ class Worker:
             )
         else:
             result = await run_task(definition, entry.task.args, entry.task.kwargs, entry.task.timeout_seconds)
-        finished = outcome.finished(entry, self.id, result, _now())
-        if await self.recorder.record(entry, finished, "finish") is None:
+        now = _now()
+        retry = None
+        if isinstance(result, outcome.Failed):
+            decision = outcome.decide_retry(entry.retry_count, entry.task.max_retries, now, random.uniform(-1, 1))
+            retry = decision if isinstance(decision, outcome.Retry) else None
+        finished = outcome.finished(entry, self.id, result, now, retry)
+        held = (outcome.held_for_retry(entry), int(retry.at.timestamp() * 1000)) if retry else None
+        if await self.recorder.record(entry, finished, "retry" if retry else "finish", held) is None:
             # Another worker took the entry over; its outcome will be the one recorded.
             log.warning("outcome_discarded_lease_lost")
             return

@@ -93,10 +93,14 @@ async def test_a_retried_submit_with_the_same_idempotency_key_returns_the_first_
 
 async def test_the_same_idempotency_key_from_another_user_is_another_task(client: Client, settings: Settings) -> None:
     a = await client.post(
-        "/api/v1/tasks", json={"task_name": "echo"}, headers={**auth(settings, "a"), "Idempotency-Key": "k"}
+        "/api/v1/tasks",
+        json={"task_name": "echo"},
+        headers={**auth(settings, "a"), "Idempotency-Key": "k"},
     )
     b = await client.post(
-        "/api/v1/tasks", json={"task_name": "echo"}, headers={**auth(settings, "b"), "Idempotency-Key": "k"}
+        "/api/v1/tasks",
+        json={"task_name": "echo"},
+        headers={**auth(settings, "b"), "Idempotency-Key": "k"},
     )
     assert a.json()["task_id"] != b.json()["task_id"]
 
@@ -162,7 +166,9 @@ async def test_bad_bodies_are_422_naming_the_field(
 
 async def test_malformed_json_is_a_422(client: Client, settings: Settings) -> None:
     response = await client.post(
-        "/api/v1/tasks", content=b"{nope", headers={**auth(settings), "content-type": "application/json"}
+        "/api/v1/tasks",
+        content=b"{nope",
+        headers={**auth(settings), "content-type": "application/json"},
     )
     assert response.status_code == 422
 
@@ -190,7 +196,11 @@ async def test_full_lifecycle_is_visible_with_result_and_history(
     headers = auth(settings)
     ok = (await client.post("/api/v1/tasks", json={"task_name": "echo", "kwargs": {"v": 7}}, headers=headers)).json()
     bad = (
-        await client.post("/api/v1/tasks", json={"task_name": "fail", "kwargs": {"message": "nope"}}, headers=headers)
+        await client.post(
+            "/api/v1/tasks",
+            json={"task_name": "fail", "kwargs": {"message": "nope"}, "max_retries": 0},
+            headers=headers,
+        )
     ).json()
 
     async def finished() -> bool:
@@ -218,7 +228,10 @@ async def test_list_filters_and_paginates_with_a_cursor(
     for i in range(7):
         await client.post(
             "/api/v1/tasks",
-            json={"task_name": "echo" if i % 2 else "sleep", "kwargs": {} if i % 2 else {"seconds": 0}},
+            json={
+                "task_name": "echo" if i % 2 else "sleep",
+                "kwargs": {} if i % 2 else {"seconds": 0},
+            },
             headers=headers,
         )
     await client.post("/api/v1/tasks", json={"task_name": "echo"}, headers=auth(settings, "bob"))
@@ -268,3 +281,21 @@ async def test_task_ids_in_paths_must_be_uuids(client: Client, settings: Setting
     response = await client.get("/api/v1/tasks/not-a-uuid", headers=auth(settings))
     assert response.status_code in (404, 422)
     assert UUID(int=0)  # keeps the import honest
+
+
+async def test_a_future_scheduled_at_is_held_as_scheduled(client: Client, settings: Settings, redis: Redis) -> None:
+    due = "2099-01-01T00:00:00+00:00"
+    created = await client.post(
+        "/api/v1/tasks", json={"task_name": "echo", "scheduled_at": due}, headers=auth(settings)
+    )
+    assert created.status_code == 201 and created.json()["status"] == "SCHEDULED"
+    task = (await client.get(f"/api/v1/tasks/{created.json()['task_id']}", headers=auth(settings))).json()
+    assert task["status"] == "SCHEDULED" and task["scheduled_at"].startswith("2099-01-01")
+    assert await redis.xlen(keys.dispatch(settings.namespace, 0, "medium")) == 0
+    assert await redis.zcard(keys.schedule(settings.namespace, 0)) == 1
+
+
+async def test_scheduled_at_needs_a_timezone(client: Client, settings: Settings) -> None:
+    body = {"task_name": "echo", "scheduled_at": "2099-01-01T00:00:00"}
+    response = await client.post("/api/v1/tasks", json=body, headers=auth(settings))
+    assert response.status_code == 422 and "scheduled_at" in response.json()["detail"]

@@ -133,3 +133,40 @@ def test_worker_rows_follow_start_and_stop() -> None:
     changes = fold_batch([start, stop], {}, {})
     row = changes.workers[UUID(worker_id)]
     assert (row.status, row.capacity, row.stopped_at, row.registered_at) == ("STOPPED", 3, _at(9), _at(0))
+
+
+def test_a_failure_with_a_retry_booked_is_scheduled_and_counts_the_retry() -> None:
+    task_id = str(uuid4())
+    retry_at = _at(5)
+    failed = TaskFailed(
+        **_envelope(task_id, 2, "3-0"),
+        worker_id=WORKER,
+        attempt=1,
+        error_type="E",
+        error="x",
+        traceback="",
+        duration_ms=1.0,
+        retry_at=retry_at,
+        retry_count=1,
+    )  # type: ignore[arg-type]
+    changes = fold_batch([*_history(task_id)[:2], failed], {}, {})  # type: ignore[arg-type]
+    row = changes.tasks[UUID(task_id)]
+    assert (row.status, row.scheduled_at, row.retry_count) == ("SCHEDULED", retry_at, 1)
+    assert not changes.dead_letters
+
+
+def test_a_final_failure_moves_the_task_to_the_dead_letter_queue() -> None:
+    task_id = str(uuid4())
+    failed = TaskFailed(
+        **_envelope(task_id, 2, "3-0"),
+        worker_id=WORKER,
+        attempt=1,
+        error_type="E",
+        error="x",
+        traceback="tb",
+        duration_ms=1.0,
+        retry_count=3,
+    )  # type: ignore[arg-type]
+    changes = fold_batch([*_history(task_id)[:2], failed], {}, {})  # type: ignore[arg-type]
+    (dead,) = changes.dead_letters.values()
+    assert (dead.failure_reason, dead.stack_trace, dead.total_attempts) == ("E: x", "tb", 4)

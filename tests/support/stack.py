@@ -13,6 +13,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from taskflow import keys
+from taskflow.dispatch import due_ms
 from taskflow.events import AnyEvent, TaskSubmitted, decode, encode, tag_of
 from taskflow.projections.projector import Projector
 from taskflow.scripts import Scripts
@@ -21,7 +22,10 @@ from taskflow.streams import ensure_groups
 from taskflow.worker.service import Worker
 
 
-def submitted(task_name: str = "echo", *, task_id: str | None = None, **kwargs: object) -> TaskSubmitted:
+def submitted(
+    task_name: str = "echo", *, task_id: str | None = None, max_retries: int = 0, **kwargs: object
+) -> TaskSubmitted:
+    """A TaskSubmitted as the gateway builds it; no retries unless a test asks for them."""
     return TaskSubmitted(
         aggregate_id=task_id or str(uuid4()),
         occurred_at=datetime.now(UTC),
@@ -29,6 +33,7 @@ def submitted(task_name: str = "echo", *, task_id: str | None = None, **kwargs: 
         actor="tester",
         task_name=task_name,
         kwargs=msgspec.Raw(msgspec.json.encode(kwargs)),
+        max_retries=max_retries,
     )
 
 
@@ -44,7 +49,7 @@ async def submit(redis: Redis, settings: Settings, event: TaskSubmitted) -> str:
         payload=encode(event),
         fingerprint="f",
         marker_ttl_seconds=60,
-        dispatch_now=True,
+        due_ms=due_ms(event),
     )
     return outcome.event_id
 

@@ -1,0 +1,109 @@
+"""The coordinator: leads partitions and promotes due tasks from the schedule."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import cast
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from taskflow import keys
+from taskflow.coordinator.schedule import queued_event
+from taskflow.dispatch import HeldDispatch, decode_held
+from taskflow.events import EventDecodeError, TaskSubmitted, decode, encode
+from taskflow.scripts import Scripts
+from taskflow.settings import Settings
+from taskflow.streams import ensure_groups
+
+log = structlog.get_logger()
+# The seed polls every 5 s; a due task must start within 1 s of its time.
+TICK_S = 0.1
+PROMOTE_BATCH = 500
+
+
+class Coordinator:
+    def __init__(self, settings: Settings, redis: Redis) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.scripts = Scripts(redis)
+        self.id = uuid.uuid4().hex
+        self.promoted = 0
+        # partition -> our "id|fence" while we lead it
+        self.leading: dict[int, str] = {}
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        await ensure_groups(self.redis, self.settings)
+        log.info("coordinator_started", coordinator_id=self.id)
+        renew_s = self.settings.lease_seconds / 3
+        next_renewal = 0.0
+        while not self._stopping.is_set():
+            try:
+                if time.monotonic() >= next_renewal:
+                    await self._elect()
+                    next_renewal = time.monotonic() + renew_s
+                for partition, leader in list(self.leading.items()):
+                    await self._promote_due(partition, leader)
+            except (RedisError, OSError) as e:
+                log.warning("coordinator_redis_error", error=str(e))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), TICK_S)
+        log.info("coordinator_stopped", coordinator_id=self.id, promoted=self.promoted)
+
+    async def _elect(self) -> None:
+        for p in range(self.settings.partitions):
+            value = await self.scripts.lead(
+                ns=self.settings.namespace, partition=p, candidate=self.id, lease_ms=self.settings.lease_ms
+            )
+            if value is None and p in self.leading:
+                log.warning("coordinator_leadership_lost", partition=p)
+                del self.leading[p]
+            elif value is not None and self.leading.get(p) != value:
+                log.info("coordinator_leading", partition=p, leader=value)
+                self.leading[p] = value
+
+    async def _promote_due(self, partition: int, leader: str) -> None:
+        ns = self.settings.namespace
+        now_ms = int(time.time() * 1000)
+        due = await self.redis.zrangebyscore(keys.schedule(ns, partition), "-inf", now_ms, start=0, num=PROMOTE_BATCH)
+        if not due:
+            return
+        raw = await cast("Awaitable[list[str | None]]", self.redis.hmget(keys.held(ns, partition), due))
+        now = datetime.now(UTC)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            queued = 0
+            for task_id, value in zip(due, raw, strict=True):
+                held = _parse(task_id, value)
+                if held is None:
+                    continue
+                submitted = decode(held.event_id, held.event.encode())
+                assert isinstance(submitted, TaskSubmitted)
+                event = queued_event(held, submitted, leader, now)
+                await self.scripts.promote(
+                    ns=ns, partition=partition, leader=leader, held=held, payload=encode(event), pipeline=pipe
+                )
+                queued += 1
+            answers = await pipe.execute() if queued else []
+        self.promoted += sum(1 for a in answers if a)
+        if answers and not all(answers):
+            log.info("promote_refused", partition=partition, refused=sum(1 for a in answers if not a))
+
+
+def _parse(task_id: str, value: str | None) -> HeldDispatch | None:
+    if value is None:
+        return None  # promoted by someone else between our two reads
+    try:
+        return decode_held(value)
+    except (ValueError, EventDecodeError) as e:
+        log.error("held_dispatch_undecodable", task_id=task_id, error=str(e))
+        return None
