@@ -84,15 +84,17 @@ def worker(concurrency: int, task_modules: tuple[str, ...], queues: tuple[Priori
         load_task_modules((*settings.task_modules, *task_modules))
     except ConfigurationError as e:
         fail(str(e))
-    run(_worker(settings, concurrency, served))
+    run(_worker(settings, concurrency, served, task_modules))
 
 
-async def _worker(settings: Settings, concurrency: int, queues: tuple[Priority, ...]) -> None:
+async def _worker(
+    settings: Settings, concurrency: int, queues: tuple[Priority, ...], task_modules: tuple[str, ...]
+) -> None:
     from taskflow.worker.service import Worker
 
     redis = await open_redis(settings)
     try:
-        service = Worker(settings, redis, concurrency=concurrency, queues=queues)
+        service = Worker(settings, redis, concurrency=concurrency, queues=queues, task_modules=task_modules)
         on_stop_signals(service.stop)
         await service.run()
     finally:

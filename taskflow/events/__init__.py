@@ -26,6 +26,7 @@ from taskflow.events.task import (
     TaskStarted,
     TaskSubmitted,
     TaskSucceeded,
+    TaskTimedOut,
 )
 from taskflow.events.worker import WorkerStarted, WorkerStopped
 
@@ -47,6 +48,7 @@ __all__ = [
     "TaskStarted",
     "TaskSubmitted",
     "TaskSucceeded",
+    "TaskTimedOut",
     "WorkerStarted",
     "WorkerStopped",
     "decode",

@@ -15,6 +15,7 @@ from taskflow.events.task import (
     TaskStarted,
     TaskSubmitted,
     TaskSucceeded,
+    TaskTimedOut,
 )
 from taskflow.events.upcasters import upcast
 from taskflow.events.worker import WorkerStarted, WorkerStopped
@@ -23,6 +24,7 @@ AnyEvent = (
     TaskSubmitted
     | TaskStarted
     | TaskSucceeded
+    | TaskTimedOut
     | TaskFailed
     | TaskReclaimed
     | TaskDeadLettered

@@ -62,6 +62,15 @@ class TaskFailed(Event, frozen=True, kw_only=True, tag="task.failed"):
     retry_count: int = 0
 
 
+class TaskTimedOut(Event, frozen=True, kw_only=True, tag="task.timed_out"):
+    """The run outlived ``timeout_seconds`` and was stopped (a sync task's process killed)."""
+
+    worker_id: str
+    attempt: int
+    timeout_seconds: float
+    duration_ms: float
+
+
 class TaskQueued(Event, frozen=True, kw_only=True, tag="task.queued"):
     """A held task was put on its dispatch stream: its time came, a retry fell due."""
 

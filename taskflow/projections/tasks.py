@@ -22,6 +22,7 @@ from taskflow.events import (
     TaskStarted,
     TaskSubmitted,
     TaskSucceeded,
+    TaskTimedOut,
     WorkerStarted,
     WorkerStopped,
 )
@@ -48,6 +49,7 @@ TaskEvent = (
     | TaskDeadLettered
     | TaskLogged
     | TaskQueued
+    | TaskTimedOut
 )
 
 
@@ -65,7 +67,7 @@ def fold_task(row: TaskRow | None, event: TaskEvent) -> TaskRow | None:
         return None
     row = msgspec.structs.replace(row, last_event_id=event.event_id, updated_at=event.occurred_at)
     match event:
-        case TaskStarted() | TaskSucceeded() | TaskFailed():
+        case TaskStarted() | TaskSucceeded() | TaskFailed() | TaskTimedOut():
             return _run_step(row, event)
         case TaskQueued() | TaskReclaimed():
             # Back in line (the seed's recovery flow), unless an outcome already ended it.
@@ -81,7 +83,7 @@ def fold_task(row: TaskRow | None, event: TaskEvent) -> TaskRow | None:
             assert_never(event)
 
 
-def _run_step(row: TaskRow, event: TaskStarted | TaskSucceeded | TaskFailed) -> TaskRow:
+def _run_step(row: TaskRow, event: TaskStarted | TaskSucceeded | TaskFailed | TaskTimedOut) -> TaskRow:
     worker_id = _uuid(event.worker_id)
     match event:
         case TaskStarted():
@@ -106,6 +108,8 @@ def _run_step(row: TaskRow, event: TaskStarted | TaskSucceeded | TaskFailed) -> 
             )
         case TaskFailed():
             return msgspec.structs.replace(row, status="FAILED", completed_at=event.occurred_at, worker_id=worker_id)
+        case TaskTimedOut():
+            return msgspec.structs.replace(row, status="TIMEOUT", completed_at=event.occurred_at, worker_id=worker_id)
         case _:
             assert_never(event)
 
@@ -161,6 +165,16 @@ def result_of(event: TaskEvent) -> ResultRow | None:
                 stack_trace=event.traceback,
                 created_at=event.occurred_at,
             )
+        case TaskTimedOut():
+            return ResultRow(
+                result_id=derived_id("result", task_id),
+                task_id=task_id,
+                result_data=None,
+                error_type="Timeout",
+                error_message=f"stopped after {event.timeout_seconds:g} s",
+                stack_trace=None,
+                created_at=event.occurred_at,
+            )
         case TaskDeadLettered():
             return ResultRow(
                 result_id=derived_id("result", task_id),
@@ -190,6 +204,18 @@ def execution_of(event: TaskEvent) -> ExecutionRow | None:
                 duration_seconds=None,
                 status="RUNNING",
                 error_message=None,
+            )
+        case TaskTimedOut():
+            return ExecutionRow(
+                execution_id=derived_id("execution", task_id, event.attempt, event.worker_id),
+                task_id=task_id,
+                worker_id=_uuid(event.worker_id),
+                attempt_number=event.attempt,
+                started_at=None,
+                completed_at=event.occurred_at,
+                duration_seconds=round(event.duration_ms / 1000, 3),
+                status="TIMEOUT",
+                error_message=f"timeout after {event.timeout_seconds:g} s",
             )
         case TaskSucceeded() | TaskFailed():
             failed = isinstance(event, TaskFailed)

@@ -10,30 +10,46 @@ from typing import Any
 import msgspec
 
 from taskflow.tasks import TaskDefinition
-from taskflow.worker.outcome import Failed, RunResult, Succeeded
+from taskflow.worker.children import ChildPool
+from taskflow.worker.outcome import Failed, RunResult, Succeeded, TimedOut
 
 _args_decoder = msgspec.json.Decoder(list[Any])
 _kwargs_decoder = msgspec.json.Decoder(dict[str, Any])
 _encoder = msgspec.json.Encoder()
 
 
-async def run_task(definition: TaskDefinition, args: msgspec.Raw, kwargs: msgspec.Raw, timeout_s: float) -> RunResult:
+async def run_task(
+    definition: TaskDefinition, args: msgspec.Raw, kwargs: msgspec.Raw, timeout_s: float, children: ChildPool
+) -> RunResult:
     """Call the function; any exception it raises becomes ``Failed`` with its traceback.
 
-    Sync functions run in a thread so the event loop keeps renewing leases meanwhile.
-    (A thread cannot be killed: hard timeouts for blocking sync code come with the
-    task-lifecycle issue, which runs them in a child process.)
+    Async functions run on the worker's loop and are cancelled at the timeout. Sync
+    functions run in a child process, killed at the timeout (or on cancel), so even
+    ``time.sleep(60)`` really stops.
     """
     started = time.perf_counter()
     try:
+        if definition.is_async:
+            return await _run_async(definition, args, kwargs, timeout_s, started)
+        outcome = await children.call(definition.name, args, kwargs, timeout_s)
+    except TimeoutError:
+        return TimedOut(timeout_s=timeout_s, duration_ms=_ms_since(started))
+    if outcome.ok:
+        return Succeeded(result=outcome.result, duration_ms=_ms_since(started))
+    return Failed(
+        error_type=outcome.error_type, error=outcome.error, traceback=outcome.traceback, duration_ms=_ms_since(started)
+    )
+
+
+async def _run_async(
+    definition: TaskDefinition, args: msgspec.Raw, kwargs: msgspec.Raw, timeout_s: float, started: float
+) -> RunResult:
+    try:
         positional = _args_decoder.decode(args)
         named = _kwargs_decoder.decode(kwargs)
-        if definition.is_async:
-            value = await asyncio.wait_for(definition.fn(*positional, **named), timeout_s)
-        else:
-            value = await asyncio.wait_for(asyncio.to_thread(definition.fn, *positional, **named), timeout_s)
+        value = await asyncio.wait_for(definition.fn(*positional, **named), timeout_s)
         result = msgspec.Raw(_encoder.encode(value))
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, TimeoutError):
         raise
     except Exception as e:  # noqa: BLE001 - task code may raise anything; it is recorded, not swallowed
         return Failed(

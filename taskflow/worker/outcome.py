@@ -10,7 +10,15 @@ from datetime import datetime, timedelta
 import msgspec
 
 from taskflow.dispatch import HeldDispatch
-from taskflow.events import TaskDeadLettered, TaskFailed, TaskReclaimed, TaskStarted, TaskSucceeded, encode
+from taskflow.events import (
+    TaskDeadLettered,
+    TaskFailed,
+    TaskReclaimed,
+    TaskStarted,
+    TaskSucceeded,
+    TaskTimedOut,
+    encode,
+)
 from taskflow.worker.entry import DispatchEntry
 
 
@@ -37,7 +45,12 @@ class Failed(msgspec.Struct, frozen=True):
     duration_ms: float
 
 
-RunResult = Succeeded | Failed
+class TimedOut(msgspec.Struct, frozen=True):
+    timeout_s: float
+    duration_ms: float
+
+
+RunResult = Succeeded | Failed | TimedOut
 
 
 class Run(msgspec.Struct, frozen=True):
@@ -111,8 +124,16 @@ def started(entry: DispatchEntry, worker_id: str, now: datetime) -> TaskStarted:
 
 def finished(
     entry: DispatchEntry, worker_id: str, result: RunResult, now: datetime, retry: Retry | None = None
-) -> TaskSucceeded | TaskFailed:
+) -> TaskSucceeded | TaskFailed | TaskTimedOut:
     envelope = _envelope(entry, now, worker_id)
+    if isinstance(result, TimedOut):
+        return TaskTimedOut(
+            **envelope,  # type: ignore[arg-type]
+            worker_id=worker_id,
+            attempt=entry.runs_begun + 1,
+            timeout_seconds=result.timeout_s,
+            duration_ms=result.duration_ms,
+        )
     if isinstance(result, Succeeded):
         return TaskSucceeded(
             **envelope,  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ from taskflow.settings import Settings
 from taskflow.streams import append_event, ensure_groups
 from taskflow.tasks import UnknownTaskError, get_task
 from taskflow.worker import outcome
+from taskflow.worker.children import ChildPool
 from taskflow.worker.entry import DispatchEntry, parse_entry
 from taskflow.worker.errors import MalformedDispatchEntry
 from taskflow.worker.execute import run_task
@@ -42,7 +43,15 @@ def _now() -> datetime:
 
 
 class Worker:
-    def __init__(self, settings: Settings, redis: Redis, *, concurrency: int, queues: tuple[Priority, ...]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Redis,
+        *,
+        concurrency: int,
+        queues: tuple[Priority, ...],
+        task_modules: tuple[str, ...] = (),
+    ) -> None:
         self.settings = settings
         self.redis = redis
         self.id = uuid4().hex
@@ -50,6 +59,7 @@ class Worker:
         self.scripts = Scripts(redis)
         self.recorder = Recorder(self.scripts, settings.namespace, self.id)
         self.inflight = InFlight(concurrency)
+        self.children = ChildPool(concurrency, (*settings.task_modules, *task_modules))
         self.processed = 0
         self._stopping = asyncio.Event()
         self._housekeeping: set[asyncio.Task[None]] = set()
@@ -94,6 +104,7 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await self.recorder.drain()
+            self.children.close()
         await append_event(self.redis, self.settings, self._stopped_event())
         log.info("worker_stopped", worker_id=self.id, processed=self.processed)
 
@@ -179,7 +190,9 @@ class Worker:
                 duration_ms=0.0,
             )
         else:
-            result = await run_task(definition, entry.task.args, entry.task.kwargs, entry.task.timeout_seconds)
+            result = await run_task(
+                definition, entry.task.args, entry.task.kwargs, entry.task.timeout_seconds, self.children
+            )
         now = _now()
         retry = None
         if isinstance(result, outcome.Failed):

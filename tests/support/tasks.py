@@ -9,9 +9,16 @@ from taskflow.tasks import task
 
 
 @task
-def die_hard() -> None:
-    """Kills the worker process running it: the poison message of the crash tests."""
+async def die_hard() -> None:
+    """Kills the worker process running it (async tasks run in the worker itself): the
+    poison message of the crash tests."""
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@task
+def exit_process() -> None:
+    """Takes down the child process a sync task runs in."""
+    os._exit(3)
 
 
 @task

@@ -1,0 +1,150 @@
+"""Child processes that run sync task functions, so a timeout or a cancel really stops
+them: a thread cannot be killed, a process can (ADR 0007).
+
+Each child serves one task at a time over a pipe. A child that must be stopped is
+SIGKILLed and replaced lazily by a fresh one on the next sync task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import msgspec
+
+from taskflow.tasks import get_task, load_task_modules
+
+_encoder = msgspec.json.Encoder()
+
+
+class _Request(msgspec.Struct, array_like=True):
+    task_name: str
+    args: msgspec.Raw
+    kwargs: msgspec.Raw
+
+
+class ChildOutcome(msgspec.Struct, array_like=True):
+    ok: bool
+    result: msgspec.Raw = msgspec.Raw(b"null")
+    error_type: str = ""
+    error: str = ""
+    traceback: str = ""
+
+
+def child_main(conn: Connection, modules: tuple[str, ...]) -> None:
+    """The child's loop: receive a call, run it, send back what happened."""
+    # Ctrl-C reaches the whole process group; the parent decides when a child stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    load_task_modules(modules)
+    decoder = msgspec.json.Decoder(_Request)
+    while True:
+        try:
+            raw = conn.recv_bytes()
+        except EOFError:
+            return  # the parent went away
+        request = decoder.decode(raw)
+        conn.send_bytes(_encoder.encode(_call(request)))
+
+
+def _call(request: _Request) -> ChildOutcome:
+    try:
+        fn = get_task(request.task_name).fn
+        args: list[Any] = msgspec.json.decode(request.args)
+        kwargs: dict[str, Any] = msgspec.json.decode(request.kwargs)
+        return ChildOutcome(ok=True, result=msgspec.Raw(_encoder.encode(fn(*args, **kwargs))))
+    except Exception as e:  # noqa: BLE001 - task code may raise anything; it goes back to the parent
+        return ChildOutcome(
+            ok=False,
+            error_type=type(e).__name__,
+            error=str(e) or type(e).__name__,
+            traceback="".join(traceback.format_exception(e)),
+        )
+
+
+@dataclass
+class _Child:
+    process: subprocess.Popen[bytes]
+    conn: Connection
+
+
+class ChildKilled(Exception):
+    """Raised to the caller whose child was killed (timeout or cancel)."""
+
+
+class ChildPool:
+    """Up to ``size`` children, started on demand and reused while they behave."""
+
+    def __init__(self, size: int, modules: tuple[str, ...]) -> None:
+        self._modules = modules
+        self._idle: list[_Child] = []
+        self._all: list[_Child] = []
+        self._slots = asyncio.Semaphore(size)
+
+    async def call(self, task_name: str, args: msgspec.Raw, kwargs: msgspec.Raw, timeout_s: float) -> ChildOutcome:
+        """Run the task in a child; on timeout or cancellation the child is killed.
+
+        Raises ``TimeoutError`` after ``timeout_s`` (the child is gone by then).
+        """
+        async with self._slots:
+            child = self._idle.pop() if self._idle else await asyncio.to_thread(self._spawn)
+            try:
+                child.conn.send_bytes(_encoder.encode(_Request(task_name, args, kwargs)))
+                raw = await asyncio.wait_for(asyncio.to_thread(child.conn.recv_bytes), timeout_s)
+            except TimeoutError:  # (a subclass of OSError, so it goes first)
+                self._kill(child)
+                raise
+            except (EOFError, OSError):
+                # The task took its process down (os._exit, a segfault, the OOM killer).
+                self._kill(child)
+                return ChildOutcome(
+                    ok=False,
+                    error_type="TaskProcessDied",
+                    error=f"the task's process exited with code {child.process.returncode}",
+                )
+            except BaseException:
+                # Timeout, cancel, or a child that died: it cannot be trusted with more work.
+                self._kill(child)
+                raise
+            self._idle.append(child)
+            return msgspec.json.decode(raw, type=ChildOutcome)
+
+    def _spawn(self) -> _Child:
+        # A fresh interpreter (not fork: the worker has threads and an event loop; not
+        # multiprocessing's spawn: it re-imports the parent's __main__, here the CLI).
+        parent_end, child_end = socket.socketpair()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "taskflow.worker.child", str(child_end.fileno()), *self._modules],
+            pass_fds=(child_end.fileno(),),
+        )
+        child_end.close()
+        child = _Child(process, Connection(parent_end.detach()))
+        self._all.append(child)
+        return child
+
+    def _kill(self, child: _Child) -> None:
+        self._all.remove(child)
+        if child.process.poll() is None:
+            child.process.kill()
+        child.process.wait(timeout=5)
+        child.conn.close()
+
+    def live_processes(self) -> int:
+        """Children alive right now (idle or busy)."""
+        return sum(1 for c in self._all if c.process.poll() is None)
+
+    def close(self) -> None:
+        for child in self._idle:
+            child.conn.close()  # EOF ends the child's loop
+            try:
+                child.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+        self._idle.clear()
