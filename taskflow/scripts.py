@@ -16,7 +16,7 @@ from redis.commands.core import AsyncScript
 
 from taskflow import keys
 from taskflow.dispatch import HeldDispatch, encode_held
-from taskflow.events import Priority
+from taskflow.events import Priority, TaskSubmitted, encode
 
 
 def _source(name: str) -> str:
@@ -53,6 +53,8 @@ class Scripts:
         self._projector_read: AsyncScript = redis.register_script(_source("projector_read"))
         self._lead: AsyncScript = redis.register_script(_source("lead"))
         self._promote: AsyncScript = redis.register_script(_source("promote"))
+        self._cancel: AsyncScript = redis.register_script(_source("cancel"))
+        self._requeue: AsyncScript = redis.register_script(_source("requeue"))
 
     async def submit(
         self,
@@ -100,6 +102,8 @@ class Scripts:
         event_type: str,
         payload: bytes,
         kind: AppendKind,
+        task_id: str,
+        final_state: str = "",
         retry: tuple[HeldDispatch, int] | None = None,
         pipeline: Pipeline | None = None,
     ) -> str | None:
@@ -116,6 +120,7 @@ class Scripts:
                 keys.starts(ns, partition),
                 keys.schedule(ns, partition),
                 keys.held(ns, partition),
+                keys.task_marker(ns, partition, task_id),
             ],
             args=[
                 keys.WORKERS_GROUP,
@@ -125,8 +130,9 @@ class Scripts:
                 payload,
                 kind,
                 due_ms,
-                held.task_id if held else "",
+                task_id,
                 encode_held(held) if held else "",
+                final_state,
             ],
             client=pipeline,
         )
@@ -176,10 +182,49 @@ class Scripts:
                 keys.held(ns, partition),
                 keys.dispatch(ns, partition, held.priority),
                 keys.events(ns, partition),
+                keys.task_marker(ns, partition, held.task_id),
             ],
             args=[leader, held.task_id, payload],
             client=pipeline,
         )
+
+    async def cancel(
+        self, *, ns: str, partition: int, task_id: str, cancelled: bytes, requested: bytes
+    ) -> tuple[str, str]:
+        """Cancel by live state: ("cancelled" | "cancelling" | "terminal:<state>" | "unknown", event id)."""
+        outcome, event_id = await self._cancel(
+            keys=[
+                keys.task_marker(ns, partition, task_id),
+                keys.schedule(ns, partition),
+                keys.held(ns, partition),
+                keys.events(ns, partition),
+            ],
+            args=[task_id, cancelled, requested],
+        )
+        return str(outcome), str(event_id)
+
+    async def requeue(
+        self,
+        *,
+        ns: str,
+        partition: int,
+        submitted: TaskSubmitted,
+        queued: bytes,
+        marker_ttl_seconds: int,
+        projected_state: str,
+    ) -> tuple[str, str]:
+        """Re-dispatch a failed / timed-out / cancelled task: ("requeued", event id) or
+        ("conflict", its state)."""
+        task_id = submitted.aggregate_id
+        outcome, detail = await self._requeue(
+            keys=[
+                keys.task_marker(ns, partition, task_id),
+                keys.dispatch(ns, partition, submitted.priority),
+                keys.events(ns, partition),
+            ],
+            args=[task_id, submitted.event_id, encode(submitted), queued, marker_ttl_seconds, projected_state],
+        )
+        return str(outcome), str(detail)
 
     async def projector_read(
         self, *, lock_key: str, stream: str, token: str, consumer: str, count: int, start_id: str

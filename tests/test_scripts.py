@@ -67,6 +67,8 @@ async def test_finish_by_the_owner_appends_the_outcome_and_acknowledges_in_one_s
         event_type=tag_of(outcome),
         payload=encode(outcome),
         kind="finish",
+        task_id=event.aggregate_id,
+        final_state="succeeded",
     )
     assert new_id is not None
     assert (await redis.xpending(stream, keys.WORKERS_GROUP))["pending"] == 0
@@ -88,6 +90,7 @@ async def test_a_worker_that_no_longer_owns_the_entry_writes_nothing(redis: Redi
         event_type="task.succeeded",
         payload=b"{}",
         kind="finish",
+        task_id="t",
     )
     assert answer is None
     assert await redis.xlen(keys.events(settings.namespace, 0)) == 1

@@ -7,6 +7,8 @@ from typing import Any, Final
 import msgspec
 
 from taskflow.events.task import (
+    TaskCancelled,
+    TaskCancelRequested,
     TaskDeadLettered,
     TaskFailed,
     TaskLogged,
@@ -28,6 +30,8 @@ AnyEvent = (
     | TaskFailed
     | TaskReclaimed
     | TaskDeadLettered
+    | TaskCancelRequested
+    | TaskCancelled
     | TaskLogged
     | TaskQueued
     | WorkerStarted

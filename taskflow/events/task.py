@@ -71,10 +71,23 @@ class TaskTimedOut(Event, frozen=True, kw_only=True, tag="task.timed_out"):
     duration_ms: float
 
 
+class TaskCancelRequested(Event, frozen=True, kw_only=True, tag="task.cancel_requested"):
+    """Someone asked to cancel a running task; its worker stops it and records TaskCancelled."""
+
+    reason: str = ""
+
+
+class TaskCancelled(Event, frozen=True, kw_only=True, tag="task.cancelled"):
+    """The task will not run (again). ``worker_id`` is set when a running task was stopped."""
+
+    reason: str = ""
+    worker_id: str | None = None
+
+
 class TaskQueued(Event, frozen=True, kw_only=True, tag="task.queued"):
     """A held task was put on its dispatch stream: its time came, a retry fell due."""
 
-    reason: Literal["scheduled", "retry"]
+    reason: Literal["scheduled", "retry", "requeued"]
     retry_count: int = 0
 
 

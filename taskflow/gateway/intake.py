@@ -95,7 +95,8 @@ async def submit(ctx: GatewayContext, intake: Intake) -> tuple[TaskAccepted, boo
         event_type=tag_of(intake.event),
         payload=encode(intake.event),
         fingerprint=intake.fingerprint,
-        marker_ttl_seconds=settings.idempotency_ttl_seconds,
+        # The marker also carries the task's live state, so it must outlast a far schedule.
+        marker_ttl_seconds=settings.idempotency_ttl_seconds + _seconds_until(due_ms(intake.event)),
         due_ms=due_ms(intake.event),
     )
     if not outcome.created and outcome.fingerprint != intake.fingerprint:
@@ -124,3 +125,9 @@ def _conflict(intake: Intake) -> Exception:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def _seconds_until(when_ms: int | None) -> int:
+    if when_ms is None:
+        return 0
+    return max(0, int(when_ms / 1000 - datetime.now(UTC).timestamp()))

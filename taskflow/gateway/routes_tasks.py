@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from taskflow.events import AnyEvent
-from taskflow.gateway import intake, queries
+from taskflow.gateway import intake, lifecycle, queries
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
+from taskflow.gateway.lifecycle import CancelAnswer, RetryAnswer
 from taskflow.gateway.schemas import TaskAccepted, TaskPage, TaskStatus, TaskSubmission, TaskView
 
 AuthedRequest = Request[Principal, str, State]
@@ -74,3 +75,15 @@ class TaskController(Controller):
         if await queries.get_task_view(_ctx(request), task_id, request.user) is None:
             raise NotFoundException(f"task {task_id} not found")
         return await queries.task_events(_ctx(request), task_id)
+
+    @delete("/{task_id:uuid}", status_code=HTTP_200_OK)
+    async def cancel_task(self, request: AuthedRequest, task_id: FromPath[UUID]) -> Response[CancelAnswer]:
+        """Cancel: a PENDING/SCHEDULED task never runs (200); a RUNNING one is stopped
+        within 2 s (202); an ended one is a 409."""
+        answer = await lifecycle.cancel_task(_ctx(request), request.user, task_id)
+        return Response(answer, status_code=HTTP_200_OK if answer.status == "CANCELLED" else HTTP_202_ACCEPTED)
+
+    @post("/{task_id:uuid}/retry", status_code=HTTP_202_ACCEPTED)
+    async def retry_task(self, request: AuthedRequest, task_id: FromPath[UUID]) -> RetryAnswer:
+        """Run a FAILED, TIMEOUT or CANCELLED task again; 409 for any other state."""
+        return await lifecycle.retry_task(_ctx(request), request.user, task_id)

@@ -2,29 +2,45 @@
 -- (ARCHITECTURE invariant 2). A worker whose entry was taken over (a zombie) writes nothing.
 -- KEYS[1] dispatch stream  KEYS[2] events stream  KEYS[3] starts hash (entry id -> runs begun)
 -- KEYS[4] schedule zset    KEYS[5] held hash (task id -> dispatch fields as JSON)
+-- KEYS[6] task marker hash (the task's state, see submit.lua)
 -- ARGV[1] group  ARGV[2] consumer  ARGV[3] entry id  ARGV[4] event type  ARGV[5] payload
 -- ARGV[6] "start": the run begins (count it) | "finish": the outcome (XACK + XDEL + forget)
 --         | "retry": an outcome that books another attempt (finish + hold until ARGV[7])
 --         | "note": anything else
 -- ARGV[7] retry due time (ms)  ARGV[8] task id  ARGV[9] held dispatch fields (JSON)
--- Returns the new event id, or false when the entry is not ours (anymore).
+-- ARGV[10] the task's state after this event (finish: succeeded|failed|timed_out|cancelled)
+-- Returns the new event id; "cancelled" when a start finds the task cancelled (the entry
+-- is dropped, nothing appended); false when the entry is not ours (anymore).
 local owner = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if #owner == 0 or owner[1][2] ~= ARGV[2] then
   return false
+end
+local function forget_entry()
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+  -- Only the workers group reads dispatch streams, so an acknowledged entry is garbage.
+  redis.call('XDEL', KEYS[1], ARGV[3])
+  redis.call('HDEL', KEYS[3], ARGV[3])
+end
+if ARGV[6] == 'start' and redis.call('HGET', KEYS[6], 'state') == 'cancelled' then
+  -- Cancelled while it waited in line: it never runs (the cancel already has its event).
+  forget_entry()
+  return 'cancelled'
 end
 local event_id = redis.call('XADD', KEYS[2], '*', 'type', ARGV[4], 'data', ARGV[5])
 if ARGV[6] == 'start' then
   -- Runs begun, not deliveries, decide poison: an entry claimed by a worker that died
   -- before starting it did nothing wrong.
   redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
+  redis.call('HSET', KEYS[6], 'state', 'running', 'worker', ARGV[2])
 elseif ARGV[6] == 'finish' or ARGV[6] == 'retry' then
-  redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
-  -- Only the workers group reads dispatch streams, so an acknowledged entry is garbage.
-  redis.call('XDEL', KEYS[1], ARGV[3])
-  redis.call('HDEL', KEYS[3], ARGV[3])
+  forget_entry()
   if ARGV[6] == 'retry' then
     redis.call('HSET', KEYS[5], ARGV[8], ARGV[9])
     redis.call('ZADD', KEYS[4], ARGV[7], ARGV[8])
+    redis.call('HSET', KEYS[6], 'state', 'scheduled')
+  else
+    redis.call('HSET', KEYS[6], 'state', ARGV[10])
   end
+  redis.call('HDEL', KEYS[6], 'cancel')
 end
 return event_id

@@ -1,7 +1,7 @@
 -- Move one held task whose time came onto its dispatch stream, with its TaskQueued event,
 -- at most once: ZREM decides who promotes it, and a stale leader writes nothing.
 -- KEYS[1] leader key  KEYS[2] schedule zset  KEYS[3] held hash  KEYS[4] dispatch stream
--- KEYS[5] events stream
+-- KEYS[5] events stream  KEYS[6] task marker hash
 -- ARGV[1] leader value ("id|fence")  ARGV[2] task id  ARGV[3] TaskQueued payload
 -- Returns the TaskQueued event id, or false (not leader, or already promoted).
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
@@ -18,4 +18,5 @@ end
 local fields = cjson.decode(held)
 redis.call('XADD', KEYS[4], '*', 'task_id', fields.task_id, 'event_id', fields.event_id,
   'event', fields.event, 'retry_count', tostring(fields.retry_count))
+redis.call('HSET', KEYS[6], 'state', 'pending')
 return redis.call('XADD', KEYS[5], '*', 'type', 'task.queued', 'data', ARGV[3])

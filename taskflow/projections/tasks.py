@@ -14,6 +14,8 @@ import msgspec
 
 from taskflow.events import (
     AnyEvent,
+    TaskCancelled,
+    TaskCancelRequested,
     TaskDeadLettered,
     TaskFailed,
     TaskLogged,
@@ -50,6 +52,8 @@ TaskEvent = (
     | TaskLogged
     | TaskQueued
     | TaskTimedOut
+    | TaskCancelRequested
+    | TaskCancelled
 )
 
 
@@ -69,6 +73,11 @@ def fold_task(row: TaskRow | None, event: TaskEvent) -> TaskRow | None:
     match event:
         case TaskStarted() | TaskSucceeded() | TaskFailed() | TaskTimedOut():
             return _run_step(row, event)
+        case TaskQueued() if event.reason == "requeued":
+            # An operator's second chance: a fresh start, whatever the task's outcome was.
+            return msgspec.structs.replace(
+                row, status="PENDING", worker_id=None, retry_count=0, started_at=None, completed_at=None
+            )
         case TaskQueued() | TaskReclaimed():
             # Back in line (the seed's recovery flow), unless an outcome already ended it.
             if row.status in TERMINAL_STATUSES:
@@ -77,7 +86,9 @@ def fold_task(row: TaskRow | None, event: TaskEvent) -> TaskRow | None:
             return msgspec.structs.replace(row, status="PENDING", worker_id=None, retry_count=retry_count)
         case TaskDeadLettered():
             return msgspec.structs.replace(row, status="FAILED", completed_at=event.occurred_at)
-        case TaskLogged():
+        case TaskCancelled():
+            return msgspec.structs.replace(row, status="CANCELLED", completed_at=event.occurred_at)
+        case TaskLogged() | TaskCancelRequested():
             return row
         case _:
             assert_never(event)
@@ -172,6 +183,16 @@ def result_of(event: TaskEvent) -> ResultRow | None:
                 result_data=None,
                 error_type="Timeout",
                 error_message=f"stopped after {event.timeout_seconds:g} s",
+                stack_trace=None,
+                created_at=event.occurred_at,
+            )
+        case TaskCancelled():
+            return ResultRow(
+                result_id=derived_id("result", task_id),
+                task_id=task_id,
+                result_data=None,
+                error_type="Cancelled",
+                error_message=event.reason or "cancelled",
                 stack_trace=None,
                 created_at=event.occurred_at,
             )

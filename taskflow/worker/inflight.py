@@ -54,6 +54,9 @@ class InFlight:
         self.running.pop(entry_id, None)
         self._changed.set()
 
+    def entries(self) -> list[DispatchEntry]:
+        return list(self._entries.values())
+
     def by_stream(self) -> dict[str, list[str]]:
         grouped: dict[str, list[str]] = defaultdict(list)
         for entry in self._entries.values():

@@ -11,6 +11,7 @@ import msgspec
 
 from taskflow.dispatch import HeldDispatch
 from taskflow.events import (
+    TaskCancelled,
     TaskDeadLettered,
     TaskFailed,
     TaskReclaimed,
@@ -153,6 +154,10 @@ def finished(
         retry_at=retry.at if retry is not None else None,
         retry_count=entry.retry_count + (1 if retry is not None else 0),
     )
+
+
+def cancelled(entry: DispatchEntry, worker_id: str, reason: str, now: datetime) -> TaskCancelled:
+    return TaskCancelled(**_envelope(entry, now, worker_id), reason=reason, worker_id=worker_id)  # type: ignore[arg-type]
 
 
 def reclaimed(entry: DispatchEntry, worker_id: str, previous_owner: str, idle_ms: int, now: datetime) -> TaskReclaimed:

@@ -14,7 +14,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from taskflow.dispatch import HeldDispatch
-from taskflow.events import AnyEvent, encode, tag_of
+from taskflow.events import AnyEvent, TaskCancelled, TaskSucceeded, TaskTimedOut, encode, tag_of
 from taskflow.scripts import AppendKind, Scripts
 from taskflow.worker.entry import DispatchEntry
 
@@ -92,8 +92,23 @@ class Recorder:
                     event_type=tag_of(item.event),
                     payload=encode(item.event),
                     kind=item.kind,
+                    task_id=entry.task.aggregate_id,
+                    final_state=final_state_of(item.event),
                     retry=item.retry,
                     pipeline=pipe,
                 )
             answers: list[object] = await pipe.execute()
         return answers
+
+
+def final_state_of(event: AnyEvent) -> str:
+    """The task state a finishing event leaves in the task marker (see submit.lua)."""
+    match event:
+        case TaskSucceeded():
+            return "succeeded"
+        case TaskTimedOut():
+            return "timed_out"
+        case TaskCancelled():
+            return "cancelled"
+        case _:
+            return "failed"

@@ -36,6 +36,10 @@ from taskflow.worker.recorder import Recorder
 
 log = structlog.get_logger()
 READ_BLOCK_MS = 1000
+# A running task is stopped within this (plus the kill) of its cancel request.
+CANCEL_POLL_S = 0.5
+# What owned_append.lua answers a start for a task cancelled while it waited in line.
+CANCELLED_BEFORE_START = "cancelled"
 
 
 def _now() -> datetime:
@@ -63,6 +67,7 @@ class Worker:
         self.processed = 0
         self._stopping = asyncio.Event()
         self._housekeeping: set[asyncio.Task[None]] = set()
+        self._cancel_requested: set[str] = set()
         # Every dispatch stream we serve -> (rank of its priority, its partition).
         self._streams = {
             keys.dispatch(settings.namespace, p, q): (rank, p)
@@ -80,6 +85,7 @@ class Worker:
         log.info("worker_started", worker_id=self.id, capacity=self.inflight.capacity, queues=list(self.queues))
         background = [
             asyncio.create_task(self.recorder.run()),
+            asyncio.create_task(self._watch_cancellations()),
             asyncio.create_task(
                 renew_leases_forever(self.scripts, self.id, self.inflight, self.settings.lease_seconds / 3, self._lost)
             ),
@@ -168,17 +174,26 @@ class Worker:
             try:
                 await self._run_and_record(entry)
             except asyncio.CancelledError:
-                log.warning("task_cancelled_lease_lost")
-                raise
+                if entry.entry_id not in self._cancel_requested:
+                    log.warning("task_cancelled_lease_lost")
+                    raise
+                # A user's cancel, not ours: record it, then carry on serving.
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                await self._record_cancelled(entry)
             except Exception:
                 log.exception("process_failed")
             finally:
+                self._cancel_requested.discard(entry.entry_id)
                 self.inflight.remove(entry.entry_id)
                 self._start_from_backlog()
 
     async def _run_and_record(self, entry: DispatchEntry) -> None:
-        if await self.recorder.record(entry, outcome.started(entry, self.id, _now()), "start") is None:
+        started = await self.recorder.record(entry, outcome.started(entry, self.id, _now()), "start")
+        if started is None:
             log.warning("entry_lost_before_start")
+            return
+        if started == CANCELLED_BEFORE_START:
+            log.info("entry_dropped_cancelled")
             return
         try:
             definition = get_task(entry.task.task_name)
@@ -231,6 +246,35 @@ class Worker:
             self.inflight.suspects.add(entry.entry_id)
         log.info("task_reclaimed", task_id=entry.task.aggregate_id, from_worker=claimed.previous_owner)
         self._start_from_backlog()
+
+    async def _record_cancelled(self, entry: DispatchEntry) -> None:
+        event = outcome.cancelled(entry, self.id, "cancelled while running", _now())
+        if await self.recorder.record(entry, event, "finish") is not None:
+            log.info("task_cancelled_while_running")
+
+    async def _watch_cancellations(self) -> None:
+        """Stop running tasks whose cancel was requested (cancel.lua sets the flag)."""
+        while True:
+            await asyncio.sleep(CANCEL_POLL_S)
+            running = [e for e in self.inflight.entries() if e.entry_id in self.inflight.running]
+            if not running:
+                continue
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for entry in running:
+                        pipe.hget(
+                            keys.task_marker(self.settings.namespace, entry.partition, entry.task.aggregate_id),
+                            "cancel",
+                        )
+                    flags = await pipe.execute()
+            except (RedisError, OSError) as e:
+                log.warning("cancel_watch_failed", error=str(e))
+                continue
+            for entry, flag in zip(running, flags, strict=True):
+                task = self.inflight.running.get(entry.entry_id)
+                if flag and task is not None and entry.entry_id not in self._cancel_requested:
+                    self._cancel_requested.add(entry.entry_id)
+                    task.cancel()
 
     def _lost(self, entry_id: str) -> None:
         running = self.inflight.running.get(entry_id)

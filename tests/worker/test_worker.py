@@ -30,27 +30,19 @@ async def _terminal(redis: Redis, settings: Settings, task_id: str) -> list[obje
     return [e for e in await events_of(redis, settings, task_id) if isinstance(e, TERMINAL)]
 
 
-async def test_a_submitted_task_runs_and_its_result_is_recorded(
-    redis: Redis, settings: Settings
-) -> None:
+async def test_a_submitted_task_runs_and_its_result_is_recorded(redis: Redis, settings: Settings) -> None:
     event = submitted("echo", greeting="hi")
     submit_id = await submit(redis, settings, event)
     async with running_worker(settings, redis):
         (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id))
     assert isinstance(done, TaskSucceeded) and bytes(done.result) == b'{"greeting":"hi"}'
-    started = [
-        e
-        for e in await events_of(redis, settings, event.aggregate_id)
-        if isinstance(e, TaskStarted)
-    ]
+    started = [e for e in await events_of(redis, settings, event.aggregate_id) if isinstance(e, TaskStarted)]
     assert [s.attempt for s in started] == [1]
     assert done.causation_id == submit_id == started[0].causation_id
     assert done.correlation_id == event.correlation_id
 
 
-async def test_a_sync_task_that_raises_ends_failed_with_error_and_traceback(
-    redis: Redis, settings: Settings
-) -> None:
+async def test_a_sync_task_that_raises_ends_failed_with_error_and_traceback(redis: Redis, settings: Settings) -> None:
     event = submitted("fail", message="boom")
     await submit(redis, settings, event)
     async with running_worker(settings, redis):
@@ -60,9 +52,7 @@ async def test_a_sync_task_that_raises_ends_failed_with_error_and_traceback(
     assert "Traceback" in done.traceback and "raise TaskFailedOnPurpose" in done.traceback
 
 
-async def test_an_unknown_task_name_fails_instead_of_looping(
-    redis: Redis, settings: Settings
-) -> None:
+async def test_an_unknown_task_name_fails_instead_of_looping(redis: Redis, settings: Settings) -> None:
     event = submitted("not_loaded_anywhere")
     await submit(redis, settings, event)
     async with running_worker(settings, redis):
@@ -70,18 +60,14 @@ async def test_an_unknown_task_name_fails_instead_of_looping(
     assert isinstance(done, TaskFailed) and done.error_type == "UnknownTaskError"
 
 
-async def test_a_worker_records_its_start_and_its_clean_stop(
-    redis: Redis, settings: Settings
-) -> None:
+async def test_a_worker_records_its_start_and_its_clean_stop(redis: Redis, settings: Settings) -> None:
     async with running_worker(settings, redis) as worker:
         pass
     mine = [e for e in await all_events(redis, settings) if e.aggregate_id == worker.id]
     assert [type(e) for e in mine] == [WorkerStarted, WorkerStopped]
 
 
-async def test_stop_finishes_in_flight_work_before_returning(
-    redis: Redis, settings: Settings
-) -> None:
+async def test_stop_finishes_in_flight_work_before_returning(redis: Redis, settings: Settings) -> None:
     event = submitted("sleep", seconds=1.0)
     await submit(redis, settings, event)
     async with running_worker(settings, redis):
@@ -95,17 +81,13 @@ async def _started(redis: Redis, settings: Settings, task_id: str) -> bool:
     return any(isinstance(e, TaskStarted) for e in await events_of(redis, settings, task_id))
 
 
-async def test_a_live_worker_keeps_its_lease_past_the_lease_time(
-    redis: Redis, settings: Settings
-) -> None:
+async def test_a_live_worker_keeps_its_lease_past_the_lease_time(redis: Redis, settings: Settings) -> None:
     """A task running for twice the lease is never taken by another consumer."""
     event = submitted("sleep", seconds=settings.lease_seconds * 2)
     await submit(redis, settings, event)
     stream = keys.dispatch(settings.namespace, 0, "medium")
     async with running_worker(settings, redis), running_worker(settings, redis):
-        (done,) = await eventually(
-            lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20
-        )
+        (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20)
     history = await events_of(redis, settings, event.aggregate_id)
     assert isinstance(done, TaskSucceeded)
     assert not any(isinstance(e, TaskReclaimed) for e in history)
@@ -113,18 +95,14 @@ async def test_a_live_worker_keeps_its_lease_past_the_lease_time(
     assert (await redis.xpending(stream, keys.WORKERS_GROUP))["pending"] == 0
 
 
-async def test_a_stale_entry_is_reclaimed_after_the_lease_expires(
-    redis: Redis, settings: Settings
-) -> None:
+async def test_a_stale_entry_is_reclaimed_after_the_lease_expires(redis: Redis, settings: Settings) -> None:
     event = submitted("echo", n=1)
     await submit(redis, settings, event)
     stream = keys.dispatch(settings.namespace, 0, "medium")
     # A consumer reads the entry and dies without a word: no renewal, no outcome.
     await redis.xreadgroup(keys.WORKERS_GROUP, "crashed-worker", {stream: ">"}, count=1)
     async with running_worker(settings, redis) as worker:
-        (done,) = await eventually(
-            lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20
-        )
+        (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20)
     history = await events_of(redis, settings, event.aggregate_id)
     reclaimed = [e for e in history if isinstance(e, TaskReclaimed)]
     assert isinstance(done, TaskSucceeded) and done.worker_id == worker.id
@@ -147,9 +125,7 @@ async def _crashed_mid_run(redis: Redis, settings: Settings, runs: int, deliveri
         await redis.xclaim(stream, keys.WORKERS_GROUP, "crasher", 0, [entry["message_id"]])
     if runs:
         await redis.hset(keys.starts(settings.namespace, 0), entry["message_id"], runs)
-    await redis.xclaim(
-        stream, keys.WORKERS_GROUP, "crasher", 0, [entry["message_id"]], idle=60_000, justid=True
-    )
+    await redis.xclaim(stream, keys.WORKERS_GROUP, "crasher", 0, [entry["message_id"]], idle=60_000, justid=True)
     return stream
 
 
@@ -158,17 +134,11 @@ async def test_an_entry_whose_runs_began_max_deliveries_times_is_dead_lettered_n
 ) -> None:
     event = submitted("echo")
     await submit(redis, settings, event)
-    stream = await _crashed_mid_run(
-        redis, settings, runs=settings.max_deliveries, deliveries=settings.max_deliveries
-    )
+    stream = await _crashed_mid_run(redis, settings, runs=settings.max_deliveries, deliveries=settings.max_deliveries)
     async with running_worker(settings, redis):
-        (done,) = await eventually(
-            lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20
-        )
+        (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20)
     assert isinstance(done, TaskDeadLettered)
-    assert (
-        done.attempts == settings.max_deliveries and done.deliveries == settings.max_deliveries + 1
-    )
+    assert done.attempts == settings.max_deliveries and done.deliveries == settings.max_deliveries + 1
     assert done.last_worker == "crasher" and "poison" in done.reason
     history = await events_of(redis, settings, event.aggregate_id)
     assert not any(isinstance(e, TaskStarted) for e in history)
@@ -183,9 +153,7 @@ async def test_deliveries_to_workers_that_died_before_starting_it_do_not_make_an
     await submit(redis, settings, event)
     await _crashed_mid_run(redis, settings, runs=0, deliveries=settings.max_deliveries * 3)
     async with running_worker(settings, redis):
-        (done,) = await eventually(
-            lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20
-        )
+        (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20)
     assert isinstance(done, TaskSucceeded)
 
 
@@ -200,9 +168,7 @@ async def test_a_suspect_entry_runs_alone(redis: Redis, settings: Settings) -> N
         await submit(redis, settings, event)
     async with running_worker(settings, redis, concurrency=4):
         for event in [suspect, *others]:
-            await eventually(
-                lambda e=event: _terminal(redis, settings, e.aggregate_id), timeout_s=20
-            )
+            await eventually(lambda e=event: _terminal(redis, settings, e.aggregate_id), timeout_s=20)
     running: set[str] = set()
     for e in await all_events(redis, settings):
         if isinstance(e, TaskStarted):
@@ -219,9 +185,7 @@ async def test_capacity_bounds_the_tasks_running_at_once(redis: Redis, settings:
         await submit(redis, settings, event)
     async with running_worker(settings, redis, concurrency=2):
         for event in tasks:
-            await eventually(
-                lambda e=event: _terminal(redis, settings, e.aggregate_id), timeout_s=20
-            )
+            await eventually(lambda e=event: _terminal(redis, settings, e.aggregate_id), timeout_s=20)
     # Replay starts and ends in stream order and track the peak of overlapping runs.
     running = peak = 0
     for e in await all_events(redis, settings):
@@ -233,18 +197,14 @@ async def test_capacity_bounds_the_tasks_running_at_once(redis: Redis, settings:
     assert peak == 2
 
 
-async def test_higher_priority_entries_start_first_from_a_backlog(
-    redis: Redis, settings: Settings
-) -> None:
+async def test_higher_priority_entries_start_first_from_a_backlog(redis: Redis, settings: Settings) -> None:
     low = [msgspec_replace(submitted("echo"), priority="low") for _ in range(3)]
     critical = msgspec_replace(submitted("echo"), priority="critical")
     for event in [*low, critical]:
         await submit(redis, settings, event)
     async with running_worker(settings, redis, concurrency=1):
         await eventually(lambda: _terminal(redis, settings, low[-1].aggregate_id), timeout_s=20)
-    starts = [
-        e.aggregate_id for e in await all_events(redis, settings) if isinstance(e, TaskStarted)
-    ]
+    starts = [e.aggregate_id for e in await all_events(redis, settings) if isinstance(e, TaskStarted)]
     assert starts[0] == critical.aggregate_id
 
 
@@ -260,9 +220,7 @@ async def test_sync_task_does_not_block_lease_renewal(redis: Redis, settings: Se
     await submit(redis, settings, event)
     async with running_worker(settings, redis), running_worker(settings, redis):
         await eventually(lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20)
-    assert not any(
-        isinstance(e, TaskReclaimed) for e in await events_of(redis, settings, event.aggregate_id)
-    )
+    assert not any(isinstance(e, TaskReclaimed) for e in await events_of(redis, settings, event.aggregate_id))
     await asyncio.sleep(0)
 
 
@@ -274,11 +232,7 @@ async def test_a_blocking_sync_task_past_its_timeout_is_stopped_and_ends_timeout
     async with running_worker(settings, redis) as worker:
         await eventually(lambda: _has_timed_out(redis, settings, event.aggregate_id), timeout_s=10)
         assert worker.children.live_processes() == 0  # the sleeping child was killed
-    (timed_out,) = [
-        e
-        for e in await events_of(redis, settings, event.aggregate_id)
-        if isinstance(e, TaskTimedOut)
-    ]
+    (timed_out,) = [e for e in await events_of(redis, settings, event.aggregate_id) if isinstance(e, TaskTimedOut)]
     assert timed_out.timeout_seconds == 1 and 1000 <= timed_out.duration_ms < 3000
 
 
@@ -286,9 +240,7 @@ async def _has_timed_out(redis: Redis, settings: Settings, task_id: str) -> bool
     return any(isinstance(e, TaskTimedOut) for e in await events_of(redis, settings, task_id))
 
 
-async def test_an_async_task_past_its_timeout_is_cancelled_and_ends_timeout(
-    redis: Redis, settings: Settings
-) -> None:
+async def test_an_async_task_past_its_timeout_is_cancelled_and_ends_timeout(redis: Redis, settings: Settings) -> None:
     event = msgspec_replace(submitted("sleep", seconds=60), timeout_seconds=1)
     await submit(redis, settings, event)
     async with running_worker(settings, redis):
@@ -305,8 +257,4 @@ async def test_a_sync_task_that_kills_its_process_fails_and_the_worker_lives_on(
     async with running_worker(settings, redis, concurrency=1):
         (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id))
         await eventually(lambda: _terminal(redis, settings, after.aggregate_id))
-    assert (
-        isinstance(done, TaskFailed)
-        and done.error_type == "TaskProcessDied"
-        and "code 3" in done.error
-    )
+    assert isinstance(done, TaskFailed) and done.error_type == "TaskProcessDied" and "code 3" in done.error
