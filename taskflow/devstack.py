@@ -8,6 +8,7 @@ as child processes until Ctrl-C / SIGTERM, and stops everything in reverse order
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import secrets
 import signal
@@ -66,7 +67,9 @@ class DevStack:
         self.environ["TASKFLOW_DEV"] = "1"
 
     def spawn(self, name: str, *args: str) -> None:
-        process = subprocess.Popen([sys.executable, "-m", "taskflow", *args], env=self.environ)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "taskflow", *args], env=self.environ, preexec_fn=_die_with_parent
+        )
         self.children.append((name, process))
 
     def first_exited(self) -> tuple[str, int] | None:
@@ -90,6 +93,17 @@ class DevStack:
                 process.wait()
         for server in reversed(self.servers):
             server.stop()
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when `taskflow dev` dies, even by SIGKILL, so
+    no orphaned worker keeps running against servers that are gone (Linux only)."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def _dev_secret(root: Path) -> str:

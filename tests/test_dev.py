@@ -76,5 +76,9 @@ def test_dev_runs_the_whole_stack_on_embedded_servers_and_stops_cleanly(data_dir
         assert (data_dir / "redis").is_dir() and (data_dir / "postgres").is_dir()  # kept for the next run
     finally:
         if dev.poll() is None:
-            dev.kill()
-            dev.wait()
+            dev.send_signal(signal.SIGTERM)
+            try:
+                dev.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                dev.kill()  # its children get SIGTERM from the kernel (PR_SET_PDEATHSIG)
+                dev.wait()
