@@ -44,6 +44,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     task_modules: tuple[str, ...] = ("taskflow.tasks.builtin",)
     # How long a client's Idempotency-Key / chosen task id is remembered in Redis.
     idempotency_ttl_seconds: int = 86_400
+    # Dead-letter entries older than this leave the DLQ table (their events stay archived).
+    dlq_retention_days: float = 30.0
     # Set by `taskflow dev` only: allows a generated JWT secret.
     dev: bool = False
 

@@ -13,6 +13,7 @@ from taskflow.connections import open_pool, open_redis
 from taskflow.gateway.auth import JWTAuthMiddleware
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.errors import client_error
+from taskflow.gateway.routes_dlq import DeadLetterController
 from taskflow.gateway.routes_health import health, ready
 from taskflow.gateway.routes_tasks import TaskController
 from taskflow.scripts import Scripts
@@ -38,7 +39,7 @@ def create_app(settings: Settings) -> Litestar:
             await redis.aclose()
 
     return Litestar(
-        route_handlers=[TaskController, health, ready],
+        route_handlers=[TaskController, DeadLetterController, health, ready],
         middleware=[DefineMiddleware(JWTAuthMiddleware, secret=secret)],
         exception_handlers={ClientException: client_error},
         lifespan=[lifespan],

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 import msgspec
 
-from taskflow.events import AnyEvent, WorkerStarted, WorkerStopped
+from taskflow.events import AnyEvent, TaskQueued, WorkerStarted, WorkerStopped
 from taskflow.projections.rows import DeadLetterRow, ExecutionRow, LogRow, ResultRow, TaskRow, WorkerRow
 from taskflow.projections.tasks import dead_letter_of, execution_of, fold_task, log_of, result_of
 from taskflow.projections.workers import fold_worker
@@ -20,6 +21,8 @@ class Changes(msgspec.Struct, kw_only=True):
     executions: dict[UUID, ExecutionRow] = msgspec.field(default_factory=dict)
     dead_letters: dict[UUID, DeadLetterRow] = msgspec.field(default_factory=dict)
     logs: dict[UUID, LogRow] = msgspec.field(default_factory=dict)
+    # task id -> when it was requeued: marks its open dead-letter rows as requeued.
+    requeued: dict[UUID, datetime] = msgspec.field(default_factory=dict)
     workers: dict[UUID, WorkerRow] = msgspec.field(default_factory=dict)
 
 
@@ -58,6 +61,8 @@ def fold_batch(
             changes.dead_letters[dead.dlq_id] = dead
         if (line := log_of(event)) is not None:
             changes.logs[line.log_id] = line
+        if isinstance(event, TaskQueued) and event.reason == "requeued":
+            changes.requeued[task_id] = event.occurred_at
     return changes
 
 

@@ -14,6 +14,7 @@ import contextlib
 import os
 import socket
 import uuid
+from datetime import timedelta
 
 import asyncpg
 import msgspec
@@ -32,6 +33,7 @@ from taskflow.streams import ensure_groups
 
 log = structlog.get_logger()
 BATCH_SIZE = 1000
+PURGE_EVERY_S = 3600.0
 READ_BLOCK_MS = 1000
 
 
@@ -121,7 +123,25 @@ class Projector:
 
     async def run(self) -> None:
         await ensure_groups(self.redis, self.settings)
-        await asyncio.gather(*(self._run_partition(p) for p in range(self.settings.partitions)))
+        purge = asyncio.create_task(self._purge_dead_letters_forever())
+        try:
+            await asyncio.gather(*(self._run_partition(p) for p in range(self.settings.partitions)))
+        finally:
+            purge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purge
+
+    async def _purge_dead_letters_forever(self) -> None:
+        retention = timedelta(days=self.settings.dlq_retention_days)
+        while True:
+            try:
+                purged = await store.purge_dead_letters(self.pool, retention)
+            except (asyncpg.PostgresError, OSError) as e:
+                log.warning("dlq_purge_failed", error=str(e))
+            else:
+                if purged:
+                    log.info("dlq_purged", rows=purged, retention_days=self.settings.dlq_retention_days)
+            await asyncio.sleep(PURGE_EVERY_S)
 
     async def _run_partition(self, partition: int) -> None:
         lock = Lock(

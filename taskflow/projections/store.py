@@ -5,6 +5,7 @@ Every function takes a connection inside the caller's transaction.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TypeAlias
 from uuid import UUID
@@ -189,6 +190,21 @@ async def write_changes(conn: Connection, changes: Changes) -> None:
         columns = list(type(next(iter(rows))).__struct_fields__)
         sql = _upsert_sql(table, columns, key) if key else _insert_new_sql(table, columns)
         await conn.executemany(sql, batch)
+    await mark_requeued(conn, changes.requeued)
+
+
+async def mark_requeued(conn: Connection, requeued: dict[UUID, datetime]) -> None:
+    if requeued:
+        await conn.executemany(
+            "UPDATE dead_letter_queue SET requeued_at = $2 WHERE task_id = $1 AND requeued_at IS NULL",
+            list(requeued.items()),
+        )
+
+
+async def purge_dead_letters(pool: asyncpg.Pool, older_than: timedelta) -> int:
+    """Retention of the DLQ read model (the events stay in the archive)."""
+    status: str = await pool.execute("DELETE FROM dead_letter_queue WHERE moved_at < now() - $1::interval", older_than)
+    return int(status.split()[-1])
 
 
 def _with_decimal(row: tuple[object, ...], index: int) -> tuple[object, ...]:
