@@ -12,7 +12,8 @@ TaskFlow, a fresh PostgreSQL database cloned from a template migrated by `taskfl
                 (3 per task + WorkerStarted) is projected into PostgreSQL and acked by
                 the projector. Verified afterwards in PostgreSQL (tasks COMPLETED = N,
                 event_archive = 3N + 1, checkpoint = last stream id).
-* ``tf-noop``   the same with the sync ``noop`` task (runs in a thread).
+* ``tf-noop``   the same with the sync ``noop`` task (however the worker runs sync tasks:
+                a thread in early trees, a child process since the ChildPool landed).
 * ``tq-async``  taskiq RedisStreamBroker, async no-op task: N tasks pre-enqueued (kiq),
                 then ONE ``taskiq worker --workers 1 --max-async-tasks C``; timed until
                 every stream entry is delivered and acknowledged (taskiq's default ack
@@ -29,6 +30,16 @@ uses; taskiq: ``task.kiq()``), 1,000 in flight at a time over a 50-connection po
 Times are taken from the moment the worker (and projector) processes are spawned, so
 they include process start-up; the "warm" figures start when the first dispatch entry
 is read (observed by polling XINFO GROUPS every 5 ms) and exclude start-up.
+
+The phases of a run alternate between the systems. Other people share this machine, so
+before each phase the script waits (up to --quiet-wait s) for an idle second, measures
+the CPU everything else used during the timed window ("other"), and repeats a phase whose
+window saw more than --max-other-load cores of it (up to --noisy-retries times).
+
+The package is copied aside at start (with its migrations) and every subprocess imports
+that snapshot through PYTHONPATH, so all phases run the same code while the tree keeps
+changing; its sha256 is printed. The completion checks rely on the ``workers`` and
+``projector`` consumer groups (acknowledged = done) and on Scripts.submit.
 
 After the runs, the REST gateway alone (no worker, no projector) serves sequential
 POST /api/v1/tasks and GET /api/v1/tasks/{id} (read-your-writes: the projection has not

@@ -53,6 +53,17 @@ def worker_heartbeat(ns: str, worker_id: str) -> str:
     return f"{ns}:worker:{worker_id}"
 
 
+def worker_registry(ns: str, p: int) -> str:
+    """Sorted set: worker id -> its last heartbeat (ms), for workers whose events live in
+    partition ``p``; the coordinator leading ``p`` finds the silent ones here."""
+    return f"{ns}:{{{p}}}:workers"
+
+
+def worker_control(ns: str, worker_id: str) -> str:
+    """Hash of orders for one worker (``paused``), which it polls."""
+    return f"{ns}:worker:{worker_id}:control"
+
+
 def projector_fence(ns: str, p: int) -> str:
     """Counter: each projector that takes partition ``p`` gets the next fencing token."""
     return f"{ns}:{{{p}}}:projector:fence"

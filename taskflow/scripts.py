@@ -55,6 +55,7 @@ class Scripts:
         self._promote: AsyncScript = redis.register_script(_source("promote"))
         self._cancel: AsyncScript = redis.register_script(_source("cancel"))
         self._requeue: AsyncScript = redis.register_script(_source("requeue"))
+        self._bury: AsyncScript = redis.register_script(_source("bury"))
 
     async def submit(
         self,
@@ -225,6 +226,20 @@ class Scripts:
             args=[task_id, submitted.event_id, encode(submitted), queued, marker_ttl_seconds, projected_state],
         )
         return str(outcome), str(detail)
+
+    async def bury(
+        self, *, ns: str, partition: int, leader: str, worker_id: str, silent_since_ms: int, payload: bytes
+    ) -> str | None:
+        """Record WorkerDied if the worker is still silent and we still lead ``partition``."""
+        answer = await self._bury(
+            keys=[
+                keys.coordinator_leader(ns, partition),
+                keys.worker_registry(ns, partition),
+                keys.events(ns, partition),
+            ],
+            args=[leader, worker_id, silent_since_ms, payload],
+        )
+        return str(answer) if answer else None
 
     async def projector_read(
         self, *, lock_key: str, stream: str, token: str, consumer: str, count: int, start_id: str

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from taskflow import keys
-from taskflow.coordinator.schedule import queued_event
+from taskflow.coordinator.schedule import died_event, queued_event
 from taskflow.dispatch import HeldDispatch, decode_held
 from taskflow.events import EventDecodeError, TaskSubmitted, decode, encode
 from taskflow.scripts import Scripts
@@ -26,6 +26,7 @@ log = structlog.get_logger()
 # The seed polls every 5 s; a due task must start within 1 s of its time.
 TICK_S = 0.1
 PROMOTE_BATCH = 500
+BURY_EVERY_S = 1.0
 
 
 class Coordinator:
@@ -47,6 +48,7 @@ class Coordinator:
         log.info("coordinator_started", coordinator_id=self.id)
         renew_s = self.settings.lease_seconds / 3
         next_renewal = 0.0
+        next_burial = 0.0
         while not self._stopping.is_set():
             try:
                 if time.monotonic() >= next_renewal:
@@ -54,6 +56,10 @@ class Coordinator:
                     next_renewal = time.monotonic() + renew_s
                 for partition, leader in list(self.leading.items()):
                     await self._promote_due(partition, leader)
+                if time.monotonic() >= next_burial:
+                    for partition, leader in list(self.leading.items()):
+                        await self._bury_silent_workers(partition, leader)
+                    next_burial = time.monotonic() + BURY_EVERY_S
             except (RedisError, OSError) as e:
                 log.warning("coordinator_redis_error", error=str(e))
             with contextlib.suppress(TimeoutError):
@@ -71,6 +77,26 @@ class Coordinator:
             elif value is not None and self.leading.get(p) != value:
                 log.info("coordinator_leading", partition=p, leader=value)
                 self.leading[p] = value
+
+    async def _bury_silent_workers(self, partition: int, leader: str) -> None:
+        ns = self.settings.namespace
+        silent_since_ms = int((time.time() - self.settings.worker_dead_after_seconds) * 1000)
+        silent = await self.redis.zrangebyscore(
+            keys.worker_registry(ns, partition), "-inf", silent_since_ms, withscores=True
+        )
+        for worker_id, last_ms in silent:
+            event = died_event(worker_id, last_ms, leader, datetime.now(UTC))
+            buried = await self.scripts.bury(
+                ns=ns,
+                partition=partition,
+                leader=leader,
+                worker_id=worker_id,
+                silent_since_ms=silent_since_ms,
+                payload=encode(event),
+            )
+            if buried:
+                handed = await _hand_off(self.redis, self.settings, worker_id)
+                log.warning("worker_died", worker_id=worker_id, silent_s=event.silent_s, entries_handed_off=handed)
 
     async def _promote_due(self, partition: int, leader: str) -> None:
         ns = self.settings.namespace
@@ -97,6 +123,20 @@ class Coordinator:
         self.promoted += sum(1 for a in answers if a)
         if answers and not all(answers):
             log.info("promote_refused", partition=partition, refused=sum(1 for a in answers if not a))
+
+
+async def _hand_off(redis: Redis, settings: Settings, dead_worker: str) -> int:
+    """Make a dead worker's entries look idle for a whole lease, so live workers' XAUTOCLAIM
+    takes them on its next pass instead of after the lease (JUSTID: not a delivery)."""
+    handed = 0
+    for p in range(settings.partitions):
+        for stream in keys.dispatch_streams(settings.namespace, p):
+            pending = await redis.xpending_range(stream, keys.WORKERS_GROUP, "-", "+", 10_000, consumername=dead_worker)
+            ids = [entry["message_id"] for entry in pending]
+            if ids:
+                await redis.xclaim(stream, keys.WORKERS_GROUP, dead_worker, 0, ids, idle=settings.lease_ms, justid=True)
+                handed += len(ids)
+    return handed
 
 
 def _parse(task_id: str, value: str | None) -> HeldDispatch | None:

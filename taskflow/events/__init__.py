@@ -30,7 +30,7 @@ from taskflow.events.task import (
     TaskSucceeded,
     TaskTimedOut,
 )
-from taskflow.events.worker import WorkerStarted, WorkerStopped
+from taskflow.events.worker import WorkerDied, WorkerPaused, WorkerResumed, WorkerStarted, WorkerStopped
 
 __all__ = [
     "CURRENT_VERSION",
@@ -53,6 +53,9 @@ __all__ = [
     "TaskSubmitted",
     "TaskSucceeded",
     "TaskTimedOut",
+    "WorkerDied",
+    "WorkerPaused",
+    "WorkerResumed",
     "WorkerStarted",
     "WorkerStopped",
     "decode",

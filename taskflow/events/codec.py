@@ -20,7 +20,7 @@ from taskflow.events.task import (
     TaskTimedOut,
 )
 from taskflow.events.upcasters import upcast
-from taskflow.events.worker import WorkerStarted, WorkerStopped
+from taskflow.events.worker import WorkerDied, WorkerPaused, WorkerResumed, WorkerStarted, WorkerStopped
 
 AnyEvent = (
     TaskSubmitted
@@ -36,6 +36,9 @@ AnyEvent = (
     | TaskQueued
     | WorkerStarted
     | WorkerStopped
+    | WorkerDied
+    | WorkerPaused
+    | WorkerResumed
 )
 
 EVENT_TYPES: Final[tuple[type[AnyEvent], ...]] = AnyEvent.__args__

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from taskflow.events.base import Event
 
 
@@ -18,3 +20,21 @@ class WorkerStopped(Event, frozen=True, kw_only=True, tag="worker.stopped"):
 
     reason: str
     processed: int
+
+
+class WorkerDied(Event, frozen=True, kw_only=True, tag="worker.died"):
+    """The coordinator heard nothing from the worker for ``silent_s``; its entries are
+    handed to live workers at once."""
+
+    silent_s: float
+    last_heartbeat: datetime | None = None
+
+
+class WorkerPaused(Event, frozen=True, kw_only=True, tag="worker.paused"):
+    """An operator paused the worker: it finishes in-flight work and takes nothing new."""
+
+    reason: str = ""
+
+
+class WorkerResumed(Event, frozen=True, kw_only=True, tag="worker.resumed"):
+    reason: str = ""

@@ -7,10 +7,10 @@ from uuid import UUID
 
 import msgspec
 
-from taskflow.events import AnyEvent, TaskQueued, WorkerStarted, WorkerStopped
+from taskflow.events import AnyEvent, TaskQueued
 from taskflow.projections.rows import DeadLetterRow, ExecutionRow, LogRow, ResultRow, TaskRow, WorkerRow
 from taskflow.projections.tasks import dead_letter_of, execution_of, fold_task, log_of, result_of
-from taskflow.projections.workers import fold_worker
+from taskflow.projections.workers import WORKER_EVENTS, fold_worker
 
 
 class Changes(msgspec.Struct, kw_only=True):
@@ -27,11 +27,11 @@ class Changes(msgspec.Struct, kw_only=True):
 
 
 def task_ids(events: list[AnyEvent]) -> set[UUID]:
-    return {UUID(e.aggregate_id) for e in events if not isinstance(e, WorkerStarted | WorkerStopped)}
+    return {UUID(e.aggregate_id) for e in events if not isinstance(e, WORKER_EVENTS)}
 
 
 def worker_ids(events: list[AnyEvent]) -> set[UUID]:
-    return {UUID(e.aggregate_id) for e in events if isinstance(e, WorkerStarted | WorkerStopped)}
+    return {UUID(e.aggregate_id) for e in events if isinstance(e, WORKER_EVENTS)}
 
 
 def fold_batch(
@@ -40,7 +40,7 @@ def fold_batch(
     """Apply ``events`` in stream order on top of the stored rows."""
     changes = Changes()
     for event in events:
-        if isinstance(event, WorkerStarted | WorkerStopped):
+        if isinstance(event, WORKER_EVENTS):
             worker_id = UUID(event.aggregate_id)
             current = changes.workers.get(worker_id) or stored_workers.get(worker_id)
             folded = fold_worker(current, event)

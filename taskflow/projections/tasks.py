@@ -13,7 +13,6 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import msgspec
 
 from taskflow.events import (
-    AnyEvent,
     TaskCancelled,
     TaskCancelRequested,
     TaskDeadLettered,
@@ -25,8 +24,6 @@ from taskflow.events import (
     TaskSubmitted,
     TaskSucceeded,
     TaskTimedOut,
-    WorkerStarted,
-    WorkerStopped,
 )
 from taskflow.projections.rows import (
     TERMINAL_STATUSES,
@@ -296,10 +293,6 @@ def log_of(event: TaskEvent) -> LogRow | None:
         metadata=_encoder.encode({"worker_id": event.worker_id}).decode(),
         created_at=event.occurred_at,
     )
-
-
-def is_task_event(event: AnyEvent) -> bool:
-    return not isinstance(event, WorkerStarted | WorkerStopped)
 
 
 def _uuid(value: str | None) -> UUID | None:

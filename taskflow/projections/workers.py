@@ -7,10 +7,11 @@ from uuid import UUID
 
 import msgspec
 
-from taskflow.events import WorkerStarted, WorkerStopped
+from taskflow.events import WorkerDied, WorkerPaused, WorkerResumed, WorkerStarted, WorkerStopped
 from taskflow.projections.rows import WorkerRow
 
-WorkerEvent = WorkerStarted | WorkerStopped
+WorkerEvent = WorkerStarted | WorkerStopped | WorkerDied | WorkerPaused | WorkerResumed
+WORKER_EVENTS = (WorkerStarted, WorkerStopped, WorkerDied, WorkerPaused, WorkerResumed)
 _encoder = msgspec.json.Encoder()
 
 
@@ -41,5 +42,13 @@ def fold_worker(row: WorkerRow | None, event: WorkerEvent) -> WorkerRow | None:
                 stopped_at=event.occurred_at,
                 last_heartbeat=event.occurred_at,
             )
+        case WorkerDied():
+            if row is None:
+                return None
+            return msgspec.structs.replace(row, status="DEAD", current_load=0, stopped_at=event.occurred_at)
+        case WorkerPaused() | WorkerResumed():
+            if row is None or row.status in ("DEAD", "STOPPED"):
+                return row
+            return msgspec.structs.replace(row, status="PAUSED" if isinstance(event, WorkerPaused) else "IDLE")
         case _:
             assert_never(event)

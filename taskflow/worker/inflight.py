@@ -22,18 +22,20 @@ class InFlight:
         self.running: dict[str, asyncio.Task[None]] = {}
         self.backlog: list[DispatchEntry] = []
         self.suspects: set[str] = set()
+        # Paused by an operator: finish what is held, take nothing new.
+        self.paused = False
         self._entries: dict[str, DispatchEntry] = {}
         self._changed = asyncio.Event()
 
     @property
     def free(self) -> int:
-        if self.suspects:
+        if self.suspects or self.paused:
             return 0
         return max(0, self.capacity - len(self._entries))
 
     def next_to_start(self) -> DispatchEntry | None:
         """The backlog entry to start now (backlog sorted by priority), if any may start."""
-        if not self.backlog or len(self.running) >= self.capacity:
+        if not self.backlog or len(self.running) >= self.capacity or self.paused:
             return None
         if any(entry_id in self.suspects for entry_id in self.running):
             return None

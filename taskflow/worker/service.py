@@ -25,7 +25,7 @@ from taskflow.scripts import ReclaimedEntry, Scripts
 from taskflow.settings import Settings
 from taskflow.streams import append_event, ensure_groups
 from taskflow.tasks import UnknownTaskError, get_task
-from taskflow.worker import outcome
+from taskflow.worker import heartbeat, orders, outcome
 from taskflow.worker.children import ChildPool
 from taskflow.worker.entry import DispatchEntry, parse_entry
 from taskflow.worker.errors import MalformedDispatchEntry
@@ -36,6 +36,9 @@ from taskflow.worker.recorder import Recorder
 
 log = structlog.get_logger()
 READ_BLOCK_MS = 1000
+# Checking for stale entries is cheap (XPENDING IDLE); doing it often lets entries the
+# coordinator hands off from a dead worker move on within a second.
+RECLAIM_EVERY_S = 1.0
 # A running task is stopped within this (plus the kill) of its cancel request.
 CANCEL_POLL_S = 0.5
 # What owned_append.lua answers a start for a task cancelled while it waited in line.
@@ -85,7 +88,8 @@ class Worker:
         log.info("worker_started", worker_id=self.id, capacity=self.inflight.capacity, queues=list(self.queues))
         background = [
             asyncio.create_task(self.recorder.run()),
-            asyncio.create_task(self._watch_cancellations()),
+            asyncio.create_task(self._follow_orders()),
+            asyncio.create_task(self._beat_forever()),
             asyncio.create_task(
                 renew_leases_forever(self.scripts, self.id, self.inflight, self.settings.lease_seconds / 3, self._lost)
             ),
@@ -96,7 +100,7 @@ class Worker:
                     list(self._streams),
                     self.inflight,
                     self.settings.lease_ms,
-                    max(0.2, self.settings.lease_seconds / 4),
+                    RECLAIM_EVERY_S,
                     self._take_reclaimed,
                     lambda stream: keys.starts(self.settings.namespace, self._streams[stream][1]),
                 )
@@ -111,6 +115,7 @@ class Worker:
             await asyncio.gather(*background, return_exceptions=True)
             await self.recorder.drain()
             self.children.close()
+        await heartbeat.leave(self.redis, self.settings, self.id)
         await append_event(self.redis, self.settings, self._stopped_event())
         log.info("worker_stopped", worker_id=self.id, processed=self.processed)
 
@@ -252,29 +257,41 @@ class Worker:
         if await self.recorder.record(entry, event, "finish") is not None:
             log.info("task_cancelled_while_running")
 
-    async def _watch_cancellations(self) -> None:
-        """Stop running tasks whose cancel was requested (cancel.lua sets the flag)."""
+    async def _beat_forever(self) -> None:
+        while True:
+            try:
+                await heartbeat.beat(self.redis, self.settings, self.id, self.inflight)
+            except (RedisError, OSError) as e:
+                log.warning("heartbeat_failed", error=str(e))
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+
+    async def _follow_orders(self) -> None:
+        """Poll for pause / resume and for cancels of running tasks."""
         while True:
             await asyncio.sleep(CANCEL_POLL_S)
-            running = [e for e in self.inflight.entries() if e.entry_id in self.inflight.running]
-            if not running:
-                continue
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for entry in running:
-                        pipe.hget(
-                            keys.task_marker(self.settings.namespace, entry.partition, entry.task.aggregate_id),
-                            "cancel",
-                        )
-                    flags = await pipe.execute()
+                await self._apply_pause(await orders.pause_ordered(self.redis, self.settings, self.id))
+                running = [e for e in self.inflight.entries() if e.entry_id in self.inflight.running]
+                cancelled = await orders.cancel_requested(self.redis, self.settings, running)
             except (RedisError, OSError) as e:
-                log.warning("cancel_watch_failed", error=str(e))
+                log.warning("order_poll_failed", error=str(e))
                 continue
-            for entry, flag in zip(running, flags, strict=True):
+            for entry in cancelled:
                 task = self.inflight.running.get(entry.entry_id)
-                if flag and task is not None and entry.entry_id not in self._cancel_requested:
+                if task is not None and entry.entry_id not in self._cancel_requested:
                     self._cancel_requested.add(entry.entry_id)
                     task.cancel()
+
+    async def _apply_pause(self, paused: bool) -> None:
+        if paused != self.inflight.paused:
+            self.inflight.paused = paused
+            log.info("worker_paused" if paused else "worker_resumed")
+        if paused and self.inflight.backlog:
+            # Held but not started counts as new work: let live workers have it now.
+            backlog, self.inflight.backlog = self.inflight.backlog, []
+            await self._hand_back(backlog)
+        elif not paused:
+            self._start_from_backlog()
 
     def _lost(self, entry_id: str) -> None:
         running = self.inflight.running.get(entry_id)

@@ -1,0 +1,126 @@
+"""``/api/v1/workers``: the workers projection joined with their live heartbeats."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+from uuid import UUID
+
+import asyncpg
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.params import FromPath
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from taskflow import keys
+from taskflow.events import WorkerPaused, WorkerResumed
+from taskflow.gateway.auth import Principal
+from taskflow.gateway.context import GatewayContext
+from taskflow.streams import append_event
+
+AuthedRequest = Request[Principal, str, State]
+
+
+class WorkerView(msgspec.Struct, kw_only=True):
+    worker_id: UUID
+    hostname: str | None
+    # DEAD / STOPPED from the event log; otherwise the heartbeat's IDLE / ACTIVE / BUSY /
+    # PAUSED, or the projection's last word when no heartbeat is live.
+    status: str
+    capacity: int
+    current_load: int
+    last_heartbeat: datetime | None
+    registered_at: datetime
+    stopped_at: datetime | None
+    metadata: msgspec.Raw
+
+
+class WorkerList(msgspec.Struct, kw_only=True):
+    items: list[WorkerView]
+
+
+class ControlAnswer(msgspec.Struct, kw_only=True):
+    worker_id: UUID
+    paused: bool
+    event_id: str
+
+
+def _ctx(request: AuthedRequest) -> GatewayContext:
+    ctx: GatewayContext = request.app.state.ctx
+    return ctx
+
+
+async def _views(ctx: GatewayContext, worker_id: UUID | None) -> list[WorkerView]:
+    sql = "SELECT * FROM workers" + (" WHERE worker_id = $1" if worker_id else "") + " ORDER BY registered_at DESC"
+    rows = await ctx.pool.fetch(sql, *([worker_id] if worker_id else []))
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for row in rows:
+            pipe.hgetall(keys.worker_heartbeat(ctx.settings.namespace, row["worker_id"].hex))
+        beats: list[dict[str, str]] = await pipe.execute() if rows else []
+    return [_merge(row, beat) for row, beat in zip(rows, beats, strict=True)]
+
+
+def _merge(row: asyncpg.Record, beat: dict[str, str]) -> WorkerView:
+    status, load, last = row["status"], row["current_load"], row["last_heartbeat"]
+    if beat and status not in ("DEAD", "STOPPED"):
+        status, load = beat["status"], int(beat["load"])
+        last = datetime.fromtimestamp(int(beat["last_heartbeat_ms"]) / 1000, tz=UTC)
+    return WorkerView(
+        worker_id=row["worker_id"],
+        hostname=row["hostname"],
+        status=status,
+        capacity=row["capacity"],
+        current_load=load,
+        last_heartbeat=last,
+        registered_at=row["registered_at"],
+        stopped_at=row["stopped_at"],
+        metadata=msgspec.Raw((row["metadata"] or "{}").encode()),
+    )
+
+
+class WorkerController(Controller):
+    path = "/api/v1/workers"
+
+    @get("/")
+    async def list_workers(self, request: AuthedRequest) -> WorkerList:
+        return WorkerList(items=await _views(_ctx(request), None))
+
+    @get("/{worker_id:uuid}")
+    async def get_worker(self, request: AuthedRequest, worker_id: FromPath[UUID]) -> WorkerView:
+        views = await _views(_ctx(request), worker_id)
+        if not views:
+            raise NotFoundException(f"worker {worker_id} not found")
+        return views[0]
+
+    @post("/{worker_id:uuid}/pause", status_code=HTTP_202_ACCEPTED)
+    async def pause(self, request: AuthedRequest, worker_id: FromPath[UUID]) -> ControlAnswer:
+        """It finishes what it holds and takes nothing new (admin only)."""
+        return await _control(request, worker_id, "pause")
+
+    @post("/{worker_id:uuid}/resume", status_code=HTTP_202_ACCEPTED)
+    async def resume(self, request: AuthedRequest, worker_id: FromPath[UUID]) -> ControlAnswer:
+        return await _control(request, worker_id, "resume")
+
+
+async def _control(request: AuthedRequest, worker_id: UUID, order: Literal["pause", "resume"]) -> ControlAnswer:
+    if not request.user.is_admin:
+        raise PermissionDeniedException("pausing and resuming workers needs the admin role")
+    ctx = _ctx(request)
+    views = await _views(ctx, worker_id)
+    if not views:
+        raise NotFoundException(f"worker {worker_id} not found")
+    envelope = {
+        "aggregate_id": worker_id.hex,
+        "occurred_at": datetime.now(UTC),
+        "correlation_id": worker_id.hex,
+        "actor": request.user.sub,
+    }
+    event = WorkerPaused(**envelope) if order == "pause" else WorkerResumed(**envelope)  # type: ignore[arg-type]
+    # The event first: the log says who ordered it even if the flag write is lost.
+    event_id = await append_event(ctx.redis, ctx.settings, event)
+    await ctx.redis.hset(
+        keys.worker_control(ctx.settings.namespace, worker_id.hex), "paused", "1" if order == "pause" else "0"
+    )  # type: ignore[misc]
+    return ControlAnswer(worker_id=worker_id, paused=order == "pause", event_id=event_id)

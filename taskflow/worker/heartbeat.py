@@ -1,0 +1,54 @@
+"""The worker's heartbeat: an expiring hash plus a registry score, never the event log."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from redis.asyncio import Redis
+
+from taskflow import keys
+from taskflow.settings import Settings
+from taskflow.worker.inflight import InFlight
+
+
+def live_status(inflight: InFlight) -> str:
+    """What the heartbeat says: PAUSED, IDLE (nothing held), BUSY (full) or ACTIVE."""
+    if inflight.paused:
+        return "PAUSED"
+    load = len(inflight.running)
+    if load == 0:
+        return "IDLE"
+    return "BUSY" if load >= inflight.capacity else "ACTIVE"
+
+
+async def beat(redis: Redis, settings: Settings, worker_id: str, inflight: InFlight) -> None:
+    ns = settings.namespace
+    now_ms = int(time.time() * 1000)
+    key = keys.worker_heartbeat(ns, worker_id)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hset(
+            key,
+            mapping={
+                "hostname": socket.gethostname(),
+                "pid": os.getpid(),
+                "capacity": inflight.capacity,
+                "load": len(inflight.running),
+                "status": live_status(inflight),
+                "last_heartbeat_ms": now_ms,
+            },
+        )
+        # Three missed beats and the hash is gone: it never outlives a dead worker for long.
+        pipe.pexpire(key, int(settings.heartbeat_seconds * 3000))
+        pipe.zadd(keys.worker_registry(ns, keys.partition_of(worker_id, settings.partitions)), {worker_id: now_ms})
+        await pipe.execute()
+
+
+async def leave(redis: Redis, settings: Settings, worker_id: str) -> None:
+    """A clean exit: not a death, so the coordinator must not bury it."""
+    ns = settings.namespace
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.delete(keys.worker_heartbeat(ns, worker_id), keys.worker_control(ns, worker_id))
+        pipe.zrem(keys.worker_registry(ns, keys.partition_of(worker_id, settings.partitions)), worker_id)
+        await pipe.execute()
