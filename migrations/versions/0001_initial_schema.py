@@ -54,8 +54,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('partition', 'id_ms', 'id_seq', name='event_archive_pkey')
     )
     op.create_index('idx_event_archive_aggregate', 'event_archive', ['aggregate_id', 'id_ms', 'id_seq'], unique=False)
-    op.create_index('idx_event_archive_event_id', 'event_archive', ['partition', 'event_id'], unique=True)
-    op.create_index('idx_event_archive_type_time', 'event_archive', ['event_type', 'occurred_at'], unique=False)
     op.create_table('projection_checkpoints',
     sa.Column('projection', sa.String(length=64), nullable=False),
     sa.Column('partition', sa.SmallInteger(), nullable=False),
@@ -196,8 +194,6 @@ def downgrade() -> None:
     op.drop_index('idx_campaign_id', table_name='tasks')
     op.drop_table('tasks')
     op.drop_table('projection_checkpoints')
-    op.drop_index('idx_event_archive_type_time', table_name='event_archive')
-    op.drop_index('idx_event_archive_event_id', table_name='event_archive')
     op.drop_index('idx_event_archive_aggregate', table_name='event_archive')
     op.drop_table('event_archive')
     op.drop_table('campaigns')

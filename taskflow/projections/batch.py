@@ -7,9 +7,9 @@ from uuid import UUID
 
 import msgspec
 
-from taskflow.events import AnyEvent, TaskQueued
+from taskflow.events import AnyEvent, TaskQueued, TaskSubmitted
 from taskflow.projections.rows import DeadLetterRow, ExecutionRow, LogRow, ResultRow, TaskRow, WorkerRow
-from taskflow.projections.tasks import dead_letter_of, execution_of, fold_task, log_of, result_of
+from taskflow.projections.tasks import as_uuid, dead_letter_of, execution_of, fold_task, log_of, result_of
 from taskflow.projections.workers import WORKER_EVENTS, fold_worker
 
 
@@ -27,11 +27,15 @@ class Changes(msgspec.Struct, kw_only=True):
 
 
 def task_ids(events: list[AnyEvent]) -> set[UUID]:
-    return {UUID(e.aggregate_id) for e in events if not isinstance(e, WORKER_EVENTS)}
+    """Tasks whose stored row the fold needs: those with events here but not submitted here."""
+    submitted = {e.aggregate_id for e in events if isinstance(e, TaskSubmitted)}
+    return {
+        as_uuid(e.aggregate_id) for e in events if not isinstance(e, WORKER_EVENTS) and e.aggregate_id not in submitted
+    }
 
 
 def worker_ids(events: list[AnyEvent]) -> set[UUID]:
-    return {UUID(e.aggregate_id) for e in events if isinstance(e, WORKER_EVENTS)}
+    return {as_uuid(e.aggregate_id) for e in events if isinstance(e, WORKER_EVENTS)}
 
 
 def fold_batch(
@@ -41,13 +45,13 @@ def fold_batch(
     changes = Changes()
     for event in events:
         if isinstance(event, WORKER_EVENTS):
-            worker_id = UUID(event.aggregate_id)
+            worker_id = as_uuid(event.aggregate_id)
             current = changes.workers.get(worker_id) or stored_workers.get(worker_id)
             folded = fold_worker(current, event)
             if folded is not None:
                 changes.workers[worker_id] = folded
             continue
-        task_id = UUID(event.aggregate_id)
+        task_id = as_uuid(event.aggregate_id)
         task = fold_task(changes.tasks.get(task_id) or stored_tasks.get(task_id), event)
         if task is None:
             continue  # an event of a task never submitted: nothing to attach it to

@@ -122,7 +122,8 @@ async def load_tasks(conn: Connection, ids: set[UUID]) -> dict[UUID, TaskRow]:
     if not ids:
         return {}
     rows = await conn.fetch(f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks WHERE task_id = ANY($1::uuid[])", list(ids))
-    return {r["task_id"]: msgspec.convert(_json_as_text(dict(r), ("task_args", "task_kwargs")), TaskRow) for r in rows}
+    # asyncpg hands JSONB back as text, which is what the rows hold.
+    return {r["task_id"]: TaskRow(**dict(r)) for r in rows}
 
 
 async def load_workers(conn: Connection, ids: set[UUID]) -> dict[UUID, WorkerRow]:
@@ -131,12 +132,7 @@ async def load_workers(conn: Connection, ids: set[UUID]) -> dict[UUID, WorkerRow
     rows = await conn.fetch(
         f"SELECT {', '.join(_WORKER_COLUMNS)} FROM workers WHERE worker_id = ANY($1::uuid[])", list(ids)
     )
-    return {r["worker_id"]: msgspec.convert(_json_as_text(dict(r), ("metadata",)), WorkerRow) for r in rows}
-
-
-def _json_as_text(row: dict[str, object], columns: tuple[str, ...]) -> dict[str, object]:
-    # asyncpg returns jsonb as text already; None stays None for nullable columns.
-    return {k: (v if k not in columns or v is None else str(v)) for k, v in row.items()}
+    return {r["worker_id"]: WorkerRow(**dict(r)) for r in rows}
 
 
 def _upsert_sql(table: str, columns: list[str], key: str, merge: dict[str, str] | None = None) -> str:

@@ -190,9 +190,7 @@ event_archive = Table(
     Column("archived_at", TIMESTAMP, nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("partition", "id_ms", "id_seq", name="event_archive_pkey"),
 )
-Index("idx_event_archive_event_id", event_archive.c.partition, event_archive.c.event_id, unique=True)
 Index("idx_event_archive_aggregate", event_archive.c.aggregate_id, event_archive.c.id_ms, event_archive.c.id_seq)
-Index("idx_event_archive_type_time", event_archive.c.event_type, event_archive.c.occurred_at)
 
 projection_checkpoints = Table(
     "projection_checkpoints",

@@ -7,6 +7,7 @@ events, so a live build, a build after crashes and a replay give identical rows
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import assert_never
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -54,9 +55,18 @@ TaskEvent = (
 )
 
 
+@lru_cache(maxsize=65_536)
 def derived_id(*parts: object) -> UUID:
-    """A stable row id from the event data that creates the row."""
+    """A stable row id from the event data that creates the row (cached: the start and
+    the end of an attempt name the same execution)."""
     return uuid5(_ID_SPACE, ":".join(str(p) for p in parts))
+
+
+@lru_cache(maxsize=65_536)
+def as_uuid(value: str) -> UUID:
+    """``UUID(value)``, cached: each id recurs in every event of its task or worker, and
+    parsing dominated the projector's fold before (see docs/benchmarks.md)."""
+    return UUID(value)
 
 
 def fold_task(row: TaskRow | None, event: TaskEvent) -> TaskRow | None:
@@ -124,7 +134,7 @@ def _run_step(row: TaskRow, event: TaskStarted | TaskSucceeded | TaskFailed | Ta
 
 def _submitted(event: TaskSubmitted) -> TaskRow:
     return TaskRow(
-        task_id=UUID(event.aggregate_id),
+        task_id=as_uuid(event.aggregate_id),
         task_name=event.task_name,
         task_args=bytes(event.args).decode(),
         task_kwargs=bytes(event.kwargs).decode(),
@@ -151,11 +161,11 @@ def _submitted(event: TaskSubmitted) -> TaskRow:
 
 def result_of(event: TaskEvent) -> ResultRow | None:
     """The task_results row a terminal event writes (one per task: the last outcome wins)."""
-    task_id = UUID(event.aggregate_id)
+    task_id = as_uuid(event.aggregate_id)
     match event:
         case TaskSucceeded():
             return ResultRow(
-                result_id=derived_id("result", task_id),
+                result_id=task_id,
                 task_id=task_id,
                 result_data=bytes(event.result).decode(),
                 error_type=None,
@@ -165,7 +175,7 @@ def result_of(event: TaskEvent) -> ResultRow | None:
             )
         case TaskFailed():
             return ResultRow(
-                result_id=derived_id("result", task_id),
+                result_id=task_id,
                 task_id=task_id,
                 result_data=None,
                 error_type=event.error_type,
@@ -175,7 +185,7 @@ def result_of(event: TaskEvent) -> ResultRow | None:
             )
         case TaskTimedOut():
             return ResultRow(
-                result_id=derived_id("result", task_id),
+                result_id=task_id,
                 task_id=task_id,
                 result_data=None,
                 error_type="Timeout",
@@ -185,7 +195,7 @@ def result_of(event: TaskEvent) -> ResultRow | None:
             )
         case TaskCancelled():
             return ResultRow(
-                result_id=derived_id("result", task_id),
+                result_id=task_id,
                 task_id=task_id,
                 result_data=None,
                 error_type="Cancelled",
@@ -195,7 +205,7 @@ def result_of(event: TaskEvent) -> ResultRow | None:
             )
         case TaskDeadLettered():
             return ResultRow(
-                result_id=derived_id("result", task_id),
+                result_id=task_id,
                 task_id=task_id,
                 result_data=None,
                 error_type="DeadLettered",
@@ -209,7 +219,7 @@ def result_of(event: TaskEvent) -> ResultRow | None:
 
 def execution_of(event: TaskEvent) -> ExecutionRow | None:
     """The task_executions row (or the part of it) an event writes."""
-    task_id = UUID(event.aggregate_id)
+    task_id = as_uuid(event.aggregate_id)
     match event:
         case TaskStarted():
             return ExecutionRow(
@@ -264,7 +274,7 @@ def dead_letter_of(event: TaskEvent, task: TaskRow | None) -> DeadLetterRow | No
         return None
     return DeadLetterRow(
         dlq_id=derived_id("dlq", event.aggregate_id, event.event_id),
-        task_id=UUID(event.aggregate_id),
+        task_id=as_uuid(event.aggregate_id),
         task_data=_task_data(task),
         failure_reason=reason,
         stack_trace=trace,
@@ -287,7 +297,7 @@ def log_of(event: TaskEvent) -> LogRow | None:
         return None
     return LogRow(
         log_id=derived_id("log", event.aggregate_id, event.event_id),
-        task_id=UUID(event.aggregate_id),
+        task_id=as_uuid(event.aggregate_id),
         level=event.level,
         message=event.message,
         metadata=_encoder.encode({"worker_id": event.worker_id}).decode(),
@@ -299,6 +309,6 @@ def _uuid(value: str | None) -> UUID | None:
     if value is None:
         return None
     try:
-        return UUID(value)
+        return as_uuid(value)
     except ValueError:
         return None

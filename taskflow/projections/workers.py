@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from typing import assert_never
-from uuid import UUID
 
 import msgspec
 
 from taskflow.events import WorkerDied, WorkerPaused, WorkerResumed, WorkerStarted, WorkerStopped
 from taskflow.projections.rows import WorkerRow
+from taskflow.projections.tasks import as_uuid
 
 WorkerEvent = WorkerStarted | WorkerStopped | WorkerDied | WorkerPaused | WorkerResumed
 WORKER_EVENTS = (WorkerStarted, WorkerStopped, WorkerDied, WorkerPaused, WorkerResumed)
@@ -19,7 +19,7 @@ def fold_worker(row: WorkerRow | None, event: WorkerEvent) -> WorkerRow | None:
     match event:
         case WorkerStarted():
             return WorkerRow(
-                worker_id=UUID(event.aggregate_id),
+                worker_id=as_uuid(event.aggregate_id),
                 hostname=event.hostname,
                 status="IDLE",
                 capacity=event.capacity,
