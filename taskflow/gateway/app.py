@@ -15,6 +15,7 @@ from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.errors import client_error
 from taskflow.gateway.routes_dlq import DeadLetterController
 from taskflow.gateway.routes_health import health, ready
+from taskflow.gateway.routes_stats import stats
 from taskflow.gateway.routes_tasks import TaskController
 from taskflow.gateway.routes_workers import WorkerController
 from taskflow.scripts import Scripts
@@ -40,7 +41,7 @@ def create_app(settings: Settings) -> Litestar:
             await redis.aclose()
 
     return Litestar(
-        route_handlers=[TaskController, DeadLetterController, WorkerController, health, ready],
+        route_handlers=[TaskController, DeadLetterController, WorkerController, stats, health, ready],
         middleware=[DefineMiddleware(JWTAuthMiddleware, secret=secret)],
         exception_handlers={ClientException: client_error},
         lifespan=[lifespan],

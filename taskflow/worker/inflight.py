@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 
+from taskflow.events import Priority
 from taskflow.worker.entry import DispatchEntry
+from taskflow.worker.priority import PriorityPicker
 
 
 class InFlight:
@@ -26,6 +28,7 @@ class InFlight:
         self.paused = False
         self._entries: dict[str, DispatchEntry] = {}
         self._changed = asyncio.Event()
+        self._picker = PriorityPicker()
 
     @property
     def free(self) -> int:
@@ -42,7 +45,17 @@ class InFlight:
         suspect = next((e for e in self.backlog if e.entry_id in self.suspects), None)
         if suspect is not None:
             return suspect if not self.running else None
-        return self.backlog[0]
+        level = self._picker.pick(e.task.priority for e in self.backlog)
+        # The backlog is in stream order, so this is the oldest entry of that level.
+        return next(e for e in self.backlog if e.task.priority == level)
+
+    def wanted_per_level(self, levels: tuple[Priority, ...]) -> dict[Priority, int]:
+        """How many more entries of each level to fetch: up to ``capacity`` waiting per
+        level; nothing while paused or while a suspect is held."""
+        if self.suspects or self.paused:
+            return {}
+        waiting = Counter(e.task.priority for e in self.backlog)
+        return {level: self.capacity - waiting[level] for level in levels if waiting[level] < self.capacity}
 
     def holds(self, entry_id: str) -> bool:
         return entry_id in self._entries

@@ -120,16 +120,19 @@ class Worker:
         log.info("worker_stopped", worker_id=self.id, processed=self.processed)
 
     async def _read_partition(self, partition: int) -> None:
-        streams: dict[KeyT, StreamIdT] = {
-            keys.dispatch(self.settings.namespace, partition, q): ">" for q in self.queues
-        }
+        levels = {keys.dispatch(self.settings.namespace, partition, q): q for q in self.queues}
         while not self._stopping.is_set():
-            await self.inflight.wait_for_free_slot(READ_BLOCK_MS / 1000)
-            if self.inflight.free == 0 or self._stopping.is_set():
+            # Keep up to `capacity` entries of every level waiting here, so the weighted
+            # picker always sees each level that has work (else a drained backlog would
+            # hand out starts in equal turns).
+            wanted = self.inflight.wanted_per_level(self.queues)
+            if not wanted:
+                await self.inflight.wait_for_free_slot(READ_BLOCK_MS / 1000)
                 continue
+            streams: dict[KeyT, StreamIdT] = {s: ">" for s, q in levels.items() if q in wanted}
             try:
                 answer = await self.redis.xreadgroup(
-                    keys.WORKERS_GROUP, self.id, streams, count=self.inflight.free, block=READ_BLOCK_MS
+                    keys.WORKERS_GROUP, self.id, streams, count=min(wanted.values()), block=READ_BLOCK_MS
                 )
             except (RedisError, OSError) as e:
                 log.warning("read_failed", error=str(e))
@@ -167,8 +170,8 @@ class Worker:
         await self.redis.xack(stream, keys.WORKERS_GROUP, entry_id)
 
     def _start_from_backlog(self) -> None:
-        """Start held entries, highest priority first, while running < capacity."""
-        self.inflight.backlog.sort(key=lambda e: (self._streams[e.stream][0], e.entry_id))
+        """Start held entries by weighted priority (worker/priority.py) while running < capacity."""
+        self.inflight.backlog.sort(key=lambda e: e.entry_id)
         while not self._stopping.is_set() and (entry := self.inflight.next_to_start()) is not None:
             self.inflight.backlog.remove(entry)
             self.inflight.running[entry.entry_id] = asyncio.create_task(self._process(entry))

@@ -299,3 +299,18 @@ async def test_scheduled_at_needs_a_timezone(client: Client, settings: Settings)
     body = {"task_name": "echo", "scheduled_at": "2099-01-01T00:00:00"}
     response = await client.post("/api/v1/tasks", json=body, headers=auth(settings))
     assert response.status_code == 422 and "scheduled_at" in response.json()["detail"]
+
+
+async def test_stats_show_queue_depth_per_priority(client: Client, settings: Settings, redis: Redis) -> None:
+    for priority, n in (("critical", 2), ("low", 3)):
+        for _ in range(n):
+            await client.post("/api/v1/tasks", json={"task_name": "echo", "priority": priority}, headers=auth(settings))
+    await client.post(
+        "/api/v1/tasks", json={"task_name": "echo", "scheduled_at": "2099-01-01T00:00:00Z"}, headers=auth(settings)
+    )
+    await redis.xreadgroup(keys.WORKERS_GROUP, "w", {keys.dispatch(settings.namespace, 0, "low"): ">"}, count=1)
+    body = (await client.get("/api/v1/stats", headers=auth(settings))).json()
+    assert body["queues"]["critical"] == {"waiting": 2, "in_flight": 0}
+    assert body["queues"]["low"] == {"waiting": 2, "in_flight": 1}
+    assert body["queues"]["high"] == {"waiting": 0, "in_flight": 0}
+    assert body["scheduled"] == 1

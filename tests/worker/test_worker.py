@@ -258,3 +258,25 @@ async def test_a_sync_task_that_kills_its_process_fails_and_the_worker_lives_on(
         (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id))
         await eventually(lambda: _terminal(redis, settings, after.aggregate_id))
     assert isinstance(done, TaskFailed) and done.error_type == "TaskProcessDied" and "code 3" in done.error
+
+
+async def test_with_all_four_queues_backlogged_low_gets_its_documented_share(redis: Redis, settings: Settings) -> None:
+    """Weighted 8:4:2:1 (worker/priority.py): low gets 1/15 of the starts, never zero."""
+    for level in ("low", "medium", "high", "critical"):
+        for _ in range(40):
+            await submit(redis, settings, msgspec_replace(submitted("echo"), priority=level))
+    async with running_worker(settings, redis, concurrency=1):
+        await eventually(lambda: _count_started(redis, settings, 60), timeout_s=30)
+    starts = [e for e in await all_events(redis, settings) if isinstance(e, TaskStarted)][:60]
+    priority_of = {
+        e.aggregate_id: e.priority for e in await all_events(redis, settings) if isinstance(e, TaskSubmitted)
+    }
+    counts = {
+        level: sum(priority_of[s.aggregate_id] == level for s in starts)
+        for level in ("critical", "high", "medium", "low")
+    }
+    assert counts == {"critical": 32, "high": 16, "medium": 8, "low": 4}, counts
+
+
+async def _count_started(redis: Redis, settings: Settings, n: int) -> bool:
+    return sum(isinstance(e, TaskStarted) for e in await all_events(redis, settings)) >= n
