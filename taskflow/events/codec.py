@@ -12,6 +12,7 @@ from taskflow.events.task import (
     TaskDeadLettered,
     TaskFailed,
     TaskLogged,
+    TaskProgressed,
     TaskQueued,
     TaskReclaimed,
     TaskStarted,
@@ -33,6 +34,7 @@ AnyEvent = (
     | TaskCancelRequested
     | TaskCancelled
     | TaskLogged
+    | TaskProgressed
     | TaskQueued
     | WorkerStarted
     | WorkerStopped

@@ -116,3 +116,12 @@ class TaskLogged(Event, frozen=True, kw_only=True, tag="task.logged"):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     message: str
     worker_id: str
+    metadata: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class TaskProgressed(Event, frozen=True, kw_only=True, tag="task.progressed"):
+    """Task code reported how far it got (shown on the task)."""
+
+    percent: float
+    message: str = ""
+    worker_id: str

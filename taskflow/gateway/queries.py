@@ -17,7 +17,7 @@ from taskflow.events import AnyEvent, EventDecodeError, TaskSubmitted, decode
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.errors import invalid
-from taskflow.gateway.schemas import TaskError, TaskView
+from taskflow.gateway.schemas import LogLine, Progress, TaskError, TaskView
 from taskflow.projections.rows import TaskRow
 from taskflow.projections.tasks import fold_task
 
@@ -75,6 +75,9 @@ def _view(row: asyncpg.Record) -> TaskView:
         campaign_id=row["campaign_id"],
         depends_on=list(row["depends_on"]),
         last_event_id=row["last_event_id"],
+        progress=Progress(percent=row["progress_percent"], message=row["progress_message"])
+        if row["progress_percent"] is not None
+        else None,
         result=msgspec.Raw(row["result_data"].encode()) if row["result_data"] is not None else None,
         error=TaskError(type=row["error_type"], message=row["error_message"], traceback=row["stack_trace"])
         if failed
@@ -190,3 +193,21 @@ async def task_events(ctx: GatewayContext, task_id: UUID) -> list[AnyEvent]:
         if submitted is not None:
             events.append(submitted)
     return events
+
+
+async def task_logs(ctx: GatewayContext, task_id: UUID, limit: int) -> list[LogLine]:
+    rows = await ctx.pool.fetch(
+        "SELECT level, message, metadata, created_at FROM task_logs WHERE task_id = $1 "
+        "ORDER BY created_at, log_id LIMIT $2",
+        task_id,
+        limit,
+    )
+    return [
+        LogLine(
+            level=r["level"],
+            message=r["message"],
+            metadata=msgspec.Raw((r["metadata"] or "null").encode()),
+            created_at=r["created_at"],
+        )
+        for r in rows
+    ]

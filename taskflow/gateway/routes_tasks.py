@@ -16,7 +16,7 @@ from taskflow.gateway import intake, lifecycle, queries
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.lifecycle import CancelAnswer, RetryAnswer
-from taskflow.gateway.schemas import TaskAccepted, TaskPage, TaskStatus, TaskSubmission, TaskView
+from taskflow.gateway.schemas import LogPage, TaskAccepted, TaskPage, TaskStatus, TaskSubmission, TaskView
 
 AuthedRequest = Request[Principal, str, State]
 
@@ -75,6 +75,18 @@ class TaskController(Controller):
         if await queries.get_task_view(_ctx(request), task_id, request.user) is None:
             raise NotFoundException(f"task {task_id} not found")
         return await queries.task_events(_ctx(request), task_id)
+
+    @get("/{task_id:uuid}/logs")
+    async def get_task_logs(
+        self,
+        request: AuthedRequest,
+        task_id: FromPath[UUID],
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 200,
+    ) -> LogPage:
+        """Lines the task's code wrote with ``current_task().log(...)``, oldest first."""
+        if await queries.get_task_view(_ctx(request), task_id, request.user) is None:
+            raise NotFoundException(f"task {task_id} not found")
+        return LogPage(items=await queries.task_logs(_ctx(request), task_id, limit))
 
     @delete("/{task_id:uuid}", status_code=HTTP_200_OK)
     async def cancel_task(self, request: AuthedRequest, task_id: FromPath[UUID]) -> Response[CancelAnswer]:

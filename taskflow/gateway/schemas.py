@@ -43,6 +43,22 @@ class TaskError(msgspec.Struct, kw_only=True):
     traceback: str | None
 
 
+class Progress(msgspec.Struct, kw_only=True):
+    percent: float
+    message: str | None
+
+
+class LogLine(msgspec.Struct, kw_only=True):
+    level: str
+    message: str
+    metadata: msgspec.Raw
+    created_at: datetime
+
+
+class LogPage(msgspec.Struct, kw_only=True):
+    items: list[LogLine]
+
+
 class TaskView(msgspec.Struct, kw_only=True):
     task_id: UUID
     task_name: str
@@ -64,6 +80,7 @@ class TaskView(msgspec.Struct, kw_only=True):
     campaign_id: UUID | None
     depends_on: list[UUID]
     last_event_id: str
+    progress: Progress | None = None
     result: msgspec.Raw | None = None
     error: TaskError | None = None
 

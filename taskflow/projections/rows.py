@@ -31,6 +31,8 @@ class TaskRow(msgspec.Struct, kw_only=True):
     created_by: str | None
     correlation_id: str
     attempts: int
+    progress_percent: float | None
+    progress_message: str | None
     last_event_id: str
     updated_at: datetime
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -57,6 +58,8 @@ tasks = Table(
     Column("created_by", String(255)),
     Column("correlation_id", String(64), nullable=False),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("progress_percent", Float),
+    Column("progress_message", Text),
     Column("last_event_id", String(32), nullable=False),
     Column("updated_at", TIMESTAMP, nullable=False),
 )

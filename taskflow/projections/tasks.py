@@ -19,6 +19,7 @@ from taskflow.events import (
     TaskDeadLettered,
     TaskFailed,
     TaskLogged,
+    TaskProgressed,
     TaskQueued,
     TaskReclaimed,
     TaskStarted,
@@ -52,6 +53,7 @@ TaskEvent = (
     | TaskTimedOut
     | TaskCancelRequested
     | TaskCancelled
+    | TaskProgressed
 )
 
 
@@ -80,6 +82,8 @@ def fold_task(row: TaskRow | None, event: TaskEvent) -> TaskRow | None:
     match event:
         case TaskStarted() | TaskSucceeded() | TaskFailed() | TaskTimedOut():
             return _run_step(row, event)
+        case TaskProgressed() | TaskLogged() | TaskCancelRequested():
+            return _note(row, event)
         case TaskQueued() if event.reason == "requeued":
             # An operator's second chance: a fresh start, whatever the task's outcome was.
             return msgspec.structs.replace(
@@ -95,10 +99,15 @@ def fold_task(row: TaskRow | None, event: TaskEvent) -> TaskRow | None:
             return msgspec.structs.replace(row, status="FAILED", completed_at=event.occurred_at)
         case TaskCancelled():
             return msgspec.structs.replace(row, status="CANCELLED", completed_at=event.occurred_at)
-        case TaskLogged() | TaskCancelRequested():
-            return row
         case _:
             assert_never(event)
+
+
+def _note(row: TaskRow, event: TaskProgressed | TaskLogged | TaskCancelRequested) -> TaskRow:
+    """Events that change no status: progress shows on the task; logs have their table."""
+    if isinstance(event, TaskProgressed):
+        return msgspec.structs.replace(row, progress_percent=event.percent, progress_message=event.message or None)
+    return row
 
 
 def _run_step(row: TaskRow, event: TaskStarted | TaskSucceeded | TaskFailed | TaskTimedOut) -> TaskRow:
@@ -154,6 +163,8 @@ def _submitted(event: TaskSubmitted) -> TaskRow:
         created_by=event.actor,
         correlation_id=event.correlation_id,
         attempts=0,
+        progress_percent=None,
+        progress_message=None,
         last_event_id=event.event_id,
         updated_at=event.occurred_at,
     )
@@ -300,7 +311,7 @@ def log_of(event: TaskEvent) -> LogRow | None:
         task_id=as_uuid(event.aggregate_id),
         level=event.level,
         message=event.message,
-        metadata=_encoder.encode({"worker_id": event.worker_id}).decode(),
+        metadata=_encoder.encode({"worker_id": event.worker_id, "data": event.metadata}).decode(),
         created_at=event.occurred_at,
     )
 

@@ -1,5 +1,17 @@
-"""The task registry: ``@task`` marks a function that workers may run by name."""
+"""The task registry: ``@task`` marks a function that workers may run by name; task code
+reports logs and progress through ``current_task()``."""
 
+from taskflow.tasks.context import NotInATask, TaskRun, current_task
 from taskflow.tasks.registry import TaskDefinition, UnknownTaskError, get_task, load_task_modules, task, task_names
 
-__all__ = ["TaskDefinition", "UnknownTaskError", "get_task", "load_task_modules", "task", "task_names"]
+__all__ = [
+    "NotInATask",
+    "TaskDefinition",
+    "TaskRun",
+    "UnknownTaskError",
+    "current_task",
+    "get_task",
+    "load_task_modules",
+    "task",
+    "task_names",
+]

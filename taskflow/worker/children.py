@@ -15,22 +15,35 @@ import sys
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
-from taskflow.tasks import get_task, load_task_modules
+from taskflow.tasks import TaskRun, get_task, load_task_modules
+from taskflow.tasks.context import LogLevel, Note, enter_task, leave_task
 
 _encoder = msgspec.json.Encoder()
 
 
 class _Request(msgspec.Struct, array_like=True):
     task_name: str
+    task_id: str
+    attempt: int
     args: msgspec.Raw
     kwargs: msgspec.Raw
 
 
-class ChildOutcome(msgspec.Struct, array_like=True):
+class ChildNote(msgspec.Struct, array_like=True, tag="note"):
+    """A log line or progress step the task reported mid-run (see tasks/context.py)."""
+
+    kind: Literal["log", "progress"]
+    level: LogLevel
+    message: str
+    percent: float
+    metadata: msgspec.Raw
+
+
+class ChildOutcome(msgspec.Struct, array_like=True, tag="done"):
     ok: bool
     result: msgspec.Raw = msgspec.Raw(b"null")
     error_type: str = ""
@@ -50,7 +63,21 @@ def child_main(conn: Connection, modules: tuple[str, ...]) -> None:
         except EOFError:
             return  # the parent went away
         request = decoder.decode(raw)
-        conn.send_bytes(_encoder.encode(_call(request)))
+
+        def emit(note: Note) -> None:
+            conn.send_bytes(
+                _encoder.encode(
+                    ChildNote(
+                        note.kind, note.level, note.message, note.percent, msgspec.Raw(_encoder.encode(note.metadata))
+                    )
+                )
+            )
+
+        token = enter_task(TaskRun(request.task_id, request.attempt, emit))
+        try:
+            conn.send_bytes(_encoder.encode(_call(request)))
+        finally:
+            leave_task(token)
 
 
 def _call(request: _Request) -> ChildOutcome:
@@ -66,6 +93,19 @@ def _call(request: _Request) -> ChildOutcome:
             error=str(e) or type(e).__name__,
             traceback="".join(traceback.format_exception(e)),
         )
+
+
+_message_decoder = msgspec.json.Decoder(ChildNote | ChildOutcome)
+
+
+async def _receive_outcome(conn: Connection, run: TaskRun) -> ChildOutcome:
+    """Relay the child's notes to the run until its outcome arrives."""
+    while True:
+        message = _message_decoder.decode(await asyncio.to_thread(conn.recv_bytes))
+        if isinstance(message, ChildOutcome):
+            return message
+        metadata = msgspec.json.decode(message.metadata)
+        run.report(Note(message.kind, message.level, message.message, message.percent, metadata))
 
 
 @dataclass
@@ -87,7 +127,14 @@ class ChildPool:
         self._all: list[_Child] = []
         self._slots = asyncio.Semaphore(size)
 
-    async def call(self, task_name: str, args: msgspec.Raw, kwargs: msgspec.Raw, timeout_s: float) -> ChildOutcome:
+    async def call(
+        self,
+        task_name: str,
+        args: msgspec.Raw,
+        kwargs: msgspec.Raw,
+        timeout_s: float,
+        run: TaskRun,
+    ) -> ChildOutcome:
         """Run the task in a child; on timeout or cancellation the child is killed.
 
         Raises ``TimeoutError`` after ``timeout_s`` (the child is gone by then).
@@ -95,8 +142,8 @@ class ChildPool:
         async with self._slots:
             child = self._idle.pop() if self._idle else await asyncio.to_thread(self._spawn)
             try:
-                child.conn.send_bytes(_encoder.encode(_Request(task_name, args, kwargs)))
-                raw = await asyncio.wait_for(asyncio.to_thread(child.conn.recv_bytes), timeout_s)
+                child.conn.send_bytes(_encoder.encode(_Request(task_name, run.task_id, run.attempt, args, kwargs)))
+                outcome = await asyncio.wait_for(_receive_outcome(child.conn, run), timeout_s)
             except TimeoutError:  # (a subclass of OSError, so it goes first)
                 self._kill(child)
                 raise
@@ -113,7 +160,7 @@ class ChildPool:
                 self._kill(child)
                 raise
             self._idle.append(child)
-            return msgspec.json.decode(raw, type=ChildOutcome)
+            return outcome
 
     def _spawn(self) -> _Child:
         # A fresh interpreter (not fork: the worker has threads and an event loop; not

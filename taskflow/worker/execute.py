@@ -9,7 +9,8 @@ from typing import Any
 
 import msgspec
 
-from taskflow.tasks import TaskDefinition
+from taskflow.tasks import TaskDefinition, TaskRun
+from taskflow.tasks.context import enter_task, leave_task
 from taskflow.worker.children import ChildPool
 from taskflow.worker.outcome import Failed, RunResult, Succeeded, TimedOut
 
@@ -19,7 +20,12 @@ _encoder = msgspec.json.Encoder()
 
 
 async def run_task(
-    definition: TaskDefinition, args: msgspec.Raw, kwargs: msgspec.Raw, timeout_s: float, children: ChildPool
+    definition: TaskDefinition,
+    args: msgspec.Raw,
+    kwargs: msgspec.Raw,
+    timeout_s: float,
+    children: ChildPool,
+    run: TaskRun,
 ) -> RunResult:
     """Call the function; any exception it raises becomes ``Failed`` with its traceback.
 
@@ -30,8 +36,12 @@ async def run_task(
     started = time.perf_counter()
     try:
         if definition.is_async:
-            return await _run_async(definition, args, kwargs, timeout_s, started)
-        outcome = await children.call(definition.name, args, kwargs, timeout_s)
+            token = enter_task(run)
+            try:
+                return await _run_async(definition, args, kwargs, timeout_s, started)
+            finally:
+                leave_task(token)
+        outcome = await children.call(definition.name, args, kwargs, timeout_s, run)
     except TimeoutError:
         return TimedOut(timeout_s=timeout_s, duration_ms=_ms_since(started))
     if outcome.ok:

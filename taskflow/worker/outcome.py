@@ -14,12 +14,15 @@ from taskflow.events import (
     TaskCancelled,
     TaskDeadLettered,
     TaskFailed,
+    TaskLogged,
+    TaskProgressed,
     TaskReclaimed,
     TaskStarted,
     TaskSucceeded,
     TaskTimedOut,
     encode,
 )
+from taskflow.tasks.context import Note
 from taskflow.worker.entry import DispatchEntry
 
 
@@ -154,6 +157,14 @@ def finished(
         retry_at=retry.at if retry is not None else None,
         retry_count=entry.retry_count + (1 if retry is not None else 0),
     )
+
+
+def noted(entry: DispatchEntry, worker_id: str, note: Note, now: datetime) -> TaskLogged | TaskProgressed:
+    envelope = _envelope(entry, now, worker_id)
+    if note.kind == "progress":
+        return TaskProgressed(**envelope, percent=note.percent, message=note.message, worker_id=worker_id)  # type: ignore[arg-type]
+    metadata = msgspec.Raw(msgspec.json.encode(note.metadata))
+    return TaskLogged(**envelope, level=note.level, message=note.message, worker_id=worker_id, metadata=metadata)  # type: ignore[arg-type]
 
 
 def cancelled(entry: DispatchEntry, worker_id: str, reason: str, now: datetime) -> TaskCancelled:

@@ -46,6 +46,11 @@ class Recorder:
         self._queue.put_nowait(_Pending(entry, event, kind, retry, done))
         return await done
 
+    def submit(self, entry: DispatchEntry, event: AnyEvent, kind: AppendKind) -> None:
+        """Queue an append nobody waits for (log lines, progress)."""
+        done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(entry, event, kind, None, done))
+
     async def run(self) -> None:
         """Flush loop; runs until cancelled, after which nothing queued is left behind."""
         while True:

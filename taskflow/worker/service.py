@@ -24,7 +24,8 @@ from taskflow.events import Priority, WorkerStarted, WorkerStopped
 from taskflow.scripts import ReclaimedEntry, Scripts
 from taskflow.settings import Settings
 from taskflow.streams import append_event, ensure_groups
-from taskflow.tasks import UnknownTaskError, get_task
+from taskflow.tasks import TaskRun, UnknownTaskError, get_task
+from taskflow.tasks.context import Note
 from taskflow.worker import heartbeat, orders, outcome
 from taskflow.worker.children import ChildPool
 from taskflow.worker.entry import DispatchEntry, parse_entry
@@ -213,8 +214,9 @@ class Worker:
                 duration_ms=0.0,
             )
         else:
+            run = TaskRun(entry.task.aggregate_id, entry.runs_begun + 1, lambda note: self._note(entry, note))
             result = await run_task(
-                definition, entry.task.args, entry.task.kwargs, entry.task.timeout_seconds, self.children
+                definition, entry.task.args, entry.task.kwargs, entry.task.timeout_seconds, self.children, run
             )
         now = _now()
         retry = None
@@ -254,6 +256,10 @@ class Worker:
             self.inflight.suspects.add(entry.entry_id)
         log.info("task_reclaimed", task_id=entry.task.aggregate_id, from_worker=claimed.previous_owner)
         self._start_from_backlog()
+
+    def _note(self, entry: DispatchEntry, note: Note) -> None:
+        """A log line or progress step from task code: recorded without waiting for it."""
+        self.recorder.submit(entry, outcome.noted(entry, self.id, note, _now()), "note")
 
     async def _record_cancelled(self, entry: DispatchEntry) -> None:
         event = outcome.cancelled(entry, self.id, "cancelled while running", _now())

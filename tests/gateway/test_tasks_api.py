@@ -314,3 +314,29 @@ async def test_stats_show_queue_depth_per_priority(client: Client, settings: Set
     assert body["queues"]["low"] == {"waiting": 2, "in_flight": 1}
     assert body["queues"]["high"] == {"waiting": 0, "in_flight": 0}
     assert body["scheduled"] == 1
+
+
+@pytest.mark.parametrize("task_name", ["chatty_async", "chatty_sync"])
+async def test_task_code_logs_and_progress_show_on_the_task(
+    client: Client, settings: Settings, redis: Redis, pool: asyncpg.Pool, task_name: str
+) -> None:
+    created = (
+        await client.post(
+            "/api/v1/tasks", json={"task_name": task_name, "kwargs": {"steps": 4}}, headers=auth(settings)
+        )
+    ).json()
+    task_id = created["task_id"]
+
+    async def done() -> bool:
+        return bool(await pool.fetchval("SELECT status = 'COMPLETED' FROM tasks WHERE task_id = $1::uuid", task_id))
+
+    async with running_projector(settings, redis, pool), running_worker(settings, redis):
+        await eventually(done)
+        await eventually(lambda: pool.fetchval("SELECT count(*) = 4 FROM task_logs WHERE task_id = $1::uuid", task_id))
+    task = (await client.get(f"/api/v1/tasks/{task_id}", headers=auth(settings))).json()
+    assert task["progress"] == {"percent": 100.0, "message": "4/4"}
+    logs = (await client.get(f"/api/v1/tasks/{task_id}/logs", headers=auth(settings))).json()
+    assert [line["message"] for line in logs["items"]] == ["step 0", "step 1", "step 2", "step 3"]
+    assert logs["items"][0]["metadata"]["data"] == {"step": 0}
+    types = [e["type"] for e in (await client.get(f"/api/v1/tasks/{task_id}/events", headers=auth(settings))).json()]
+    assert types.count("task.logged") == 4 and types.count("task.progressed") == 4

@@ -28,3 +28,27 @@ def blocking_sleep(seconds: float) -> float:
 
     time.sleep(seconds)
     return seconds
+
+
+@task
+async def chatty_async(steps: int = 2) -> int:
+    """Logs and reports progress from the worker's loop."""
+    from taskflow.tasks import current_task
+
+    run = current_task()
+    for i in range(steps):
+        run.log("INFO", f"step {i}", step=i)
+        run.progress(100 * (i + 1) / steps, f"{i + 1}/{steps}")
+    return steps
+
+
+@task
+def chatty_sync(steps: int = 2) -> int:
+    """The same from a child process."""
+    from taskflow.tasks import current_task
+
+    run = current_task()
+    for i in range(steps):
+        run.log("WARNING", f"step {i}", step=i)
+        run.progress(100 * (i + 1) / steps, f"{i + 1}/{steps}")
+    return steps
