@@ -34,3 +34,31 @@ def due_ms(event: TaskSubmitted) -> int | None:
     if event.scheduled_at is None or event.scheduled_at <= event.occurred_at:
         return None
     return int(event.scheduled_at.timestamp() * 1000)
+
+
+class TaskTemplate(msgspec.Struct, frozen=True, kw_only=True):
+    """What each tick of a recurring schedule submits."""
+
+    task_name: str
+    args: msgspec.Raw
+    kwargs: msgspec.Raw
+    priority: Priority
+    max_retries: int
+    timeout_seconds: int
+
+
+class ScheduleDefinition(msgspec.Struct, frozen=True, kw_only=True):
+    """A recurring schedule as kept in Redis (``keys.schedules``) while it exists."""
+
+    schedule_id: str
+    cron: str
+    template: TaskTemplate
+    created_by: str | None
+    created_event_id: str
+
+
+_schedule_decoder = msgspec.json.Decoder(ScheduleDefinition)
+
+
+def decode_schedule(raw: str | bytes) -> ScheduleDefinition:
+    return _schedule_decoder.decode(raw)

@@ -92,3 +92,13 @@ def coordinator_leader(ns: str, p: int) -> str:
 def coordinator_fence(ns: str, p: int) -> str:
     """Counter handing each new coordinator leader of ``p`` a larger fencing token."""
     return f"{ns}:{{{p}}}:coordinator:fence"
+
+
+def schedules(ns: str, p: int) -> str:
+    """Hash: schedule id -> its definition (cron, task template) while it exists."""
+    return f"{ns}:{{{p}}}:cron"
+
+
+def schedule_due(ns: str, p: int) -> str:
+    """Sorted set: schedule id -> its next tick (ms), which the coordinator fires."""
+    return f"{ns}:{{{p}}}:cron:due"

@@ -56,6 +56,9 @@ class Scripts:
         self._cancel: AsyncScript = redis.register_script(_source("cancel"))
         self._requeue: AsyncScript = redis.register_script(_source("requeue"))
         self._bury: AsyncScript = redis.register_script(_source("bury"))
+        self._schedule_create: AsyncScript = redis.register_script(_source("schedule_create"))
+        self._schedule_delete: AsyncScript = redis.register_script(_source("schedule_delete"))
+        self._schedule_advance: AsyncScript = redis.register_script(_source("schedule_advance"))
 
     async def submit(
         self,
@@ -240,6 +243,31 @@ class Scripts:
             args=[leader, worker_id, silent_since_ms, payload],
         )
         return str(answer) if answer else None
+
+    async def schedule_create(
+        self, *, ns: str, partition: int, schedule_id: str, definition: bytes, first_due_ms: int, payload: bytes
+    ) -> str:
+        answer = await self._schedule_create(
+            keys=[keys.schedules(ns, partition), keys.schedule_due(ns, partition), keys.events(ns, partition)],
+            args=[schedule_id, definition, first_due_ms, payload],
+        )
+        return str(answer)
+
+    async def schedule_delete(self, *, ns: str, partition: int, schedule_id: str, payload: bytes) -> str | None:
+        answer = await self._schedule_delete(
+            keys=[keys.schedules(ns, partition), keys.schedule_due(ns, partition), keys.events(ns, partition)],
+            args=[schedule_id, payload],
+        )
+        return str(answer) if answer else None
+
+    async def schedule_advance(
+        self, *, ns: str, partition: int, leader: str, schedule_id: str, tick_ms: int, next_ms: int
+    ) -> bool:
+        answer = await self._schedule_advance(
+            keys=[keys.coordinator_leader(ns, partition), keys.schedule_due(ns, partition)],
+            args=[leader, schedule_id, tick_ms, next_ms],
+        )
+        return bool(answer)
 
     async def projector_read(
         self, *, lock_key: str, stream: str, token: str, consumer: str, count: int, start_id: str

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from uuid import NAMESPACE_URL, uuid5
 
-from taskflow.dispatch import HeldDispatch
+from taskflow.cron import tick_task_id
+from taskflow.dispatch import HeldDispatch, ScheduleDefinition
 from taskflow.events import TaskQueued, TaskSubmitted, WorkerDied
 
 
@@ -30,4 +32,24 @@ def died_event(worker_id: str, last_heartbeat_ms: float, leader: str, now: datet
         actor=f"coordinator:{leader}",
         silent_s=round((now - last).total_seconds(), 3),
         last_heartbeat=last,
+    )
+
+
+def tick_event(definition: ScheduleDefinition, tick: datetime, now: datetime) -> TaskSubmitted:
+    """The task one cron tick submits: the template, a task id derived from the tick."""
+    template = definition.template
+    task_id = tick_task_id(definition.schedule_id, tick)
+    return TaskSubmitted(
+        aggregate_id=task_id,
+        occurred_at=now,
+        correlation_id=uuid5(NAMESPACE_URL, task_id).hex,
+        causation_id=definition.created_event_id,
+        actor=definition.created_by,
+        task_name=template.task_name,
+        args=template.args,
+        kwargs=template.kwargs,
+        priority=template.priority,
+        max_retries=template.max_retries,
+        timeout_seconds=template.timeout_seconds,
+        scheduled_at=tick,
     )

@@ -14,10 +14,10 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from taskflow import keys
-from taskflow.coordinator.schedule import died_event, queued_event
-from taskflow.dispatch import HeldDispatch, decode_held
-from taskflow.events import EventDecodeError, TaskSubmitted, decode, encode
+from taskflow import cron, keys
+from taskflow.coordinator.schedule import died_event, queued_event, tick_event
+from taskflow.dispatch import HeldDispatch, ScheduleDefinition, decode_held, decode_schedule
+from taskflow.events import EventDecodeError, TaskSubmitted, decode, encode, tag_of
 from taskflow.scripts import Scripts
 from taskflow.settings import Settings
 from taskflow.streams import ensure_groups
@@ -36,6 +36,7 @@ class Coordinator:
         self.scripts = Scripts(redis)
         self.id = uuid.uuid4().hex
         self.promoted = 0
+        self.ticks_fired = 0
         # partition -> our "id|fence" while we lead it
         self.leading: dict[int, str] = {}
         self._stopping = asyncio.Event()
@@ -56,6 +57,7 @@ class Coordinator:
                     next_renewal = time.monotonic() + renew_s
                 for partition, leader in list(self.leading.items()):
                     await self._promote_due(partition, leader)
+                    await self._fire_due_schedules(partition, leader)
                 if time.monotonic() >= next_burial:
                     for partition, leader in list(self.leading.items()):
                         await self._bury_silent_workers(partition, leader)
@@ -77,6 +79,47 @@ class Coordinator:
             elif value is not None and self.leading.get(p) != value:
                 log.info("coordinator_leading", partition=p, leader=value)
                 self.leading[p] = value
+
+    async def _fire_due_schedules(self, partition: int, leader: str) -> None:
+        ns = self.settings.namespace
+        now = datetime.now(UTC)
+        due = await self.redis.zrangebyscore(
+            keys.schedule_due(ns, partition), "-inf", int(now.timestamp() * 1000), withscores=True
+        )
+        for schedule_id, score in due:
+            raw = await cast("Awaitable[str | None]", self.redis.hget(keys.schedules(ns, partition), schedule_id))
+            if raw is None:
+                continue  # deleted meanwhile
+            definition = decode_schedule(raw)
+            ticks, next_at = cron.due_ticks(definition.cron, datetime.fromtimestamp(score / 1000, UTC), now)
+            # Submit first, then advance: a crash in between re-fires the same ticks, which
+            # dedupe on their derived task ids; the other order could lose a tick.
+            for tick in ticks:
+                await self._submit_tick(definition, tick, now)
+            await self.scripts.schedule_advance(
+                ns=ns,
+                partition=partition,
+                leader=leader,
+                schedule_id=schedule_id,
+                tick_ms=int(score),
+                next_ms=int(next_at.timestamp() * 1000),
+            )
+
+    async def _submit_tick(self, definition: ScheduleDefinition, tick: datetime, now: datetime) -> None:
+        event = tick_event(definition, tick, now)
+        outcome = await self.scripts.submit(
+            ns=self.settings.namespace,
+            partition=keys.partition_of(event.aggregate_id, self.settings.partitions),
+            priority=event.priority,
+            task_id=event.aggregate_id,
+            event_type=tag_of(event),
+            payload=encode(event),
+            fingerprint=f"cron:{definition.schedule_id}",
+            marker_ttl_seconds=self.settings.idempotency_ttl_seconds,
+        )
+        if outcome.created:
+            self.ticks_fired += 1
+            log.info("schedule_tick_fired", schedule_id=definition.schedule_id, tick=tick.isoformat())
 
     async def _bury_silent_workers(self, partition: int, leader: str) -> None:
         ns = self.settings.namespace

@@ -7,6 +7,8 @@ from typing import Any, Final
 import msgspec
 
 from taskflow.events.task import (
+    ScheduleCreated,
+    ScheduleDeleted,
     TaskCancelled,
     TaskCancelRequested,
     TaskDeadLettered,
@@ -38,6 +40,8 @@ AnyEvent = (
     | TaskQueued
     | WorkerStarted
     | WorkerStopped
+    | ScheduleCreated
+    | ScheduleDeleted
     | WorkerDied
     | WorkerPaused
     | WorkerResumed

@@ -125,3 +125,17 @@ class TaskProgressed(Event, frozen=True, kw_only=True, tag="task.progressed"):
     percent: float
     message: str = ""
     worker_id: str
+
+
+class ScheduleCreated(Event, frozen=True, kw_only=True, tag="schedule.created"):
+    """A recurring schedule (aggregate_id = schedule id): each cron tick submits a task
+    built from ``template`` (a TaskSubmitted without envelope) with a task id derived
+    from the schedule and the tick, so a tick fires once however often it is tried."""
+
+    cron: str
+    template: msgspec.Raw
+    first_due: datetime
+
+
+class ScheduleDeleted(Event, frozen=True, kw_only=True, tag="schedule.deleted"):
+    reason: str = ""

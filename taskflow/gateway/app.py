@@ -18,6 +18,7 @@ from taskflow.gateway.routes_health import health, ready
 from taskflow.gateway.routes_stats import stats
 from taskflow.gateway.routes_tasks import TaskController
 from taskflow.gateway.routes_workers import WorkerController
+from taskflow.gateway.schedules import ScheduleController
 from taskflow.scripts import Scripts
 from taskflow.settings import Settings, require_jwt_secret
 from taskflow.streams import ensure_groups
@@ -41,7 +42,15 @@ def create_app(settings: Settings) -> Litestar:
             await redis.aclose()
 
     return Litestar(
-        route_handlers=[TaskController, DeadLetterController, WorkerController, stats, health, ready],
+        route_handlers=[
+            TaskController,
+            DeadLetterController,
+            WorkerController,
+            ScheduleController,
+            stats,
+            health,
+            ready,
+        ],
         middleware=[DefineMiddleware(JWTAuthMiddleware, secret=secret)],
         exception_handlers={ClientException: client_error},
         lifespan=[lifespan],

@@ -16,6 +16,7 @@ from taskflow.gateway import intake, lifecycle, queries
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.lifecycle import CancelAnswer, RetryAnswer
+from taskflow.gateway.schedules import ScheduleView, create_schedule
 from taskflow.gateway.schemas import LogPage, TaskAccepted, TaskPage, TaskStatus, TaskSubmission, TaskView
 
 AuthedRequest = Request[Principal, str, State]
@@ -36,8 +37,12 @@ class TaskController(Controller):
         data: JSONBody[TaskSubmission],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=255)] = None,
         traceparent: Annotated[str | None, HeaderParameter(name="traceparent", max_length=64)] = None,
-    ) -> Response[TaskAccepted]:
+    ) -> Response[TaskAccepted | ScheduleView]:
         intake.validate_task(data)
+        if data.cron is not None:
+            schedule = await create_schedule(_ctx(request), data, request.user)
+            headers = {"Location": f"/api/v1/schedules/{schedule.schedule_id}"}
+            return Response(schedule, status_code=HTTP_201_CREATED, headers=headers)
         accepted, replayed = await intake.submit(
             _ctx(request), intake.build_intake(data, request.user, idempotency_key, traceparent, intake.now_utc())
         )

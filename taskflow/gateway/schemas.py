@@ -28,6 +28,8 @@ class TaskSubmission(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     timeout_seconds: Annotated[int, Meta(ge=1, le=86_400)] = 300
     # With a timezone; a time in the past dispatches at once.
     scheduled_at: Annotated[datetime, Meta(tz=True)] | None = None
+    # A recurring schedule instead of one task: each tick submits one (see /api/v1/schedules).
+    cron: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
     task_id: UUID | None = None
 
 

@@ -7,9 +7,9 @@ from uuid import UUID
 
 import msgspec
 
-from taskflow.events import AnyEvent, TaskQueued, TaskSubmitted
+from taskflow.events import AnyEvent, ScheduleCreated, ScheduleDeleted, TaskQueued, TaskSubmitted
 from taskflow.projections.rows import DeadLetterRow, ExecutionRow, LogRow, ResultRow, TaskRow, WorkerRow
-from taskflow.projections.tasks import as_uuid, dead_letter_of, execution_of, fold_task, log_of, result_of
+from taskflow.projections.tasks import TaskEvent, as_uuid, dead_letter_of, execution_of, fold_task, log_of, result_of
 from taskflow.projections.workers import WORKER_EVENTS, fold_worker
 
 
@@ -26,11 +26,16 @@ class Changes(msgspec.Struct, kw_only=True):
     workers: dict[UUID, WorkerRow] = msgspec.field(default_factory=dict)
 
 
+SCHEDULE_EVENTS = (ScheduleCreated, ScheduleDeleted)
+
+
 def task_ids(events: list[AnyEvent]) -> set[UUID]:
     """Tasks whose stored row the fold needs: those with events here but not submitted here."""
     submitted = {e.aggregate_id for e in events if isinstance(e, TaskSubmitted)}
     return {
-        as_uuid(e.aggregate_id) for e in events if not isinstance(e, WORKER_EVENTS) and e.aggregate_id not in submitted
+        as_uuid(e.aggregate_id)
+        for e in events
+        if not isinstance(e, (*WORKER_EVENTS, *SCHEDULE_EVENTS)) and e.aggregate_id not in submitted
     }
 
 
@@ -44,30 +49,35 @@ def fold_batch(
     """Apply ``events`` in stream order on top of the stored rows."""
     changes = Changes()
     for event in events:
+        if isinstance(event, SCHEDULE_EVENTS):
+            continue  # archived; schedules are read live from Redis (GET /api/v1/schedules)
         if isinstance(event, WORKER_EVENTS):
             worker_id = as_uuid(event.aggregate_id)
-            current = changes.workers.get(worker_id) or stored_workers.get(worker_id)
-            folded = fold_worker(current, event)
+            folded = fold_worker(changes.workers.get(worker_id) or stored_workers.get(worker_id), event)
             if folded is not None:
                 changes.workers[worker_id] = folded
             continue
-        task_id = as_uuid(event.aggregate_id)
-        task = fold_task(changes.tasks.get(task_id) or stored_tasks.get(task_id), event)
-        if task is None:
-            continue  # an event of a task never submitted: nothing to attach it to
-        changes.tasks[task_id] = task
-        if (result := result_of(event)) is not None:
-            changes.results[task_id] = result
-        if (execution := execution_of(event)) is not None:
-            previous = changes.executions.get(execution.execution_id)
-            changes.executions[execution.execution_id] = merge_execution(previous, execution)
-        if (dead := dead_letter_of(event, task)) is not None:
-            changes.dead_letters[dead.dlq_id] = dead
-        if (line := log_of(event)) is not None:
-            changes.logs[line.log_id] = line
-        if isinstance(event, TaskQueued) and event.reason == "requeued":
-            changes.requeued[task_id] = event.occurred_at
+        _fold_task_event(changes, event, stored_tasks)
     return changes
+
+
+def _fold_task_event(changes: Changes, event: TaskEvent, stored_tasks: dict[UUID, TaskRow]) -> None:
+    task_id = as_uuid(event.aggregate_id)
+    task = fold_task(changes.tasks.get(task_id) or stored_tasks.get(task_id), event)
+    if task is None:
+        return  # an event of a task never submitted: nothing to attach it to
+    changes.tasks[task_id] = task
+    if (result := result_of(event)) is not None:
+        changes.results[task_id] = result
+    if (execution := execution_of(event)) is not None:
+        previous = changes.executions.get(execution.execution_id)
+        changes.executions[execution.execution_id] = merge_execution(previous, execution)
+    if (dead := dead_letter_of(event, task)) is not None:
+        changes.dead_letters[dead.dlq_id] = dead
+    if (line := log_of(event)) is not None:
+        changes.logs[line.log_id] = line
+    if isinstance(event, TaskQueued) and event.reason == "requeued":
+        changes.requeued[task_id] = event.occurred_at
 
 
 def merge_execution(old: ExecutionRow | None, new: ExecutionRow) -> ExecutionRow:

@@ -1,0 +1,138 @@
+"""Recurring schedules: the cron arithmetic (a table, no Redis), and each tick fired
+exactly once even with two coordinators while the leader is paused (SIGSTOP)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from taskflow import cron, keys
+from taskflow.events import TaskSubmitted
+from taskflow.gateway.app import create_app
+from taskflow.settings import Settings
+from tests.gateway.test_tasks_api import auth
+from tests.support.processes import env_for, services, start
+from tests.support.stack import all_events
+from tests.support.waiting import eventually
+
+T = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("expression", "after", "expected"),
+    [
+        ("*/5 * * * *", T + timedelta(minutes=3), T + timedelta(minutes=5)),
+        ("0 * * * *", T, T + timedelta(hours=1)),
+        ("* * * * * */10", T + timedelta(seconds=1), T + timedelta(seconds=10)),
+        ("30 9 * * 1", datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, 9, 30, tzinfo=UTC)),  # a Monday
+    ],
+)
+def test_next_tick(expression: str, after: datetime, expected: datetime) -> None:
+    assert cron.next_tick(expression, after) == expected
+
+
+def test_missed_ticks_are_all_fired_after_a_short_outage() -> None:
+    ticks, following = cron.due_ticks("* * * * * *", T, T + timedelta(seconds=3, milliseconds=500))
+    assert ticks == [T + timedelta(seconds=s) for s in range(4)]
+    assert following == T + timedelta(seconds=4)
+
+
+def test_a_long_outage_fires_only_the_latest_missed_ticks() -> None:
+    ticks, _ = cron.due_ticks("* * * * * *", T, T + timedelta(seconds=500))
+    assert len(ticks) == cron.MAX_CATCH_UP and ticks[-1] == T + timedelta(seconds=500)
+
+
+def test_a_tick_always_names_the_same_task() -> None:
+    assert cron.tick_task_id("s1", T) == cron.tick_task_id("s1", T)
+    assert cron.tick_task_id("s1", T) != cron.tick_task_id("s1", T + timedelta(seconds=1))
+    assert cron.tick_task_id("s1", T) != cron.tick_task_id("s2", T)
+
+
+@pytest.mark.parametrize("expression", ["", "every day", "61 * * * *", "* * * *"])
+def test_invalid_expressions_are_refused(expression: str) -> None:
+    assert not cron.is_valid(expression)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    async with AsyncTestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+async def test_schedules_are_created_listed_and_deleted(client: AsyncTestClient, settings: Settings) -> None:  # type: ignore[type-arg]
+    created = await client.post(
+        "/api/v1/tasks", json={"task_name": "echo", "cron": "*/5 * * * *"}, headers=auth(settings)
+    )
+    assert created.status_code == 201
+    schedule = created.json()
+    assert created.headers["location"] == f"/api/v1/schedules/{schedule['schedule_id']}"
+    assert datetime.fromisoformat(schedule["next_run_at"]).minute % 5 == 0
+    listed = (await client.get("/api/v1/schedules", headers=auth(settings))).json()["items"]
+    assert [s["schedule_id"] for s in listed] == [schedule["schedule_id"]]
+    assert (await client.get("/api/v1/schedules", headers=auth(settings, "bob"))).json()["items"] == []
+    assert (
+        await client.delete(f"/api/v1/schedules/{schedule['schedule_id']}", headers=auth(settings, "bob"))
+    ).status_code == 404
+    deleted = await client.delete(f"/api/v1/schedules/{schedule['schedule_id']}", headers=auth(settings))
+    assert deleted.status_code == 200 and deleted.json()["deleted"] is True
+    assert (await client.get("/api/v1/schedules", headers=auth(settings))).json()["items"] == []
+    assert (
+        await client.delete(f"/api/v1/schedules/{schedule['schedule_id']}", headers=auth(settings))
+    ).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"cron": "every minute"}, "cron"),
+        ({"cron": "* * * * *", "scheduled_at": "2099-01-01T00:00:00Z"}, "scheduled_at"),
+    ],
+)
+async def test_bad_schedules_are_422(
+    client: AsyncTestClient, settings: Settings, body: dict[str, str], field: str
+) -> None:  # type: ignore[type-arg]
+    response = await client.post("/api/v1/tasks", json={"task_name": "echo", **body}, headers=auth(settings))
+    assert response.status_code == 422 and field in response.json()["detail"]
+
+
+async def test_each_tick_fires_exactly_once_while_the_leader_is_paused(
+    client: AsyncTestClient,
+    settings: Settings,
+    redis: Redis,  # type: ignore[type-arg]
+) -> None:
+    created = await client.post(
+        "/api/v1/tasks", json={"task_name": "echo", "cron": "* * * * * *"}, headers=auth(settings)
+    )
+    schedule_id = created.json()["schedule_id"]
+    env = env_for(settings)  # lease 2 s: a paused leader loses the lead after 2 s
+    with services() as running:
+        coordinators = [start(running, "coordinator", env=env) for _ in range(2)]
+        await eventually(lambda: _ticks(redis, settings), timeout_s=15)
+        leader_id = (await redis.get(keys.coordinator_leader(settings.namespace, 0))).split("|")[0]
+        (leader,) = [c for c in coordinators if leader_id in c.output()]
+        leader.process.send_signal(signal.SIGSTOP)
+        paused_at = time.monotonic()
+        await asyncio.sleep(5)  # past the lease: the other coordinator takes over
+        leader.process.send_signal(signal.SIGCONT)  # the stale leader wakes up holding its work
+        await asyncio.sleep(3)
+        await client.delete(f"/api/v1/schedules/{schedule_id}", headers=auth(settings))
+        assert time.monotonic() - paused_at >= 8
+    ticks = await _ticks(redis, settings)
+    seconds = sorted(ticks)
+    assert Counter(ticks).most_common(1)[0][1] == 1  # no tick doubled
+    assert seconds == [seconds[0] + timedelta(seconds=i) for i in range(len(seconds))]  # none missed
+    assert len(seconds) >= 9
+
+
+async def _ticks(redis: Redis, settings: Settings) -> list[datetime]:
+    return [
+        e.scheduled_at for e in await all_events(redis, settings) if isinstance(e, TaskSubmitted) and e.scheduled_at
+    ]
