@@ -102,3 +102,8 @@ def schedules(ns: str, p: int) -> str:
 def schedule_due(ns: str, p: int) -> str:
     """Sorted set: schedule id -> its next tick (ms), which the coordinator fires."""
     return f"{ns}:{{{p}}}:cron:due"
+
+
+def waiting(ns: str, p: int) -> str:
+    """Sorted set: task id -> submit time (ms) of tasks waiting for their parents."""
+    return f"{ns}:{{{p}}}:waiting"

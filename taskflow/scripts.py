@@ -6,6 +6,7 @@ tag, so the scripts run unchanged on Redis Cluster (ARCHITECTURE invariant 7).
 
 from __future__ import annotations
 
+import time
 from importlib.resources import files
 from typing import Any, Literal
 
@@ -59,6 +60,7 @@ class Scripts:
         self._schedule_create: AsyncScript = redis.register_script(_source("schedule_create"))
         self._schedule_delete: AsyncScript = redis.register_script(_source("schedule_delete"))
         self._schedule_advance: AsyncScript = redis.register_script(_source("schedule_advance"))
+        self._release: AsyncScript = redis.register_script(_source("release"))
 
     async def submit(
         self,
@@ -72,8 +74,10 @@ class Scripts:
         fingerprint: str,
         marker_ttl_seconds: int,
         due_ms: int | None = None,
+        wait_for_parents: bool = False,
     ) -> SubmitOutcome:
-        """Append TaskSubmitted and dispatch it now, or hold it until ``due_ms``."""
+        """Append TaskSubmitted and dispatch it now, hold it until ``due_ms``, or hold it
+        until its parents complete."""
         result: list[Any] = await self._submit(
             keys=[
                 keys.events(ns, partition),
@@ -81,6 +85,7 @@ class Scripts:
                 keys.task_marker(ns, partition, task_id),
                 keys.schedule(ns, partition),
                 keys.held(ns, partition),
+                keys.waiting(ns, partition),
             ],
             args=[
                 event_type,
@@ -88,8 +93,8 @@ class Scripts:
                 task_id,
                 fingerprint,
                 marker_ttl_seconds,
-                "dispatch" if due_ms is None else "schedule",
-                due_ms or 0,
+                "wait" if wait_for_parents else "dispatch" if due_ms is None else "schedule",
+                due_ms or int(time.time() * 1000),
                 priority,
             ],
         )
@@ -202,6 +207,7 @@ class Scripts:
                 keys.schedule(ns, partition),
                 keys.held(ns, partition),
                 keys.events(ns, partition),
+                keys.waiting(ns, partition),
             ],
             args=[task_id, cancelled, requested],
         )
@@ -268,6 +274,21 @@ class Scripts:
             args=[leader, schedule_id, tick_ms, next_ms],
         )
         return bool(answer)
+
+    async def release(self, *, ns: str, partition: int, leader: str, held: HeldDispatch, payload: bytes) -> str | None:
+        """Dispatch a waiting task whose parents completed (fenced); its TaskQueued id."""
+        answer = await self._release(
+            keys=[
+                keys.coordinator_leader(ns, partition),
+                keys.waiting(ns, partition),
+                keys.held(ns, partition),
+                keys.dispatch(ns, partition, held.priority),
+                keys.events(ns, partition),
+                keys.task_marker(ns, partition, held.task_id),
+            ],
+            args=[leader, held.task_id, payload],
+        )
+        return str(answer) if answer else None
 
     async def projector_read(
         self, *, lock_key: str, stream: str, token: str, consumer: str, count: int, start_id: str

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 from uuid import NAMESPACE_URL, uuid5
 
 from taskflow.cron import tick_task_id
 from taskflow.dispatch import HeldDispatch, ScheduleDefinition
-from taskflow.events import TaskQueued, TaskSubmitted, WorkerDied
+from taskflow.events import TaskCancelled, TaskQueued, TaskSubmitted, WorkerDied
 
 
 def queued_event(held: HeldDispatch, submitted: TaskSubmitted, leader: str, now: datetime) -> TaskQueued:
@@ -52,4 +53,43 @@ def tick_event(definition: ScheduleDefinition, tick: datetime, now: datetime) ->
         max_retries=template.max_retries,
         timeout_seconds=template.timeout_seconds,
         scheduled_at=tick,
+    )
+
+
+Release = Literal["release"]
+Wait = Literal["wait"]
+ENDED_BADLY = {"failed": "failed", "timed_out": "timed out", "cancelled": "was cancelled"}
+
+
+def decide_waiting(parent_states: dict[str, str | None]) -> Release | Wait | str:
+    """For a task waiting on its parents: "release" when all completed, "wait" while any
+    is still on its way (or its state is unknown), else the reason to cancel it."""
+    for parent, state in parent_states.items():
+        if state in ENDED_BADLY:
+            return f"parent {parent} {ENDED_BADLY[state]}"
+    if all(state == "succeeded" for state in parent_states.values()):
+        return "release"
+    return "wait"
+
+
+def released_event(held: HeldDispatch, submitted: TaskSubmitted, leader: str, now: datetime) -> TaskQueued:
+    return TaskQueued(
+        aggregate_id=held.task_id,
+        occurred_at=now,
+        correlation_id=submitted.correlation_id,
+        causation_id=held.event_id,
+        traceparent=submitted.traceparent,
+        actor=f"coordinator:{leader}",
+        reason="dependencies_met",
+    )
+
+
+def child_cancelled_event(submitted: TaskSubmitted, reason: str, leader: str, now: datetime) -> TaskCancelled:
+    return TaskCancelled(
+        aggregate_id=submitted.aggregate_id,
+        occurred_at=now,
+        correlation_id=submitted.correlation_id,
+        causation_id=submitted.event_id,
+        actor=f"coordinator:{leader}",
+        reason=reason,
     )

@@ -15,7 +15,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from taskflow import cron, keys
-from taskflow.coordinator.schedule import died_event, queued_event, tick_event
+from taskflow.coordinator.schedule import (
+    child_cancelled_event,
+    decide_waiting,
+    died_event,
+    queued_event,
+    released_event,
+    tick_event,
+)
 from taskflow.dispatch import HeldDispatch, ScheduleDefinition, decode_held, decode_schedule
 from taskflow.events import EventDecodeError, TaskSubmitted, decode, encode, tag_of
 from taskflow.scripts import Scripts
@@ -58,6 +65,7 @@ class Coordinator:
                 for partition, leader in list(self.leading.items()):
                     await self._promote_due(partition, leader)
                     await self._fire_due_schedules(partition, leader)
+                    await self._release_waiting(partition, leader)
                 if time.monotonic() >= next_burial:
                     for partition, leader in list(self.leading.items()):
                         await self._bury_silent_workers(partition, leader)
@@ -79,6 +87,43 @@ class Coordinator:
             elif value is not None and self.leading.get(p) != value:
                 log.info("coordinator_leading", partition=p, leader=value)
                 self.leading[p] = value
+
+    async def _release_waiting(self, partition: int, leader: str) -> None:
+        """Dispatch waiting tasks whose parents all completed; cancel those whose parent
+        failed for good or was cancelled. Parent states come from their task markers."""
+        ns = self.settings.namespace
+        waiting = await self.redis.zrange(keys.waiting(ns, partition), 0, PROMOTE_BATCH - 1)
+        if not waiting:
+            return
+        raw = await cast("Awaitable[list[str | None]]", self.redis.hmget(keys.held(ns, partition), waiting))
+        children = [
+            (held, _submitted(held)) for held in (_parse(t, v) for t, v in zip(waiting, raw, strict=True)) if held
+        ]
+        parents = sorted({p for _, child in children for p in child.depends_on})
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for parent in parents:
+                pipe.hget(keys.task_marker(ns, keys.partition_of(parent, self.settings.partitions), parent), "state")
+            states = dict(zip(parents, await pipe.execute(), strict=True))
+        now = datetime.now(UTC)
+        for held, child in children:
+            decision = decide_waiting({p: states[p] for p in child.depends_on})
+            if decision == "release":
+                await self.scripts.release(
+                    ns=ns,
+                    partition=partition,
+                    leader=leader,
+                    held=held,
+                    payload=encode(released_event(held, child, leader, now)),
+                )
+            elif decision != "wait":
+                await self.scripts.cancel(
+                    ns=ns,
+                    partition=partition,
+                    task_id=held.task_id,
+                    cancelled=encode(child_cancelled_event(child, decision, leader, now)),
+                    requested=b"",
+                )
+                log.info("waiting_task_cancelled", task_id=held.task_id, reason=decision)
 
     async def _fire_due_schedules(self, partition: int, leader: str) -> None:
         ns = self.settings.namespace
@@ -180,6 +225,12 @@ async def _hand_off(redis: Redis, settings: Settings, dead_worker: str) -> int:
                 await redis.xclaim(stream, keys.WORKERS_GROUP, dead_worker, 0, ids, idle=settings.lease_ms, justid=True)
                 handed += len(ids)
     return handed
+
+
+def _submitted(held: HeldDispatch) -> TaskSubmitted:
+    event = decode(held.event_id, held.event.encode())
+    assert isinstance(event, TaskSubmitted)  # held entries are written from TaskSubmitted only
+    return event
 
 
 def _parse(task_id: str, value: str | None) -> HeldDispatch | None:

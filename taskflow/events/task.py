@@ -87,7 +87,7 @@ class TaskCancelled(Event, frozen=True, kw_only=True, tag="task.cancelled"):
 class TaskQueued(Event, frozen=True, kw_only=True, tag="task.queued"):
     """A held task was put on its dispatch stream: its time came, a retry fell due."""
 
-    reason: Literal["scheduled", "retry", "requeued"]
+    reason: Literal["scheduled", "retry", "requeued", "dependencies_met"]
     retry_count: int = 0
 
 

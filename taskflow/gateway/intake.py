@@ -75,6 +75,7 @@ def build_intake(
         max_retries=submission.max_retries,
         timeout_seconds=submission.timeout_seconds,
         scheduled_at=submission.scheduled_at,
+        depends_on=tuple(str(parent) for parent in submission.depends_on),
         idempotency_key=idempotency_key,
     )
     fingerprint = hashlib.sha256(_canonical.encode([principal.sub, submission])).hexdigest()
@@ -98,10 +99,13 @@ async def submit(ctx: GatewayContext, intake: Intake) -> tuple[TaskAccepted, boo
         # The marker also carries the task's live state, so it must outlast a far schedule.
         marker_ttl_seconds=settings.idempotency_ttl_seconds + _seconds_until(due_ms(intake.event)),
         due_ms=due_ms(intake.event),
+        wait_for_parents=bool(intake.event.depends_on),
     )
     if not outcome.created and outcome.fingerprint != intake.fingerprint:
         raise _conflict(intake)
     status: TaskStatus = "PENDING" if due_ms(intake.event) is None else "SCHEDULED"
+    if intake.event.depends_on:
+        status = "WAITING"
     return TaskAccepted(task_id=intake.task_id, status=status, event_id=outcome.event_id), not outcome.created
 
 

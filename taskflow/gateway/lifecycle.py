@@ -33,6 +33,7 @@ MARKER_STATE = {
     "RUNNING": "running",
     "PENDING": "pending",
     "SCHEDULED": "scheduled",
+    "WAITING": "waiting",
 }
 
 

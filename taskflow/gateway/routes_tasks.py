@@ -15,6 +15,7 @@ from taskflow.events import AnyEvent
 from taskflow.gateway import intake, lifecycle, queries
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
+from taskflow.gateway.dependencies import check_parents
 from taskflow.gateway.lifecycle import CancelAnswer, RetryAnswer
 from taskflow.gateway.schedules import ScheduleView, create_schedule
 from taskflow.gateway.schemas import LogPage, TaskAccepted, TaskPage, TaskStatus, TaskSubmission, TaskView
@@ -43,9 +44,10 @@ class TaskController(Controller):
             schedule = await create_schedule(_ctx(request), data, request.user)
             headers = {"Location": f"/api/v1/schedules/{schedule.schedule_id}"}
             return Response(schedule, status_code=HTTP_201_CREATED, headers=headers)
-        accepted, replayed = await intake.submit(
-            _ctx(request), intake.build_intake(data, request.user, idempotency_key, traceparent, intake.now_utc())
-        )
+        built = intake.build_intake(data, request.user, idempotency_key, traceparent, intake.now_utc())
+        if data.depends_on:
+            await check_parents(_ctx(request), request.user, built.task_id, data.depends_on)
+        accepted, replayed = await intake.submit(_ctx(request), built)
         headers = {"Location": f"/api/v1/tasks/{accepted.task_id}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"

@@ -14,7 +14,7 @@ from msgspec import Meta
 
 from taskflow.events import Priority
 
-TaskStatus = Literal["PENDING", "SCHEDULED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"]
+TaskStatus = Literal["PENDING", "SCHEDULED", "WAITING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"]
 TASK_STATUSES: tuple[str, ...] = TaskStatus.__args__  # type: ignore[attr-defined]
 
 
@@ -30,6 +30,8 @@ class TaskSubmission(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     scheduled_at: Annotated[datetime, Meta(tz=True)] | None = None
     # A recurring schedule instead of one task: each tick submits one (see /api/v1/schedules).
     cron: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
+    # Runs only after every parent COMPLETED; a parent that fails for good cancels it.
+    depends_on: Annotated[list[UUID], Meta(max_length=100)] = msgspec.field(default_factory=list)
     task_id: UUID | None = None
 
 

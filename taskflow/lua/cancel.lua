@@ -1,5 +1,6 @@
 -- Cancel a task according to its live state, in one atomic step.
 -- KEYS[1] task marker hash  KEYS[2] schedule zset  KEYS[3] held hash  KEYS[4] events stream
+-- KEYS[5] waiting zset
 -- ARGV[1] task id  ARGV[2] TaskCancelled payload  ARGV[3] TaskCancelRequested payload
 -- Returns {outcome, event id}: outcome "cancelled" (it will never run), "cancelling" (it
 -- runs now; its worker is told to stop it), "terminal:<state>" (too late) or "unknown".
@@ -16,8 +17,9 @@ if state == 'running' then
   end
   return {'cancelling', redis.call('XADD', KEYS[4], '*', 'type', 'task.cancel_requested', 'data', ARGV[3])}
 end
--- scheduled or pending: it has not started, so it never will.
+-- scheduled, waiting or pending: it has not started, so it never will.
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'cancelled')
 return {'cancelled', redis.call('XADD', KEYS[4], '*', 'type', 'task.cancelled', 'data', ARGV[2])}

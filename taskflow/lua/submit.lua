@@ -3,10 +3,11 @@
 -- KEYS[1] events stream  KEYS[2] dispatch stream  KEYS[3] task marker hash
 -- KEYS[4] schedule zset  KEYS[5] held hash (task id -> dispatch fields as JSON)
 -- ARGV[1] event type  ARGV[2] event payload  ARGV[3] task id  ARGV[4] request fingerprint
--- ARGV[5] marker ttl seconds  ARGV[6] "dispatch" | "schedule"  ARGV[7] due time (ms)
+-- KEYS[6] waiting zset (tasks held until their parents complete)
+-- ARGV[5] marker ttl seconds  ARGV[6] "dispatch" | "schedule" | "wait"  ARGV[7] due time (ms)
 -- ARGV[8] priority
 -- The marker remembers the submit (idempotency) and the task's state while it is live:
--- scheduled | pending | running | succeeded | failed | timed_out | cancelled.
+-- scheduled | waiting | pending | running | succeeded | failed | timed_out | cancelled.
 -- Returns {created (1|0), event id, fingerprint of the first submit}.
 local first = redis.call('HMGET', KEYS[3], 'event_id', 'fingerprint')
 if first[1] then
@@ -19,8 +20,13 @@ if ARGV[6] == 'dispatch' then
 else
   local held = cjson.encode({task_id = ARGV[3], event_id = event_id, event = ARGV[2], retry_count = 0, priority = ARGV[8]})
   redis.call('HSET', KEYS[5], ARGV[3], held)
-  redis.call('ZADD', KEYS[4], ARGV[7], ARGV[3])
-  state = 'scheduled'
+  if ARGV[6] == 'wait' then
+    redis.call('ZADD', KEYS[6], ARGV[7], ARGV[3])
+    state = 'waiting'
+  else
+    redis.call('ZADD', KEYS[4], ARGV[7], ARGV[3])
+    state = 'scheduled'
+  end
 end
 redis.call('HSET', KEYS[3], 'event_id', event_id, 'fingerprint', ARGV[4], 'state', state)
 redis.call('EXPIRE', KEYS[3], ARGV[5])

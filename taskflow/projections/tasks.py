@@ -149,7 +149,7 @@ def _submitted(event: TaskSubmitted) -> TaskRow:
         task_kwargs=bytes(event.kwargs).decode(),
         priority=PRIORITY_NUMBER[event.priority],
         priority_level=event.priority,
-        status="SCHEDULED" if event.scheduled_at is not None and event.scheduled_at > event.occurred_at else "PENDING",
+        status=_initial_status(event),
         retry_count=0,
         max_retries=event.max_retries,
         timeout_seconds=event.timeout_seconds,
@@ -168,6 +168,14 @@ def _submitted(event: TaskSubmitted) -> TaskRow:
         last_event_id=event.event_id,
         updated_at=event.occurred_at,
     )
+
+
+def _initial_status(event: TaskSubmitted) -> str:
+    if event.depends_on:
+        return "WAITING"  # for its parents to complete
+    if event.scheduled_at is not None and event.scheduled_at > event.occurred_at:
+        return "SCHEDULED"
+    return "PENDING"
 
 
 def result_of(event: TaskEvent) -> ResultRow | None:

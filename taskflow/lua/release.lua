@@ -1,0 +1,21 @@
+-- Put a task whose parents all completed on its dispatch stream, once; leader only.
+-- KEYS[1] leader key  KEYS[2] waiting zset  KEYS[3] held hash  KEYS[4] dispatch stream
+-- KEYS[5] events stream  KEYS[6] task marker hash
+-- ARGV[1] leader value ("id|fence")  ARGV[2] task id  ARGV[3] TaskQueued payload
+-- Returns the TaskQueued event id, or false (not leader, released or cancelled already).
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return false
+end
+if redis.call('ZREM', KEYS[2], ARGV[2]) == 0 then
+  return false
+end
+local held = redis.call('HGET', KEYS[3], ARGV[2])
+redis.call('HDEL', KEYS[3], ARGV[2])
+if not held then
+  return false
+end
+local fields = cjson.decode(held)
+redis.call('XADD', KEYS[4], '*', 'task_id', fields.task_id, 'event_id', fields.event_id,
+  'event', fields.event, 'retry_count', '0')
+redis.call('HSET', KEYS[6], 'state', 'pending')
+return redis.call('XADD', KEYS[5], '*', 'type', 'task.queued', 'data', ARGV[3])
