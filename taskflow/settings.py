@@ -40,7 +40,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     heartbeat_seconds: float = 10.0
     # A worker silent this long is DEAD (WorkerDied) and its entries go to live workers.
     worker_dead_after_seconds: float = 30.0
-    # An entry delivered more than this many times is poison (ARCHITECTURE invariant 5).
+    # An entry whose runs began this many times without an outcome is poison (invariant 5).
     max_deliveries: int = 5
     # Modules whose @task functions the gateway accepts and the workers run.
     task_modules: tuple[str, ...] = ("taskflow.tasks.builtin",)

@@ -55,7 +55,8 @@ class InFlight:
         if self.suspects or self.paused:
             return {}
         waiting = Counter(e.task.priority for e in self.backlog)
-        return {level: self.capacity - waiting[level] for level in levels if waiting[level] < self.capacity}
+        # Refill a level once it is half drained, in one read, not one entry per start.
+        return {level: self.capacity - waiting[level] for level in levels if waiting[level] <= self.capacity // 2}
 
     def holds(self, entry_id: str) -> bool:
         return entry_id in self._entries
@@ -80,6 +81,12 @@ class InFlight:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    async def wait_for_change(self, timeout_s: float) -> None:
+        """Return when an entry leaves (or after ``timeout_s``)."""
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout_s)
 
     async def wait_for_free_slot(self, timeout_s: float) -> None:
         """Return when a slot may have opened (or after ``timeout_s``)."""

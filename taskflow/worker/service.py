@@ -37,6 +37,8 @@ from taskflow.worker.recorder import Recorder
 
 log = structlog.get_logger()
 READ_BLOCK_MS = 1000
+# With a backlog held but nothing new on the streams, look again after a start or this.
+NOTHING_NEW_WAIT_S = 0.1
 # Checking for stale entries is cheap (XPENDING IDLE); doing it often lets entries the
 # coordinator hands off from a dead worker move on within a second.
 RECLAIM_EVERY_S = 1.0
@@ -131,9 +133,12 @@ class Worker:
                 await self.inflight.wait_for_free_slot(READ_BLOCK_MS / 1000)
                 continue
             streams: dict[KeyT, StreamIdT] = {s: ">" for s, q in levels.items() if q in wanted}
+            # Block only with nothing waiting here; else a read of empty streams would
+            # stall while the backlog still has work for freed slots.
+            block = None if self.inflight.backlog else READ_BLOCK_MS
             try:
                 answer = await self.redis.xreadgroup(
-                    keys.WORKERS_GROUP, self.id, streams, count=min(wanted.values()), block=READ_BLOCK_MS
+                    keys.WORKERS_GROUP, self.id, streams, count=min(wanted.values()), block=block
                 )
             except (RedisError, OSError) as e:
                 log.warning("read_failed", error=str(e))
@@ -143,6 +148,8 @@ class Worker:
                 for entry_id, fields in entries:
                     self._admit_raw(stream, partition, entry_id, fields, delivery_count=1, runs_begun=0)
             self._start_from_backlog()
+            if not answer and block is None:
+                await self.inflight.wait_for_change(NOTHING_NEW_WAIT_S)
 
     def _admit_raw(
         self, stream: str, partition: int, entry_id: str, fields: dict[str, str], delivery_count: int, runs_begun: int

@@ -59,7 +59,7 @@ async def test_a_task_that_kills_every_worker_is_dead_lettered_while_others_succ
     """The poison entry: each delivery SIGKILLs its worker; after max deliveries it is
     dead-lettered instead of looping, and the rest of the queue is served."""
     poison = submitted("die_hard")
-    others = [submitted("echo", i=i) for i in range(30)]
+    others = [submitted("echo", i=i) for i in range(1000)]
     await submit(redis, settings, poison)
     for event in others:
         await submit(redis, settings, event)
@@ -71,7 +71,7 @@ async def test_a_task_that_kills_every_worker_is_dead_lettered_while_others_succ
             if all(s.process.poll() is not None for s in running):
                 start(running, "worker", "--concurrency", "4", env=env)  # a supervisor's restart
             await asyncio.sleep(0.1)
-        await eventually(lambda: _at_least(redis, settings, TaskSucceeded, len(others)), timeout_s=30)
+        await eventually(lambda: _at_least(redis, settings, TaskSucceeded, len(others)), timeout_s=120, interval_s=0.5)
     events = await all_events(redis, settings)
     (dead,) = [e for e in events if isinstance(e, TaskDeadLettered)]
     assert dead.aggregate_id == poison.aggregate_id and dead.attempts == settings.max_deliveries
