@@ -57,7 +57,10 @@ async def _run_async(
     try:
         positional = _args_decoder.decode(args)
         named = _kwargs_decoder.decode(kwargs)
-        value = await asyncio.wait_for(definition.fn(*positional, **named), timeout_s)
+        # asyncio.timeout, not wait_for: no extra task per run (wait_for cost ~10 % of a
+        # no-op task's worker time in a py-spy profile).
+        async with asyncio.timeout(timeout_s):
+            value = await definition.fn(*positional, **named)
         result = msgspec.Raw(_encoder.encode(value))
     except (asyncio.CancelledError, TimeoutError):
         raise
