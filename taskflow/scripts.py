@@ -60,7 +60,6 @@ class Scripts:
         self._schedule_create: AsyncScript = redis.register_script(_source("schedule_create"))
         self._schedule_delete: AsyncScript = redis.register_script(_source("schedule_delete"))
         self._schedule_advance: AsyncScript = redis.register_script(_source("schedule_advance"))
-        self._release: AsyncScript = redis.register_script(_source("release"))
 
     async def submit(
         self,
@@ -181,13 +180,23 @@ class Scripts:
         return str(value) if value else None
 
     async def promote(
-        self, *, ns: str, partition: int, leader: str, held: HeldDispatch, payload: bytes, pipeline: Pipeline
-    ) -> None:
-        """Queue a held task's dispatch (answer from ``pipeline.execute()``: event id or None)."""
-        await self._promote(
+        self,
+        *,
+        ns: str,
+        partition: int,
+        leader: str,
+        held: HeldDispatch,
+        payload: bytes,
+        pipeline: Pipeline | None = None,
+        from_waiting: bool = False,
+    ) -> str | None:
+        """Queue a held task's dispatch: from the schedule (its time came) or, with
+        ``from_waiting``, from the tasks waiting on parents. The TaskQueued event id, or
+        None; inside a pipeline the answer comes from ``pipeline.execute()``."""
+        answer = await self._promote(
             keys=[
                 keys.coordinator_leader(ns, partition),
-                keys.schedule(ns, partition),
+                keys.waiting(ns, partition) if from_waiting else keys.schedule(ns, partition),
                 keys.held(ns, partition),
                 keys.dispatch(ns, partition, held.priority),
                 keys.events(ns, partition),
@@ -196,6 +205,7 @@ class Scripts:
             args=[leader, held.task_id, payload],
             client=pipeline,
         )
+        return None if pipeline is not None or not answer else str(answer)
 
     async def cancel(
         self, *, ns: str, partition: int, task_id: str, cancelled: bytes, requested: bytes
@@ -274,21 +284,6 @@ class Scripts:
             args=[leader, schedule_id, tick_ms, next_ms],
         )
         return bool(answer)
-
-    async def release(self, *, ns: str, partition: int, leader: str, held: HeldDispatch, payload: bytes) -> str | None:
-        """Dispatch a waiting task whose parents completed (fenced); its TaskQueued id."""
-        answer = await self._release(
-            keys=[
-                keys.coordinator_leader(ns, partition),
-                keys.waiting(ns, partition),
-                keys.held(ns, partition),
-                keys.dispatch(ns, partition, held.priority),
-                keys.events(ns, partition),
-                keys.task_marker(ns, partition, held.task_id),
-            ],
-            args=[leader, held.task_id, payload],
-        )
-        return str(answer) if answer else None
 
     async def projector_read(
         self, *, lock_key: str, stream: str, token: str, consumer: str, count: int, start_id: str

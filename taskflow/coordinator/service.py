@@ -108,12 +108,13 @@ class Coordinator:
         for held, child in children:
             decision = decide_waiting({p: states[p] for p in child.depends_on})
             if decision == "release":
-                await self.scripts.release(
+                await self.scripts.promote(
                     ns=ns,
                     partition=partition,
                     leader=leader,
                     held=held,
                     payload=encode(released_event(held, child, leader, now)),
+                    from_waiting=True,
                 )
             elif decision != "wait":
                 await self.scripts.cancel(

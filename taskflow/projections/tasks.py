@@ -180,60 +180,35 @@ def _initial_status(event: TaskSubmitted) -> str:
 
 def result_of(event: TaskEvent) -> ResultRow | None:
     """The task_results row a terminal event writes (one per task: the last outcome wins)."""
-    task_id = as_uuid(event.aggregate_id)
     match event:
         case TaskSucceeded():
-            return ResultRow(
-                result_id=task_id,
-                task_id=task_id,
-                result_data=bytes(event.result).decode(),
-                error_type=None,
-                error_message=None,
-                stack_trace=None,
-                created_at=event.occurred_at,
-            )
+            return _result(event, result_data=bytes(event.result).decode())
         case TaskFailed():
-            return ResultRow(
-                result_id=task_id,
-                task_id=task_id,
-                result_data=None,
-                error_type=event.error_type,
-                error_message=event.error,
-                stack_trace=event.traceback,
-                created_at=event.occurred_at,
-            )
+            return _result(event, error=(event.error_type, event.error, event.traceback))
         case TaskTimedOut():
-            return ResultRow(
-                result_id=task_id,
-                task_id=task_id,
-                result_data=None,
-                error_type="Timeout",
-                error_message=f"stopped after {event.timeout_seconds:g} s",
-                stack_trace=None,
-                created_at=event.occurred_at,
-            )
+            return _result(event, error=("Timeout", f"stopped after {event.timeout_seconds:g} s", None))
         case TaskCancelled():
-            return ResultRow(
-                result_id=task_id,
-                task_id=task_id,
-                result_data=None,
-                error_type="Cancelled",
-                error_message=event.reason or "cancelled",
-                stack_trace=None,
-                created_at=event.occurred_at,
-            )
+            return _result(event, error=("Cancelled", event.reason or "cancelled", None))
         case TaskDeadLettered():
-            return ResultRow(
-                result_id=task_id,
-                task_id=task_id,
-                result_data=None,
-                error_type="DeadLettered",
-                error_message=event.reason,
-                stack_trace=None,
-                created_at=event.occurred_at,
-            )
+            return _result(event, error=("DeadLettered", event.reason, None))
         case _:
             return None
+
+
+def _result(
+    event: TaskEvent, *, result_data: str | None = None, error: tuple[str, str, str | None] | None = None
+) -> ResultRow:
+    task_id = as_uuid(event.aggregate_id)
+    error_type, message, trace = error if error is not None else (None, None, None)
+    return ResultRow(
+        result_id=task_id,
+        task_id=task_id,
+        result_data=result_data,
+        error_type=error_type,
+        error_message=message,
+        stack_trace=trace,
+        created_at=event.occurred_at,
+    )
 
 
 def execution_of(event: TaskEvent) -> ExecutionRow | None:
