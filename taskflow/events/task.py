@@ -28,6 +28,8 @@ class TaskSubmitted(Event, frozen=True, kw_only=True, tag="task.submitted"):
     timeout_seconds: int = 300
     scheduled_at: datetime | None = None
     depends_on: tuple[str, ...] = ()
+    # True when the task is held until its parents complete (False if they already had).
+    waits_for_parents: bool = False
     campaign_id: str | None = None
     idempotency_key: str | None = None
     schema_version: int = 2

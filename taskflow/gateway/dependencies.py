@@ -16,17 +16,21 @@ from taskflow.gateway.queries import submitted_event, visible_to
 ENDED_BADLY = {"FAILED", "TIMEOUT", "CANCELLED", "failed", "timed_out", "cancelled"}
 
 
-async def check_parents(ctx: GatewayContext, principal: Principal, task_id: UUID, parents: list[UUID]) -> None:
+async def check_parents(ctx: GatewayContext, principal: Principal, task_id: UUID, parents: list[UUID]) -> bool:
+    """Refuse a bad graph with a 422; True when every parent has already completed."""
     if task_id in parents:
         raise invalid("depends_on", f"task {task_id} cannot depend on itself (a cycle)")
+    completed = True
     for parent in dict.fromkeys(parents):
         state, owner = await _state_and_owner(ctx, parent)
         if state is None or not visible_to(principal, owner):
             raise invalid("depends_on", f"unknown task {parent}")
         if state in ENDED_BADLY:
             raise invalid("depends_on", f"task {parent} has already ended as {state}; it can never complete")
+        completed = completed and state in ("succeeded", "COMPLETED")
     if await _reaches(ctx, start=parents, target=task_id):
         raise invalid("depends_on", f"task {task_id} is already an ancestor of its parents (a cycle)")
+    return completed
 
 
 async def _state_and_owner(ctx: GatewayContext, task_id: UUID) -> tuple[str | None, str | None]:

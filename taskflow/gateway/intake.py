@@ -82,6 +82,11 @@ def build_intake(
     return Intake(task_id=task_id, fingerprint=fingerprint, event=event, client_chose_id=submission.task_id is not None)
 
 
+def waiting_for_parents(intake: Intake) -> Intake:
+    """The same submission, held until its parents complete (the coordinator releases it)."""
+    return msgspec.structs.replace(intake, event=msgspec.structs.replace(intake.event, waits_for_parents=True))
+
+
 async def submit(ctx: GatewayContext, intake: Intake) -> tuple[TaskAccepted, bool]:
     """Append atomically; returns the answer and whether it replays an earlier submit."""
     settings = ctx.settings
@@ -99,12 +104,12 @@ async def submit(ctx: GatewayContext, intake: Intake) -> tuple[TaskAccepted, boo
         # The marker also carries the task's live state, so it must outlast a far schedule.
         marker_ttl_seconds=settings.idempotency_ttl_seconds + _seconds_until(due_ms(intake.event)),
         due_ms=due_ms(intake.event),
-        wait_for_parents=bool(intake.event.depends_on),
+        wait_for_parents=intake.event.waits_for_parents,
     )
     if not outcome.created and outcome.fingerprint != intake.fingerprint:
         raise _conflict(intake)
     status: TaskStatus = "PENDING" if due_ms(intake.event) is None else "SCHEDULED"
-    if intake.event.depends_on:
+    if intake.event.waits_for_parents:
         status = "WAITING"
     return TaskAccepted(task_id=intake.task_id, status=status, event_id=outcome.event_id), not outcome.created
 

@@ -16,6 +16,7 @@ from taskflow.gateway import intake, lifecycle, queries
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.dependencies import check_parents
+from taskflow.gateway.errors import invalid
 from taskflow.gateway.lifecycle import CancelAnswer, RetryAnswer
 from taskflow.gateway.schedules import ScheduleView, create_schedule
 from taskflow.gateway.schemas import LogPage, TaskAccepted, TaskPage, TaskStatus, TaskSubmission, TaskView
@@ -45,8 +46,14 @@ class TaskController(Controller):
             headers = {"Location": f"/api/v1/schedules/{schedule.schedule_id}"}
             return Response(schedule, status_code=HTTP_201_CREATED, headers=headers)
         built = intake.build_intake(data, request.user, idempotency_key, traceparent, intake.now_utc())
+        parents_done = False
         if data.depends_on:
-            await check_parents(_ctx(request), request.user, built.task_id, data.depends_on)
+            if data.scheduled_at is not None:
+                raise invalid("scheduled_at", "cannot be combined with depends_on (not supported yet)")
+            parents_done = await check_parents(_ctx(request), request.user, built.task_id, data.depends_on)
+        if data.depends_on and not parents_done:
+            # (Parents already complete, maybe long ago with their live state gone: no wait.)
+            built = intake.waiting_for_parents(built)
         accepted, replayed = await intake.submit(_ctx(request), built)
         headers = {"Location": f"/api/v1/tasks/{accepted.task_id}"}
         if replayed:

@@ -15,6 +15,13 @@ local owner = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if #owner == 0 or owner[1][2] ~= ARGV[2] then
   return false
 end
+-- The marker expires with the idempotency window; never bring back an expired one (a
+-- marker without its TTL and event id would let a resubmit pass as a new task).
+local function set_state(state)
+  if redis.call('EXISTS', KEYS[6]) == 1 then
+    redis.call('HSET', KEYS[6], 'state', state)
+  end
+end
 local function forget_entry()
   redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
   -- Only the workers group reads dispatch streams, so an acknowledged entry is garbage.
@@ -31,15 +38,18 @@ if ARGV[6] == 'start' then
   -- Runs begun, not deliveries, decide poison: an entry claimed by a worker that died
   -- before starting it did nothing wrong.
   redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
-  redis.call('HSET', KEYS[6], 'state', 'running', 'worker', ARGV[2])
+  set_state('running')
+  if redis.call('EXISTS', KEYS[6]) == 1 then
+    redis.call('HSET', KEYS[6], 'worker', ARGV[2])
+  end
 elseif ARGV[6] == 'finish' or ARGV[6] == 'retry' then
   forget_entry()
   if ARGV[6] == 'retry' then
     redis.call('HSET', KEYS[5], ARGV[8], ARGV[9])
     redis.call('ZADD', KEYS[4], ARGV[7], ARGV[8])
-    redis.call('HSET', KEYS[6], 'state', 'scheduled')
+    set_state('scheduled')
   else
-    redis.call('HSET', KEYS[6], 'state', ARGV[10])
+    set_state(ARGV[10])
   end
   redis.call('HDEL', KEYS[6], 'cancel')
 end

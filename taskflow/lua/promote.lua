@@ -19,5 +19,7 @@ end
 local fields = cjson.decode(held)
 redis.call('XADD', KEYS[4], '*', 'task_id', fields.task_id, 'event_id', fields.event_id,
   'event', fields.event, 'retry_count', tostring(fields.retry_count))
-redis.call('HSET', KEYS[6], 'state', 'pending')
+if redis.call('EXISTS', KEYS[6]) == 1 then  -- never revive an expired marker
+  redis.call('HSET', KEYS[6], 'state', 'pending')
+end
 return redis.call('XADD', KEYS[5], '*', 'type', 'task.queued', 'data', ARGV[3])

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import msgspec
 
-from taskflow.events import AnyEvent, ScheduleCreated, ScheduleDeleted, TaskQueued, TaskSubmitted
+from taskflow.events import AnyEvent, ScheduleCreated, ScheduleDeleted, TaskQueued
 from taskflow.projections.rows import DeadLetterRow, ExecutionRow, LogRow, ResultRow, TaskRow, WorkerRow
 from taskflow.projections.tasks import TaskEvent, as_uuid, dead_letter_of, execution_of, fold_task, log_of, result_of
 from taskflow.projections.workers import WORKER_EVENTS, fold_worker
@@ -30,13 +30,9 @@ SCHEDULE_EVENTS = (ScheduleCreated, ScheduleDeleted)
 
 
 def task_ids(events: list[AnyEvent]) -> set[UUID]:
-    """Tasks whose stored row the fold needs: those with events here but not submitted here."""
-    submitted = {e.aggregate_id for e in events if isinstance(e, TaskSubmitted)}
-    return {
-        as_uuid(e.aggregate_id)
-        for e in events
-        if not isinstance(e, (*WORKER_EVENTS, *SCHEDULE_EVENTS)) and e.aggregate_id not in submitted
-    }
+    """Every task with events here: even one submitted here may exist already (a resubmit
+    after its marker expired), and its stored row must win over the new submission."""
+    return {as_uuid(e.aggregate_id) for e in events if not isinstance(e, (*WORKER_EVENTS, *SCHEDULE_EVENTS))}
 
 
 def worker_ids(events: list[AnyEvent]) -> set[UUID]:

@@ -171,7 +171,7 @@ def _submitted(event: TaskSubmitted) -> TaskRow:
 
 
 def _initial_status(event: TaskSubmitted) -> str:
-    if event.depends_on:
+    if event.waits_for_parents:
         return "WAITING"  # for its parents to complete
     if event.scheduled_at is not None and event.scheduled_at > event.occurred_at:
         return "SCHEDULED"

@@ -98,10 +98,29 @@ def _call(request: _Request) -> ChildOutcome:
 _message_decoder = msgspec.json.Decoder(ChildNote | ChildOutcome)
 
 
+async def _receive(conn: Connection) -> bytes:
+    """The next message, waiting on the event loop (not in a thread: the default thread
+    pool has ~6 threads, which would cap sync concurrency and stall timeouts)."""
+    loop = asyncio.get_running_loop()
+    while not conn.poll():  # also true at EOF, where recv_bytes raises EOFError
+        readable: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(conn.fileno(), _settle, readable)
+        try:
+            await readable
+        finally:
+            loop.remove_reader(conn.fileno())
+    return conn.recv_bytes()
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 async def _receive_outcome(conn: Connection, run: TaskRun) -> ChildOutcome:
     """Relay the child's notes to the run until its outcome arrives."""
     while True:
-        message = _message_decoder.decode(await asyncio.to_thread(conn.recv_bytes))
+        message = _message_decoder.decode(await _receive(conn))
         if isinstance(message, ChildOutcome):
             return message
         metadata = msgspec.json.decode(message.metadata)

@@ -49,6 +49,13 @@ class InFlight:
         # The backlog is in stream order, so this is the oldest entry of that level.
         return next(e for e in self.backlog if e.task.priority == level)
 
+    def reclaim_room(self) -> int:
+        """How many stale entries to take per stream and pass: up to ``capacity`` beyond
+        what is held, none while paused or while a suspect is held."""
+        if self.suspects or self.paused:
+            return 0
+        return max(0, 2 * self.capacity + len(self.running) - len(self._entries))
+
     def wanted_per_level(self, levels: tuple[Priority, ...]) -> dict[Priority, int]:
         """How many more entries of each level to fetch: up to ``capacity`` waiting per
         level; nothing while paused or while a suspect is held."""

@@ -41,12 +41,14 @@ async def reclaim_forever(
     take: Callable[[str, ReclaimedEntry], Awaitable[None]],
     starts_hash_of: Callable[[str], str],
 ) -> None:
-    """Every ``interval_s``, XAUTOCLAIM entries idle for longer than the lease, as many as
-    we have free slots for, and hand each to ``take``."""
+    """Every ``interval_s``, XAUTOCLAIM entries idle for longer than the lease and hand each
+    to ``take``. A busy worker reclaims too (the entries join its backlog like read ones):
+    otherwise a dead worker's entries would wait until every queue ran dry."""
     while True:
         await asyncio.sleep(interval_s)
         for stream in streams:
-            if inflight.free == 0:
+            count = inflight.reclaim_room()
+            if count == 0:
                 break
             try:
                 claimed = await scripts.reclaim(
@@ -54,7 +56,7 @@ async def reclaim_forever(
                     starts_hash=starts_hash_of(stream),
                     consumer=consumer,
                     min_idle_ms=lease_ms,
-                    count=inflight.free,
+                    count=count,
                 )
             except (RedisError, OSError) as e:
                 log.warning("reclaim_failed", stream=stream, error=str(e))

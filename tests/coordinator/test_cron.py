@@ -136,3 +136,10 @@ async def _ticks(redis: Redis, settings: Settings) -> list[datetime]:
     return [
         e.scheduled_at for e in await all_events(redis, settings) if isinstance(e, TaskSubmitted) and e.scheduled_at
     ]
+
+
+def test_catching_up_after_a_day_long_outage_stays_cheap() -> None:
+    started = time.perf_counter()
+    ticks, following = cron.due_ticks("* * * * * *", T, T + timedelta(days=1))
+    assert len(ticks) == cron.MAX_CATCH_UP and following == T + timedelta(days=1, seconds=1)
+    assert time.perf_counter() - started < 1.0

@@ -137,3 +137,23 @@ async def _failed(redis: Redis, settings: Settings, task_id: str) -> bool:
     from taskflow.events import TaskFailed
 
     return await _has(redis, settings, task_id, TaskFailed)
+
+
+async def test_a_child_of_parents_already_completed_is_dispatched_at_once(
+    client: Client, settings: Settings, redis: Redis
+) -> None:
+    parent = await _post(client, settings, task_name="echo")
+    async with running_worker(settings, redis):
+        await eventually(lambda: _has(redis, settings, parent["task_id"], TaskSucceeded))
+    # Its live state may be long gone (markers expire after a day); the projection remembers.
+    child = await _post(client, settings, task_name="echo", depends_on=[parent["task_id"]])
+    assert child["status"] == "PENDING"
+    async with running_worker(settings, redis):  # no coordinator needed
+        await eventually(lambda: _has(redis, settings, child["task_id"], TaskSucceeded))
+
+
+async def test_scheduled_at_with_depends_on_is_refused(client: Client, settings: Settings) -> None:
+    parent = await _post(client, settings, task_name="echo")
+    body = {"task_name": "echo", "depends_on": [parent["task_id"]], "scheduled_at": "2099-01-01T00:00:00Z"}
+    response = await client.post("/api/v1/tasks", json=body, headers=auth(settings))
+    assert response.status_code == 422 and "scheduled_at" in response.json()["detail"]

@@ -52,3 +52,9 @@ def chatty_sync(steps: int = 2) -> int:
         run.log("WARNING", f"step {i}", step=i)
         run.progress(100 * (i + 1) / steps, f"{i + 1}/{steps}")
     return steps
+
+
+@task
+async def raise_timeout_error() -> None:
+    """Task code whose own call timed out: a failure of the task, not of its deadline."""
+    raise TimeoutError("upstream took too long")

@@ -280,3 +280,27 @@ async def test_with_all_four_queues_backlogged_low_gets_its_documented_share(red
 
 async def _count_started(redis: Redis, settings: Settings, n: int) -> bool:
     return sum(isinstance(e, TaskStarted) for e in await all_events(redis, settings)) >= n
+
+
+async def test_more_sync_tasks_than_the_default_thread_pool_run_at_once(redis: Redis, settings: Settings) -> None:
+    """Ten blocking sync tasks of 1 s on concurrency 10 finish together, not six at a time."""
+    tasks = [submitted("blocking_sleep", seconds=1.0) for _ in range(10)]
+    for event in tasks:
+        await submit(redis, settings, event)
+    async with running_worker(settings, redis, concurrency=10):
+        for event in tasks:
+            await eventually(lambda e=event: _terminal(redis, settings, e.aggregate_id), timeout_s=30)
+    events = await all_events(redis, settings)
+    starts = [e.occurred_at for e in events if isinstance(e, TaskStarted)]
+    ends = [e.occurred_at for e in events if isinstance(e, TaskSucceeded)]
+    assert len(ends) == 10 and (max(ends) - min(starts)).total_seconds() < 3.5
+
+
+async def test_an_async_task_raising_timeout_error_itself_is_a_failure_not_a_timeout(
+    redis: Redis, settings: Settings
+) -> None:
+    event = submitted("raise_timeout_error")
+    await submit(redis, settings, event)
+    async with running_worker(settings, redis):
+        (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id))
+    assert isinstance(done, TaskFailed) and done.error_type == "TimeoutError"
