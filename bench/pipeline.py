@@ -37,8 +37,10 @@ the CPU everything else used during the timed window ("other"), and repeats a ph
 window saw more than --max-other-load cores of it (up to --noisy-retries times).
 
 The package is copied aside at start (with its migrations) and every subprocess imports
-that snapshot through PYTHONPATH, so all phases run the same code while the tree keeps
-changing; its sha256 is printed. The completion checks rely on the ``workers`` and
+that snapshot through PYTHONPATH and runs with the snapshot as its working directory (the
+worker's sync-task children, started with ``python -m``, put the working directory first
+on sys.path), so all phases run the same code while the tree keeps changing; its sha256 is
+printed. The completion checks rely on the ``workers`` and
 ``projector`` consumer groups (acknowledged = done) and on Scripts.submit.
 
 After the runs, the REST gateway alone (no worker, no projector) serves sequential
@@ -155,7 +157,10 @@ class Proc:
         self.popen = subprocess.Popen(
             argv,
             env=env,
-            cwd=ROOT,
+            # The snapshot, not ROOT: the worker starts its sync-task children with
+            # `python -m taskflow.worker.child`, which puts the working directory first on
+            # sys.path; from ROOT they would import the live tree, not the snapshot.
+            cwd=SNAPSHOT,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -459,7 +464,7 @@ class Bench:
             subprocess.run,
             [_exe("taskflow"), "migrate"],
             env=env,
-            cwd=ROOT,
+            cwd=SNAPSHOT,
             capture_output=True,
             text=True,
             timeout=180,
@@ -848,7 +853,7 @@ async def rest_latency(bench: Bench) -> dict[str, Any]:
             subprocess.run,
             [_exe("taskflow"), "token", "--sub", "bench"],
             env=st.env,
-            cwd=ROOT,
+            cwd=SNAPSHOT,
             capture_output=True,
             text=True,
             timeout=60,
