@@ -32,6 +32,8 @@ def configure_logging(level: str = "INFO") -> None:
             foreign_pre_chain=[*_SHARED, structlog.stdlib.add_logger_name],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # Library loggers (uvicorn's "Exception in ASGI application") keep tracebacks.
+                structlog.processors.format_exc_info,
                 structlog.processors.JSONRenderer(),
             ],
         )
