@@ -11,7 +11,14 @@ from taskflow.dispatch import HeldDispatch, ScheduleDefinition
 from taskflow.events import TaskCancelled, TaskQueued, TaskSubmitted, WorkerDied
 
 
-def queued_event(held: HeldDispatch, submitted: TaskSubmitted, leader: str, now: datetime) -> TaskQueued:
+def queued_event(
+    held: HeldDispatch, submitted: TaskSubmitted, leader: str, now: datetime, *, parents_done: bool = False
+) -> TaskQueued:
+    """The event that puts a held task in line: its time came (a schedule or a retry), or
+    with ``parents_done`` its parents all completed."""
+    reason: Literal["scheduled", "retry", "dependencies_met"] = (
+        "dependencies_met" if parents_done else "retry" if held.retry_count else "scheduled"
+    )
     return TaskQueued(
         aggregate_id=held.task_id,
         occurred_at=now,
@@ -19,7 +26,7 @@ def queued_event(held: HeldDispatch, submitted: TaskSubmitted, leader: str, now:
         causation_id=held.event_id,
         traceparent=submitted.traceparent,
         actor=f"coordinator:{leader}",
-        reason="retry" if held.retry_count else "scheduled",
+        reason=reason,
         retry_count=held.retry_count,
     )
 
@@ -70,18 +77,6 @@ def decide_waiting(parent_states: dict[str, str | None]) -> Release | Wait | str
     if all(state == "succeeded" for state in parent_states.values()):
         return "release"
     return "wait"
-
-
-def released_event(held: HeldDispatch, submitted: TaskSubmitted, leader: str, now: datetime) -> TaskQueued:
-    return TaskQueued(
-        aggregate_id=held.task_id,
-        occurred_at=now,
-        correlation_id=submitted.correlation_id,
-        causation_id=held.event_id,
-        traceparent=submitted.traceparent,
-        actor=f"coordinator:{leader}",
-        reason="dependencies_met",
-    )
 
 
 def child_cancelled_event(submitted: TaskSubmitted, reason: str, leader: str, now: datetime) -> TaskCancelled:

@@ -20,7 +20,6 @@ from taskflow.coordinator.schedule import (
     decide_waiting,
     died_event,
     queued_event,
-    released_event,
     tick_event,
 )
 from taskflow.dispatch import HeldDispatch, ScheduleDefinition, decode_held, decode_schedule
@@ -113,7 +112,7 @@ class Coordinator:
                     partition=partition,
                     leader=leader,
                     held=held,
-                    payload=encode(released_event(held, child, leader, now)),
+                    payload=encode(queued_event(held, child, leader, now, parents_done=True)),
                     from_waiting=True,
                 )
             elif decision != "wait":
