@@ -212,48 +212,41 @@ def _result(
 
 
 def execution_of(event: TaskEvent) -> ExecutionRow | None:
-    """The task_executions row (or the part of it) an event writes."""
-    task_id = as_uuid(event.aggregate_id)
+    """The task_executions row (or the part of it) an event writes: the start of an
+    attempt, or its end; merge_execution joins the two."""
     match event:
         case TaskStarted():
-            return ExecutionRow(
-                execution_id=derived_id("execution", task_id, event.attempt, event.worker_id),
-                task_id=task_id,
-                worker_id=_uuid(event.worker_id),
-                attempt_number=event.attempt,
-                started_at=event.occurred_at,
-                completed_at=None,
-                duration_seconds=None,
-                status="RUNNING",
-                error_message=None,
-            )
+            return _execution(event, "RUNNING", started=True)
         case TaskTimedOut():
-            return ExecutionRow(
-                execution_id=derived_id("execution", task_id, event.attempt, event.worker_id),
-                task_id=task_id,
-                worker_id=_uuid(event.worker_id),
-                attempt_number=event.attempt,
-                started_at=None,
-                completed_at=event.occurred_at,
-                duration_seconds=round(event.duration_ms / 1000, 3),
-                status="TIMEOUT",
-                error_message=f"timeout after {event.timeout_seconds:g} s",
-            )
-        case TaskSucceeded() | TaskFailed():
-            failed = isinstance(event, TaskFailed)
-            return ExecutionRow(
-                execution_id=derived_id("execution", task_id, event.attempt, event.worker_id),
-                task_id=task_id,
-                worker_id=_uuid(event.worker_id),
-                attempt_number=event.attempt,
-                started_at=None,
-                completed_at=event.occurred_at,
-                duration_seconds=round(event.duration_ms / 1000, 3),
-                status="FAILED" if failed else "COMPLETED",
-                error_message=event.error if isinstance(event, TaskFailed) else None,
-            )
+            return _execution(event, "TIMEOUT", error=f"timeout after {event.timeout_seconds:g} s")
+        case TaskFailed():
+            return _execution(event, "FAILED", error=event.error)
+        case TaskSucceeded():
+            return _execution(event, "COMPLETED")
         case _:
             return None
+
+
+def _execution(
+    event: TaskStarted | TaskSucceeded | TaskFailed | TaskTimedOut,
+    status: str,
+    *,
+    started: bool = False,
+    error: str | None = None,
+) -> ExecutionRow:
+    task_id = as_uuid(event.aggregate_id)
+    duration = None if isinstance(event, TaskStarted) else round(event.duration_ms / 1000, 3)
+    return ExecutionRow(
+        execution_id=derived_id("execution", task_id, event.attempt, event.worker_id),
+        task_id=task_id,
+        worker_id=_uuid(event.worker_id),
+        attempt_number=event.attempt,
+        started_at=event.occurred_at if started else None,
+        completed_at=None if started else event.occurred_at,
+        duration_seconds=duration,
+        status=status,
+        error_message=error,
+    )
 
 
 def dead_letter_of(event: TaskEvent, task: TaskRow | None) -> DeadLetterRow | None:
