@@ -165,3 +165,20 @@ def test_lua_scripts_touch_only_keys_passed_in_keys() -> None:
                 assert "'STREAMS', KEYS[" in text, script.name
             else:
                 assert first.startswith("KEYS["), f"{script.name}: {command} {first}"
+
+
+def test_lua_scripts_write_only_the_task_states_python_knows() -> None:
+    """The marker's state words are shared by Lua and Python (taskflow/states.py)."""
+    from typing import get_args
+
+    from taskflow.states import STATE_OF_STATUS, TaskState
+
+    known = set(get_args(TaskState))
+    written: set[str] = set()
+    for script in files("taskflow.lua").iterdir():
+        if script.name.endswith(".lua"):
+            text = script.read_text()
+            written |= set(re.findall(r"'state', '(\w+)'", text)) | set(re.findall(r"set_state\('(\w+)'\)", text))
+            written |= set(re.findall(r"state = '(\w+)'", text))
+    assert written and written <= known, written - known
+    assert set(STATE_OF_STATUS.values()) == known

@@ -9,6 +9,7 @@ from uuid import NAMESPACE_URL, uuid5
 from taskflow.cron import tick_task_id
 from taskflow.dispatch import HeldDispatch, ScheduleDefinition
 from taskflow.events import TaskCancelled, TaskQueued, TaskSubmitted, WorkerDied
+from taskflow.states import ENDED_BADLY
 
 
 def queued_event(
@@ -65,7 +66,7 @@ def tick_event(definition: ScheduleDefinition, tick: datetime, now: datetime) ->
 
 Release = Literal["release"]
 Wait = Literal["wait"]
-ENDED_BADLY = {"failed": "failed", "timed_out": "timed out", "cancelled": "was cancelled"}
+_HOW_IT_ENDED = {"failed": "failed", "timed_out": "timed out", "cancelled": "was cancelled"}
 
 
 def decide_waiting(parent_states: dict[str, str | None]) -> Release | Wait | str:
@@ -73,7 +74,7 @@ def decide_waiting(parent_states: dict[str, str | None]) -> Release | Wait | str
     is still on its way (or its state is unknown), else the reason to cancel it."""
     for parent, state in parent_states.items():
         if state in ENDED_BADLY:
-            return f"parent {parent} {ENDED_BADLY[state]}"
+            return f"parent {parent} {_HOW_IT_ENDED[state]}"
     if all(state == "succeeded" for state in parent_states.values()):
         return "release"
     return "wait"

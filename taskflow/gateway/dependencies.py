@@ -12,8 +12,7 @@ from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.errors import invalid
 from taskflow.gateway.queries import submitted_event, visible_to
-
-ENDED_BADLY = {"FAILED", "TIMEOUT", "CANCELLED", "failed", "timed_out", "cancelled"}
+from taskflow.states import ENDED_BADLY, STATE_OF_STATUS
 
 
 async def check_parents(ctx: GatewayContext, principal: Principal, task_id: UUID, parents: list[UUID]) -> bool:
@@ -27,20 +26,20 @@ async def check_parents(ctx: GatewayContext, principal: Principal, task_id: UUID
             raise invalid("depends_on", f"unknown task {parent}")
         if state in ENDED_BADLY:
             raise invalid("depends_on", f"task {parent} has already ended as {state}; it can never complete")
-        completed = completed and state in ("succeeded", "COMPLETED")
+        completed = completed and state == "succeeded"
     if await _reaches(ctx, start=parents, target=task_id):
         raise invalid("depends_on", f"task {task_id} is already an ancestor of its parents (a cycle)")
     return completed
 
 
 async def _state_and_owner(ctx: GatewayContext, task_id: UUID) -> tuple[str | None, str | None]:
-    """The live state from the task marker, else the projection's status."""
+    """The live state from the task marker, else the projection's status in the same words."""
     row = await ctx.pool.fetchrow("SELECT status, created_by FROM tasks WHERE task_id = $1", task_id)
     key = str(task_id)
     marker = keys.task_marker(ctx.settings.namespace, keys.partition_of(key, ctx.settings.partitions), key)
     state = await cast("Awaitable[str | None]", ctx.redis.hget(marker, "state"))
     if row is not None:
-        return state or row["status"], row["created_by"]
+        return state or STATE_OF_STATUS.get(row["status"], "pending"), row["created_by"]
     submitted = await submitted_event(ctx, task_id)
     return (state, submitted.actor) if submitted is not None else (None, None)
 

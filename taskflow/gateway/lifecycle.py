@@ -23,18 +23,7 @@ from taskflow.events import (
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.queries import get_task_view, submitted_event
-
-# The projection's status as the task marker names it (see submit.lua).
-MARKER_STATE = {
-    "COMPLETED": "succeeded",
-    "FAILED": "failed",
-    "TIMEOUT": "timed_out",
-    "CANCELLED": "cancelled",
-    "RUNNING": "running",
-    "PENDING": "pending",
-    "SCHEDULED": "scheduled",
-    "WAITING": "waiting",
-}
+from taskflow.states import STATE_OF_STATUS
 
 
 class CancelAnswer(msgspec.Struct, kw_only=True):
@@ -95,7 +84,7 @@ async def retry_task(ctx: GatewayContext, principal: Principal, task_id: UUID) -
         submitted=submitted,
         queued=encode(queued),
         marker_ttl_seconds=ctx.settings.idempotency_ttl_seconds,
-        projected_state=MARKER_STATE.get(view.status, "pending"),
+        projected_state=STATE_OF_STATUS.get(view.status, "pending"),
     )
     if outcome != "requeued":
         raise HTTPException(

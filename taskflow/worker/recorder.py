@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from taskflow.dispatch import HeldDispatch
 from taskflow.events import AnyEvent, TaskCancelled, TaskSucceeded, TaskTimedOut, encode, tag_of
 from taskflow.scripts import AppendKind, Scripts
+from taskflow.states import TaskState
 from taskflow.worker.entry import DispatchEntry
 
 log = structlog.get_logger()
@@ -106,7 +107,7 @@ class Recorder:
         return answers
 
 
-def final_state_of(event: AnyEvent) -> str:
+def final_state_of(event: AnyEvent) -> TaskState:
     """The task state a finishing event leaves in the task marker (see submit.lua)."""
     match event:
         case TaskSucceeded():
