@@ -32,7 +32,7 @@ log = structlog.get_logger()
 # The seed polls every 5 s; a due task must start within 1 s of its time.
 TICK_S = 0.1
 PROMOTE_BATCH = 500
-BURY_EVERY_S = 1.0
+SWEEP_EVERY_S = 0.5
 
 
 class Coordinator:
@@ -55,7 +55,7 @@ class Coordinator:
         log.info("coordinator_started", coordinator_id=self.id)
         renew_s = self.settings.lease_seconds / 3
         next_renewal = 0.0
-        next_burial = 0.0
+        next_sweep = 0.0
         while not self._stopping.is_set():
             try:
                 if time.monotonic() >= next_renewal:
@@ -64,11 +64,12 @@ class Coordinator:
                 for partition, leader in list(self.leading.items()):
                     await self._promote_due(partition, leader)
                     await self._fire_due_schedules(partition, leader)
-                    await self._release_waiting(partition, leader)
-                if time.monotonic() >= next_burial:
+                if time.monotonic() >= next_sweep:
+                    # Sweeps read every waiting task / every worker: not every tick.
                     for partition, leader in list(self.leading.items()):
+                        await self._release_waiting(partition, leader)
                         await self._bury_silent_workers(partition, leader)
-                    next_burial = time.monotonic() + BURY_EVERY_S
+                    next_sweep = time.monotonic() + SWEEP_EVERY_S
             except (RedisError, OSError) as e:
                 log.warning("coordinator_redis_error", error=str(e))
             with contextlib.suppress(TimeoutError):
