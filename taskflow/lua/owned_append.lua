@@ -38,9 +38,8 @@ if ARGV[6] == 'start' then
   -- Runs begun, not deliveries, decide poison: an entry claimed by a worker that died
   -- before starting it did nothing wrong.
   redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
-  set_state('running')
   if redis.call('EXISTS', KEYS[6]) == 1 then
-    redis.call('HSET', KEYS[6], 'worker', ARGV[2])
+    redis.call('HSET', KEYS[6], 'state', 'running', 'worker', ARGV[2])
   end
 elseif ARGV[6] == 'finish' or ARGV[6] == 'retry' then
   forget_entry()
