@@ -1163,10 +1163,11 @@ async def amain(cfg: Config, command: str) -> int:
                 f"GET p50 {g['p50']:.2f} ms p99 {g['p99']:.2f} ms",
                 flush=True,
             )
+        summary: dict[str, Any] = {}
         if len(cfg.phases) < len(PHASES):
             print("(a subset of the phases ran: no summary table)")
-            return 0
-        summary = print_report(cfg, machine, results, rest, command)
+        else:
+            summary = print_report(cfg, machine, results, rest, command)
         if noisy_kept:
             print(f"NOTE: {noisy_kept} phase(s) kept despite > {cfg.max_other_load} cores of other load (see above)")
         if cfg.json_out is not None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import hiredis
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio.connection import Connection
+from redis.exceptions import DataError, RedisError
+from redis.typing import EncodableT
 
 from taskflow.errors import ConfigurationError
 from taskflow.settings import Settings
@@ -28,11 +32,35 @@ def parse_version(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
 
 
+class _HiredisPackedConnection(Connection):
+    """redis-py's asyncio connection packs commands in Python (its sync one uses hiredis):
+    a worker spends ~8% of its CPU there. hiredis' C packer gives the same bytes."""
+
+    def pack_command(self, *args: EncodableT) -> list[bytes]:
+        return [self._pack(args)]
+
+    def pack_commands(self, commands: Iterable[Iterable[EncodableT]]) -> list[bytes]:
+        return [b"".join(self._pack(tuple(command)) for command in commands)]
+
+    @staticmethod
+    def _pack(args: tuple[EncodableT, ...]) -> bytes:
+        # Like redis-py: a command name given as "CONFIG GET" is two arguments.
+        name = args[0]
+        head = name.encode().split() if isinstance(name, str) else bytes(name).split()  # type: ignore[arg-type]
+        try:
+            # hiredis' stub types the argument as a 1-tuple; it takes any length.
+            return bytes(hiredis.pack_command((*head, *args[1:])))  # type: ignore[arg-type]
+        except TypeError as e:
+            raise DataError(str(e)) from e
+
+
 async def open_redis(settings: Settings) -> Redis:
     """A client for ``TASKFLOW_REDIS_URL``, checked to answer and to be Redis >= 7.0."""
     try:
         client: Redis = Redis.from_url(
             settings.redis_url,
+            # For redis:// only; unix:// and rediss:// bring their own connection class.
+            connection_class=_HiredisPackedConnection,
             decode_responses=True,
             socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
             health_check_interval=30,

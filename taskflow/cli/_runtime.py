@@ -35,9 +35,20 @@ def settings_from_env() -> Settings:
 def run(main: Coroutine[Any, Any, None]) -> None:
     """Run a command's coroutine; configuration errors become one line and exit 1."""
     try:
-        asyncio.run(main)
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(main)
     except ConfigurationError as e:
         fail(str(e))
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (ADR 0012): the worker and the projector spend much of
+    their CPU in the event loop, and uvloop's is several times cheaper per callback."""
+    try:
+        import uvloop
+    except ImportError:  # not built for this platform (Windows): the default loop
+        return None
+    return uvloop.new_event_loop
 
 
 def on_stop_signals(stop: Callable[[], None]) -> None:

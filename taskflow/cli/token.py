@@ -6,7 +6,6 @@ import click
 
 from taskflow.cli._runtime import fail, settings_from_env
 from taskflow.errors import ConfigurationError
-from taskflow.gateway.auth import issue_token
 from taskflow.settings import require_jwt_secret
 
 
@@ -16,6 +15,8 @@ from taskflow.settings import require_jwt_secret
 @click.option("--ttl", "ttl_seconds", type=click.IntRange(1, 10 * 365 * 86_400), default=3600, show_default=True)
 def token(sub: str, role: str, ttl_seconds: int) -> None:
     """Print a bearer token."""
+    from taskflow.gateway.auth import issue_token  # Litestar loads only for this command
+
     settings = settings_from_env()
     try:
         secret = require_jwt_secret(settings)

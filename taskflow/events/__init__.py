@@ -10,6 +10,7 @@ from taskflow.events.codec import (
     AnyEvent,
     EventDecodeError,
     decode,
+    decode_stored,
     encode,
     tag_of,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "WorkerStarted",
     "WorkerStopped",
     "decode",
+    "decode_stored",
     "encode",
     "tag_of",
 ]

@@ -59,13 +59,17 @@ def _tag(event_type: type[AnyEvent]) -> str:
     return str(event_type.__struct_config__.tag)
 
 
+_TAGS: Final[dict[type[AnyEvent], str]] = {t: _tag(t) for t in EVENT_TYPES}
+
+
 def tag_of(event: AnyEvent) -> str:
     """The wire name of an event, also stored as the stream entry's ``type`` field."""
-    return _tag(type(event))
+    return _TAGS[type(event)]
 
 
 # Wire tag -> the version this code writes; a stored payload below it is upcast first.
 CURRENT_VERSION: Final[dict[str, int]] = {_tag(t): _current_version(t) for t in EVENT_TYPES}
+_CURRENT_BY_TYPE: Final[dict[type[AnyEvent], int]] = {t: _current_version(t) for t in EVENT_TYPES}
 
 _encoder = msgspec.json.Encoder()
 _decoder: Final[msgspec.json.Decoder[AnyEvent]] = msgspec.json.Decoder(AnyEvent)
@@ -85,25 +89,32 @@ def encode(event: AnyEvent) -> bytes:
 
 def decode(event_id: str, payload: bytes) -> AnyEvent:
     """Decode a stored payload into the current shape, upcasting old versions."""
+    return decode_stored(event_id, payload)[0]
+
+
+def decode_stored(event_id: str, payload: bytes) -> tuple[AnyEvent, int]:
+    """``decode``, plus the schema version the payload was stored with (the archive keeps it)."""
     try:
         event = _decoder.decode(payload)
-        if event.schema_version != CURRENT_VERSION[_tag(type(event))]:
-            event = _decode_old(payload)
+        stored = event.schema_version
+        if stored != _CURRENT_BY_TYPE[type(event)]:
+            event, stored = _decode_old(payload)
     except msgspec.ValidationError:
         # An old payload may not even type-check against today's shape.
-        event = _decode_old(payload)
+        event, stored = _decode_old(payload)
     except msgspec.DecodeError as e:
         raise EventDecodeError(f"event {event_id}: {e}") from e
-    return msgspec.structs.replace(event, event_id=event_id)
+    return msgspec.structs.replace(event, event_id=event_id), stored
 
 
-def _decode_old(payload: bytes) -> AnyEvent:
+def _decode_old(payload: bytes) -> tuple[AnyEvent, int]:
     raw = _raw_decoder.decode(payload)
     tag = raw.get("type")
     if tag not in CURRENT_VERSION:
         raise EventDecodeError(f"unknown event type {tag!r}")
+    stored = raw.get("schema_version", 1)
     try:
         # Round-trip through JSON so raw user fields (args, result) stay msgspec.Raw.
-        return _decoder.decode(_encoder.encode(upcast(raw, CURRENT_VERSION[tag])))
-    except (msgspec.ValidationError, msgspec.DecodeError, ValueError) as e:
+        return _decoder.decode(_encoder.encode(upcast(raw, CURRENT_VERSION[tag]))), int(stored)
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError, TypeError) as e:
         raise EventDecodeError(f"{tag}: {e}") from e

@@ -15,6 +15,7 @@ import os
 import socket
 import uuid
 from datetime import timedelta
+from uuid import UUID
 
 import asyncpg
 import msgspec
@@ -24,9 +25,11 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
 from taskflow import keys
-from taskflow.events import AnyEvent, EventDecodeError, decode, tag_of
+from taskflow.events import AnyEvent, EventDecodeError, decode_stored, tag_of
 from taskflow.projections import store
-from taskflow.projections.batch import fold_batch, task_ids, worker_ids
+from taskflow.projections.batch import Changes, fold_batch, task_ids, worker_ids
+from taskflow.projections.cache import RowCache
+from taskflow.projections.rows import TaskRow, WorkerRow
 from taskflow.scripts import LockLost, Scripts
 from taskflow.settings import Settings
 from taskflow.streams import ensure_groups
@@ -35,13 +38,9 @@ log = structlog.get_logger()
 BATCH_SIZE = 1000
 PURGE_EVERY_S = 3600.0
 READ_BLOCK_MS = 1000
-
-
-class _StoredVersion(msgspec.Struct):
-    schema_version: int = 1
-
-
-_version_decoder = msgspec.json.Decoder(_StoredVersion)
+# Rows kept in memory (RowCache): far more than one batch can touch, so an evicted row is
+# always one PostgreSQL already has committed.
+CACHED_ROWS = 100 * BATCH_SIZE
 
 
 class Batch(msgspec.Struct):
@@ -51,6 +50,27 @@ class Batch(msgspec.Struct):
     events: list[AnyEvent]
     records: list[store.ArchiveRecord]
 
+    def after(self, checkpoint: store.StreamId) -> Batch:
+        """The events above ``checkpoint`` (all the entry ids: every one gets acked)."""
+        fresh = [i for i, r in enumerate(self.records) if (r.id_ms, r.id_seq) > checkpoint]
+        if len(fresh) == len(self.records):
+            return self
+        return Batch(self.entry_ids, [self.events[i] for i in fresh], [self.records[i] for i in fresh])
+
+    @property
+    def last(self) -> store.StreamId:
+        return self.records[-1].id_ms, self.records[-1].id_seq
+
+
+class Folded(msgspec.Struct, frozen=True):
+    """A batch ready to commit: what to archive, the rows to write, and the checkpoint it
+    moves from ``previous`` to ``last``."""
+
+    records: list[store.ArchiveRecord]
+    changes: Changes
+    previous: store.StreamId
+    last: store.StreamId
+
 
 def parse_batch(partition: int, entries: list[tuple[str, dict[str, str]]]) -> Batch:
     batch = Batch([], [], [])
@@ -58,17 +78,17 @@ def parse_batch(partition: int, entries: list[tuple[str, dict[str, str]]]) -> Ba
         batch.entry_ids.append(entry_id)
         payload = fields.get("data", "")
         try:
-            event = decode(entry_id, payload.encode())
+            event, stored_version = decode_stored(entry_id, payload.encode())
         except EventDecodeError as e:
             # Acked and logged, never retried: a payload that cannot decode never will.
             log.error("event_undecodable", event_id=entry_id, partition=partition, error=str(e))
             continue
         batch.events.append(event)
-        batch.records.append(_archive_record(partition, event, payload))
+        batch.records.append(_archive_record(partition, event, stored_version, payload))
     return batch
 
 
-def _archive_record(partition: int, event: AnyEvent, payload: str) -> store.ArchiveRecord:
+def _archive_record(partition: int, event: AnyEvent, stored_version: int, payload: str) -> store.ArchiveRecord:
     ms, seq = store.parse_stream_id(event.event_id)
     return store.ArchiveRecord(
         partition=partition,
@@ -77,7 +97,7 @@ def _archive_record(partition: int, event: AnyEvent, payload: str) -> store.Arch
         id_seq=seq,
         event_type=tag_of(event),
         # The archive keeps the payload as written; upcasting happens on every read.
-        schema_version=_version_decoder.decode(payload).schema_version,
+        schema_version=stored_version,
         aggregate_id=event.aggregate_id,
         occurred_at=event.occurred_at,
         correlation_id=event.correlation_id,
@@ -89,23 +109,42 @@ def _archive_record(partition: int, event: AnyEvent, payload: str) -> store.Arch
 
 
 async def apply_batch(pool: asyncpg.Pool, partition: int, batch: Batch, fence: int) -> int:
-    """Commit the events above the checkpoint; returns how many were applied.
+    """Commit the events above the checkpoint in one transaction, reading the rows they
+    fold onto from PostgreSQL; returns how many were applied. (The Projector pipelines
+    the same steps: it folds the next batch while this one commits.)
 
     Raises ``store.FencedOut`` (and writes nothing) if a projector with a newer fencing
     token has committed meanwhile.
     """
     async with pool.acquire() as conn, conn.transaction():
         checkpoint = await store.lock_checkpoint(conn, partition, fence)
-        fresh = [i for i, e in enumerate(batch.events) if store.parse_stream_id(e.event_id) > checkpoint]
-        if not fresh:
+        fresh = batch.after(checkpoint)
+        if not fresh.events:
             return 0
-        events = [batch.events[i] for i in fresh]
-        await store.archive(conn, [batch.records[i] for i in fresh])
-        stored_tasks = await store.load_tasks(conn, task_ids(events))
-        stored_workers = await store.load_workers(conn, worker_ids(events))
-        await store.write_changes(conn, fold_batch(events, stored_tasks, stored_workers))
-        await store.advance_checkpoint(conn, partition, store.parse_stream_id(events[-1].event_id), fence)
-        return len(events)
+        tasks = await store.load_tasks(conn, task_ids(fresh.events))
+        workers = await store.load_workers(conn, worker_ids(fresh.events))
+        changes = fold_batch(fresh.events, tasks, workers)
+        await _write(conn, partition, Folded(fresh.records, changes, checkpoint, fresh.last), fence)
+        return len(fresh.events)
+
+
+async def commit_folded(pool: asyncpg.Pool, partition: int, folded: Folded, fence: int) -> int:
+    """Commit a batch folded ahead of time (on top of ``folded.previous``); returns how
+    many events it applied: 0 when a retry finds it committed already."""
+    async with pool.acquire() as conn, conn.transaction():
+        checkpoint = await store.lock_checkpoint(conn, partition, fence)
+        if checkpoint >= folded.last:
+            return 0  # the commit went through before the connection dropped
+        if checkpoint != folded.previous:
+            raise store.FencedOut(f"partition {partition}: checkpoint {checkpoint}, expected {folded.previous}")
+        await _write(conn, partition, folded, fence)
+        return len(folded.records)
+
+
+async def _write(conn: store.Connection, partition: int, folded: Folded, fence: int) -> None:
+    await store.archive(conn, folded.records)
+    await store.write_changes(conn, folded.changes)
+    await store.advance_checkpoint(conn, partition, folded.last, fence)
 
 
 class Projector:
@@ -168,6 +207,9 @@ class Projector:
                 await asyncio.sleep(min(1.0, self.settings.lease_seconds / 3))
 
     async def _project(self, partition: int, lock: Lock, fence: int) -> None:
+        """Read, fold and commit batches while the lock is ours. One batch commits while
+        the next is read and folded (on the rows the first will have written, kept in a
+        RowCache), so PostgreSQL and this process work at the same time."""
         stream = keys.events(self.settings.namespace, partition)
         # The consumer name is the partition's, so a restarted projector first re-reads
         # the entries its predecessor read but never acknowledged.
@@ -176,34 +218,78 @@ class Projector:
         renew_every_s = self.settings.lease_seconds / 3
         renewed_at = asyncio.get_running_loop().time()
         lock_key = keys.projector_lock(self.settings.namespace, partition)
-        while not self._stopping.is_set():
-            now = asyncio.get_running_loop().time()
-            if now - renewed_at >= renew_every_s:
-                if not await _still_owned(lock):
-                    log.warning("projector_partition_lost", partition=partition)
-                    return
-                renewed_at = now
-            try:
-                # The lock check and the read are one step (projector_read.lua).
-                entries = await self.scripts.projector_read(
-                    lock_key=lock_key,
-                    stream=stream,
-                    token=self._owner,
-                    consumer=consumer,
-                    count=BATCH_SIZE,
-                    start_id=cursor,
-                )
+        # The fence is raised: from here on nobody else commits to this partition.
+        async with self.pool.acquire() as conn:
+            checkpoint = await store.read_checkpoint(conn, partition)
+        cache = RowCache(CACHED_ROWS)
+        committing: asyncio.Task[None] | None = None
+        try:
+            while not self._stopping.is_set():
+                now = asyncio.get_running_loop().time()
+                if now - renewed_at >= renew_every_s:
+                    if not await _still_owned(lock):
+                        log.warning("projector_partition_lost", partition=partition)
+                        return
+                    renewed_at = now
+                try:
+                    # The lock check and the read are one step (projector_read.lua).
+                    entries = await self.scripts.projector_read(
+                        lock_key=lock_key,
+                        stream=stream,
+                        token=self._owner,
+                        consumer=consumer,
+                        count=BATCH_SIZE,
+                        start_id=cursor,
+                    )
+                except (RedisError, OSError) as e:
+                    log.warning("projector_read_failed", error=str(e))
+                    await asyncio.sleep(1)
+                    continue
                 if not entries:
+                    await _finish(committing)  # nothing waits: ack what we hold
+                    committing = None
                     if cursor == "0":
                         cursor = ">"  # our pending entries are done: on to new ones
                     else:
                         await self._wait_for_new_entries(stream)
                     continue
-            except (RedisError, OSError) as e:
-                log.warning("projector_read_failed", error=str(e))
+                batch = parse_batch(partition, entries)
+                fresh = batch.after(checkpoint)
+                folded = None
+                if fresh.events:
+                    folded = Folded(fresh.records, await self._fold_retrying(fresh, cache), checkpoint, fresh.last)
+                    checkpoint = fresh.last
+                await _finish(committing)  # one batch in flight at a time
+                committing = asyncio.create_task(
+                    self._commit_and_ack(partition, stream, batch.entry_ids, folded, fence)
+                )
+        finally:
+            await _finish(committing)
+
+    async def _fold_retrying(self, batch: Batch, cache: RowCache) -> Changes:
+        while True:
+            try:
+                return await self._fold(batch, cache)
+            except (asyncpg.PostgresConnectionError, OSError) as e:
+                log.warning("projector_load_failed_retrying", error=str(e))
                 await asyncio.sleep(1)
-                continue
-            await self._apply_and_ack(partition, stream, entries, fence)
+
+    async def _fold(self, batch: Batch, cache: RowCache) -> Changes:
+        """Fold on the rows as last written: from the cache, else from PostgreSQL (rows
+        this projector has not touched, hence not in the batch being committed)."""
+        task_keys, worker_keys = task_ids(batch.events), worker_ids(batch.events)
+        tasks: dict[UUID, TaskRow] = {}
+        workers: dict[UUID, WorkerRow] = {}
+        missing_tasks, missing_workers = cache.tasks.missing(task_keys), cache.workers.missing(worker_keys)
+        if missing_tasks or missing_workers:
+            async with self.pool.acquire() as conn:
+                tasks = await store.load_tasks(conn, missing_tasks)
+                workers = await store.load_workers(conn, missing_workers)
+        tasks.update(cache.tasks.pick(task_keys - missing_tasks))
+        workers.update(cache.workers.pick(worker_keys - missing_workers))
+        changes = fold_batch(batch.events, tasks, workers)
+        cache.remember(changes)
+        return changes
 
     async def _wait_for_new_entries(self, stream: str) -> None:
         """Block until the stream grows, without taking anything from the group (a plain
@@ -212,20 +298,26 @@ class Projector:
         after = newest[0][0] if newest else "0-0"
         await self.redis.xread({stream: after}, count=1, block=READ_BLOCK_MS)
 
-    async def _apply_and_ack(
-        self, partition: int, stream: str, entries: list[tuple[str, dict[str, str]]], fence: int
+    async def _commit_and_ack(
+        self, partition: int, stream: str, entry_ids: list[str], folded: Folded | None, fence: int
     ) -> None:
-        batch = parse_batch(partition, entries)
-        while True:
+        applied = 0
+        while folded is not None:
             try:
-                applied = await apply_batch(self.pool, partition, batch, fence)
+                applied = await commit_folded(self.pool, partition, folded, fence)
                 break
             except (asyncpg.PostgresConnectionError, OSError) as e:
                 log.warning("projector_write_failed_retrying", error=str(e))
                 await asyncio.sleep(1)
-        await self.redis.xack(stream, keys.PROJECTOR_GROUP, *batch.entry_ids)
+        await self.redis.xack(stream, keys.PROJECTOR_GROUP, *entry_ids)
         self.applied += applied
-        log.debug("batch_projected", partition=partition, read=len(entries), applied=applied)
+        log.debug("batch_projected", partition=partition, read=len(entry_ids), applied=applied)
+
+
+async def _finish(committing: asyncio.Task[None] | None) -> None:
+    """Wait for the batch being committed; its failure (FencedOut, ...) is raised here."""
+    if committing is not None:
+        await committing
 
 
 async def _still_owned(lock: Lock) -> bool:

@@ -26,7 +26,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB, UUID
 
 metadata = MetaData()
 
@@ -65,7 +65,8 @@ tasks = Table(
 )
 Index("idx_status_priority", tasks.c.status, tasks.c.priority.desc())
 Index("idx_scheduled_at", tasks.c.scheduled_at, postgresql_where=text("status = 'SCHEDULED'"))
-Index("idx_campaign_id", tasks.c.campaign_id)
+# Partial: most tasks belong to no campaign, and lookups are always by a campaign id.
+Index("idx_campaign_id", tasks.c.campaign_id, postgresql_where=text("campaign_id IS NOT NULL"))
 Index("idx_created_at", tasks.c.created_at.desc(), tasks.c.task_id.desc())
 Index("idx_tasks_task_name", tasks.c.task_name)
 
@@ -189,7 +190,8 @@ event_archive = Table(
     Column("causation_id", String(64)),
     Column("traceparent", String(64)),
     Column("actor", String(255)),
-    Column("payload", JSONB, nullable=False),
+    # json, not jsonb: the payload exactly as written, and no conversion per event archived.
+    Column("payload", JSON, nullable=False),
     Column("archived_at", TIMESTAMP, nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("partition", "id_ms", "id_seq", name="event_archive_pkey"),
 )
