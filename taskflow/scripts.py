@@ -14,6 +14,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
+from redis.typing import EncodableT
 
 from taskflow import keys
 from taskflow.dispatch import HeldDispatch, encode_held
@@ -60,6 +61,7 @@ class Scripts:
         self._schedule_create: AsyncScript = redis.register_script(_source("schedule_create"))
         self._schedule_delete: AsyncScript = redis.register_script(_source("schedule_delete"))
         self._schedule_advance: AsyncScript = redis.register_script(_source("schedule_advance"))
+        self._all = [v for v in vars(self).values() if isinstance(v, AsyncScript)]
 
     async def submit(
         self,
@@ -121,30 +123,39 @@ class Scripts:
         Inside a pipeline the answer arrives with ``pipeline.execute()`` instead.
         """
         held, due_ms = retry if retry is not None else (None, 0)
-        answer = await self._owned_append(
-            keys=[
-                dispatch_stream,
-                keys.events(ns, partition),
-                keys.starts(ns, partition),
-                keys.schedule(ns, partition),
-                keys.held(ns, partition),
-                keys.task_marker(ns, partition, task_id),
-            ],
-            args=[
-                keys.WORKERS_GROUP,
-                consumer,
-                entry_id,
-                event_type,
-                payload,
-                kind,
-                due_ms,
-                task_id,
-                encode_held(held) if held else "",
-                final_state,
-            ],
-            client=pipeline,
-        )
-        return None if pipeline is not None or not answer else str(answer)
+        script_keys = [
+            dispatch_stream,
+            keys.events(ns, partition),
+            keys.starts(ns, partition),
+            keys.schedule(ns, partition),
+            keys.held(ns, partition),
+            keys.task_marker(ns, partition, task_id),
+        ]
+        args: list[EncodableT] = [
+            keys.WORKERS_GROUP,
+            consumer,
+            entry_id,
+            event_type,
+            payload,
+            kind,
+            due_ms,
+            task_id,
+            encode_held(held) if held else "",
+            final_state,
+        ]
+        if pipeline is not None:
+            # EVALSHA straight into the pipeline: a registered script would make every
+            # pipeline.execute() ask SCRIPT EXISTS first, one more round trip per flush.
+            # The caller loads the scripts (``load``) and again on NoScriptError.
+            pipeline.evalsha(self._owned_append.sha, len(script_keys), *script_keys, *args)
+            return None
+        answer = await self._owned_append(keys=script_keys, args=args)
+        return str(answer) if answer else None
+
+    async def load(self) -> None:
+        """Make sure the server has every script (after a restart or SCRIPT FLUSH)."""
+        for script in self._all:
+            script.sha = await self.redis.script_load(script.script)
 
     async def renew_lease(self, *, dispatch_stream: str, consumer: str, entry_ids: list[str]) -> set[str]:
         """Renew the lease of the given entries; returns those still owned."""

@@ -7,13 +7,17 @@ from datetime import datetime
 import msgspec
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
     """A fact that happened. Subclasses set an explicit wire tag, never the class name.
 
     ``event_id`` is the Redis stream id the event was appended under; it is not part of
     the stored payload but filled in when the event is read back, so it is always the id
     the stream assigned. No ``forbid_unknown_fields``: an old reader must skip fields a
     newer writer added during a rolling deploy.
+
+    ``gc=False`` (inherited): events hold only plain values, never a reference back to a
+    container, so they cannot be in a cycle; the collector then skips the tens of
+    thousands a projector or worker holds, which cost it ~30% of its fold time.
     """
 
     aggregate_id: str

@@ -8,8 +8,9 @@ from uuid import UUID
 import msgspec
 
 from taskflow.events import AnyEvent, ScheduleCreated, ScheduleDeleted, TaskQueued
+from taskflow.projections.ids import as_uuid
 from taskflow.projections.rows import DeadLetterRow, ExecutionRow, LogRow, ResultRow, TaskRow, WorkerRow
-from taskflow.projections.tasks import TaskEvent, as_uuid, dead_letter_of, execution_of, fold_task, log_of, result_of
+from taskflow.projections.tasks import TaskEvent, dead_letter_of, execution_of, fold_task, log_of, result_of
 from taskflow.projections.workers import WORKER_EVENTS, fold_worker
 
 
@@ -24,6 +25,9 @@ class Changes(msgspec.Struct, kw_only=True):
     # task id -> when it was requeued: marks its open dead-letter rows as requeued.
     requeued: dict[UUID, datetime] = msgspec.field(default_factory=dict)
     workers: dict[UUID, WorkerRow] = msgspec.field(default_factory=dict)
+    # Tasks first submitted in this batch and stored nowhere yet: neither they nor any row
+    # of theirs (results, executions) can exist, so they are inserted without a conflict check.
+    new_tasks: set[UUID] = msgspec.field(default_factory=set)
 
 
 SCHEDULE_EVENTS = (ScheduleCreated, ScheduleDeleted)
@@ -32,18 +36,30 @@ SCHEDULE_EVENTS = (ScheduleCreated, ScheduleDeleted)
 def task_ids(events: list[AnyEvent]) -> set[UUID]:
     """Every task with events here: even one submitted here may exist already (a resubmit
     after its marker expired), and its stored row must win over the new submission."""
-    return {as_uuid(e.aggregate_id) for e in events if not isinstance(e, (*WORKER_EVENTS, *SCHEDULE_EVENTS))}
+    return {as_uuid(i) for i in {e.aggregate_id for e in events if type(e) not in _NOT_TASK_EVENTS}}
 
 
 def worker_ids(events: list[AnyEvent]) -> set[UUID]:
-    return {as_uuid(e.aggregate_id) for e in events if isinstance(e, WORKER_EVENTS)}
+    return {as_uuid(i) for i in {e.aggregate_id for e in events if type(e) in _WORKER_EVENTS}}
+
+
+# Exact types (events are final classes): a set lookup instead of isinstance per event.
+_WORKER_EVENTS = frozenset(WORKER_EVENTS)
+_NOT_TASK_EVENTS = frozenset((*WORKER_EVENTS, *SCHEDULE_EVENTS))
 
 
 def fold_batch(
     events: list[AnyEvent], stored_tasks: dict[UUID, TaskRow], stored_workers: dict[UUID, WorkerRow]
 ) -> Changes:
     """Apply ``events`` in stream order on top of the stored rows."""
-    changes = Changes()
+    return fold_into(Changes(), events, stored_tasks, stored_workers)
+
+
+def fold_into(
+    changes: Changes, events: list[AnyEvent], stored_tasks: dict[UUID, TaskRow], stored_workers: dict[UUID, WorkerRow]
+) -> Changes:
+    """``fold_batch`` continued: apply ``events`` on top of ``changes`` (the batch so far),
+    so a batch can be folded a slice at a time."""
     for event in events:
         if isinstance(event, SCHEDULE_EVENTS):
             continue  # archived; schedules are read live from Redis (GET /api/v1/schedules)
@@ -59,9 +75,12 @@ def fold_batch(
 
 def _fold_task_event(changes: Changes, event: TaskEvent, stored_tasks: dict[UUID, TaskRow]) -> None:
     task_id = as_uuid(event.aggregate_id)
-    task = fold_task(changes.tasks.get(task_id) or stored_tasks.get(task_id), event)
+    before = changes.tasks.get(task_id) or stored_tasks.get(task_id)
+    task = fold_task(before, event)
     if task is None:
         return  # an event of a task never submitted: nothing to attach it to
+    if before is None:
+        changes.new_tasks.add(task_id)
     changes.tasks[task_id] = task
     if (result := result_of(event)) is not None:
         changes.results[task_id] = result

@@ -1,4 +1,8 @@
-"""Row shapes the folds produce; one Struct per projected table."""
+"""Row shapes the folds produce; one Struct per projected table.
+
+Rows hold plain values only, so they are untracked by the garbage collector (``gc=False``,
+as events are): a projector keeps many thousands of them in its RowCache.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import msgspec
 TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"})
 
 
-class TaskRow(msgspec.Struct, kw_only=True):
+class TaskRow(msgspec.Struct, kw_only=True, gc=False):
     task_id: UUID
     task_name: str
     task_args: str
@@ -37,7 +41,7 @@ class TaskRow(msgspec.Struct, kw_only=True):
     updated_at: datetime
 
 
-class ResultRow(msgspec.Struct, kw_only=True):
+class ResultRow(msgspec.Struct, kw_only=True, gc=False):
     result_id: UUID
     task_id: UUID
     result_data: str | None
@@ -47,7 +51,7 @@ class ResultRow(msgspec.Struct, kw_only=True):
     created_at: datetime
 
 
-class ExecutionRow(msgspec.Struct, kw_only=True):
+class ExecutionRow(msgspec.Struct, kw_only=True, gc=False):
     """One attempt. Fields left None are filled by a later event of the same attempt."""
 
     execution_id: UUID
@@ -61,7 +65,7 @@ class ExecutionRow(msgspec.Struct, kw_only=True):
     error_message: str | None
 
 
-class DeadLetterRow(msgspec.Struct, kw_only=True):
+class DeadLetterRow(msgspec.Struct, kw_only=True, gc=False):
     dlq_id: UUID
     task_id: UUID
     task_data: str
@@ -71,7 +75,7 @@ class DeadLetterRow(msgspec.Struct, kw_only=True):
     moved_at: datetime
 
 
-class LogRow(msgspec.Struct, kw_only=True):
+class LogRow(msgspec.Struct, kw_only=True, gc=False):
     log_id: UUID
     task_id: UUID
     level: str
@@ -80,7 +84,7 @@ class LogRow(msgspec.Struct, kw_only=True):
     created_at: datetime
 
 
-class WorkerRow(msgspec.Struct, kw_only=True):
+class WorkerRow(msgspec.Struct, kw_only=True, gc=False):
     worker_id: UUID
     hostname: str | None
     status: str

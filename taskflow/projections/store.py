@@ -29,7 +29,7 @@ def parse_stream_id(event_id: str) -> StreamId:
     return int(ms), int(seq or 0)
 
 
-class ArchiveRecord(msgspec.Struct, frozen=True, array_like=True):
+class ArchiveRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
     partition: int
     event_id: str
     id_ms: int
@@ -178,28 +178,45 @@ _DURATION = _EXECUTIONS.columns.index("duration_seconds")
 
 
 async def write_changes(conn: Connection, changes: Changes) -> None:
-    """Write every row of the batch. Tasks go first: the other tables reference them."""
-    writes: list[tuple[_Upsert, list[tuple[object, ...]]]] = [
-        (_TASKS, _tuples(changes.tasks.values())),
+    """Write every row of the batch. Tasks go first: the other tables reference them.
+
+    Rows of tasks new in this batch are COPied straight into their tables; the others
+    go through a staging table and an upsert (about 40% more PostgreSQL CPU per row)."""
+    new = changes.new_tasks
+    executions = [_numeric(t, _DURATION) for t in _tuples(changes.executions.values())]
+    results = _tuples(changes.results.values())
+    task_of_execution, task_of_result = _EXECUTIONS.columns.index("task_id"), _RESULTS.columns.index("task_id")
+    inserts = [
+        (_TASKS, _tuples(r for k, r in changes.tasks.items() if k in new)),
+        (_EXECUTIONS, [t for t in executions if t[task_of_execution] in new]),
+        (_RESULTS, [t for t in results if t[task_of_result] in new]),
+    ]
+    upserts = [
+        (_TASKS, _tuples(r for k, r in changes.tasks.items() if k not in new)),
         (_WORKERS, _tuples(changes.workers.values())),
-        (_EXECUTIONS, [_numeric(t, _DURATION) for t in _tuples(changes.executions.values())]),
-        (_RESULTS, _tuples(changes.results.values())),
+        (_EXECUTIONS, [t for t in executions if t[task_of_execution] not in new]),
+        (_RESULTS, [t for t in results if t[task_of_result] not in new]),
         (_DEAD_LETTERS, _tuples(changes.dead_letters.values())),
         (_LOGS, _tuples(changes.logs.values())),
     ]
-    writes = [(upsert, rows) for upsert, rows in writes if rows]
-    if writes:
-        # Temporary tables live as long as the connection; their rows only as long as the
-        # transaction, so nothing staged can leak into the next batch.
-        await conn.execute(
-            "".join(
-                f"CREATE TEMP TABLE IF NOT EXISTS {u.stage} (LIKE {u.table}) ON COMMIT DELETE ROWS;" for u, _ in writes
-            )
-        )
+    for upsert, rows in inserts:
+        if rows:
+            await conn.copy_records_to_table(upsert.table, records=rows, columns=upsert.columns)
+    await _upsert_staged(conn, [(upsert, rows) for upsert, rows in upserts if rows])
+    await mark_requeued(conn, changes.requeued)
+
+
+async def _upsert_staged(conn: Connection, writes: list[tuple[_Upsert, list[tuple[object, ...]]]]) -> None:
+    if not writes:
+        return
+    # Temporary tables live as long as the connection; their rows only as long as the
+    # transaction, so nothing staged can leak into the next batch.
+    await conn.execute(
+        "".join(f"CREATE TEMP TABLE IF NOT EXISTS {u.stage} (LIKE {u.table}) ON COMMIT DELETE ROWS;" for u, _ in writes)
+    )
     for upsert, rows in writes:
         await conn.copy_records_to_table(upsert.stage, records=rows, columns=upsert.columns)
         await conn.execute(upsert.sql)
-    await mark_requeued(conn, changes.requeued)
 
 
 def _tuples(rows: Iterable[msgspec.Struct]) -> list[tuple[object, ...]]:

@@ -7,9 +7,8 @@ events, so a live build, a build after crashes and a replay give identical rows
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import assert_never
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import UUID
 
 import msgspec
 
@@ -27,6 +26,7 @@ from taskflow.events import (
     TaskSucceeded,
     TaskTimedOut,
 )
+from taskflow.projections.ids import as_uuid, derived_id
 from taskflow.projections.rows import (
     TERMINAL_STATUSES,
     DeadLetterRow,
@@ -38,7 +38,6 @@ from taskflow.projections.rows import (
 
 # The seed's integer column keeps meaning "higher = more urgent".
 PRIORITY_NUMBER = {"critical": 10, "high": 8, "medium": 5, "low": 2}
-_ID_SPACE = uuid5(NAMESPACE_URL, "https://taskflow.dev/projections")
 _encoder = msgspec.json.Encoder()
 
 TaskEvent = (
@@ -55,20 +54,6 @@ TaskEvent = (
     | TaskCancelled
     | TaskProgressed
 )
-
-
-@lru_cache(maxsize=65_536)
-def derived_id(*parts: object) -> UUID:
-    """A stable row id from the event data that creates the row (cached: the start and
-    the end of an attempt name the same execution)."""
-    return uuid5(_ID_SPACE, ":".join(str(p) for p in parts))
-
-
-@lru_cache(maxsize=65_536)
-def as_uuid(value: str) -> UUID:
-    """``UUID(value)``, cached: each id recurs in every event of its task or worker, and
-    parsing dominated the projector's fold before (see docs/benchmarks.md)."""
-    return UUID(value)
 
 
 def fold_task(row: TaskRow | None, event: TaskEvent) -> TaskRow | None:
@@ -153,7 +138,7 @@ def _submitted(event: TaskSubmitted) -> TaskRow:
         retry_count=0,
         max_retries=event.max_retries,
         timeout_seconds=event.timeout_seconds,
-        depends_on=[UUID(d) for d in event.depends_on],
+        depends_on=[as_uuid(d) for d in event.depends_on],
         campaign_id=_uuid(event.campaign_id),
         created_at=event.occurred_at,
         scheduled_at=event.scheduled_at,
@@ -237,7 +222,7 @@ def _execution(
     task_id = as_uuid(event.aggregate_id)
     duration = None if isinstance(event, TaskStarted) else round(event.duration_ms / 1000, 3)
     return ExecutionRow(
-        execution_id=derived_id("execution", task_id, event.attempt, event.worker_id),
+        execution_id=derived_id("execution", str(task_id), event.attempt, event.worker_id),
         task_id=task_id,
         worker_id=_uuid(event.worker_id),
         attempt_number=event.attempt,

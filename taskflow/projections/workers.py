@@ -7,8 +7,8 @@ from typing import assert_never
 import msgspec
 
 from taskflow.events import WorkerDied, WorkerPaused, WorkerResumed, WorkerStarted, WorkerStopped
+from taskflow.projections.ids import as_uuid
 from taskflow.projections.rows import WorkerRow
-from taskflow.projections.tasks import as_uuid
 
 WorkerEvent = WorkerStarted | WorkerStopped | WorkerDied | WorkerPaused | WorkerResumed
 WORKER_EVENTS = (WorkerStarted, WorkerStopped, WorkerDied, WorkerPaused, WorkerResumed)

@@ -3,12 +3,64 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
-from collections import Counter, defaultdict
+from collections import defaultdict
+from collections.abc import Iterator
 
 from taskflow.events import Priority
 from taskflow.worker.entry import DispatchEntry
 from taskflow.worker.priority import PriorityPicker
+
+
+def _stream_order(entry: DispatchEntry) -> tuple[int, int]:
+    ms, _, seq = entry.entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class Backlog:
+    """Entries claimed but not started, per priority level, each level oldest first
+    (reclaimed entries are older than those read meanwhile, so they are put in order)."""
+
+    def __init__(self) -> None:
+        self._levels: dict[Priority, list[DispatchEntry]] = {}
+
+    def add(self, entry: DispatchEntry) -> None:
+        level = self._levels.setdefault(entry.task.priority, [])
+        if level and _stream_order(level[-1]) > _stream_order(entry):
+            bisect.insort(level, entry, key=_stream_order)
+        else:
+            level.append(entry)
+
+    def remove(self, entry: DispatchEntry) -> None:
+        level = self._levels.get(entry.task.priority, [])
+        if entry in level:
+            level.remove(entry)
+
+    def pop_oldest(self, level: Priority) -> DispatchEntry:
+        return self._levels[level].pop(0)
+
+    def levels(self) -> list[Priority]:
+        """The levels with entries waiting."""
+        return [level for level, entries in self._levels.items() if entries]
+
+    def count(self, level: Priority) -> int:
+        return len(self._levels.get(level, ()))
+
+    def take_all(self) -> list[DispatchEntry]:
+        entries = list(self)
+        self._levels.clear()
+        return entries
+
+    def __iter__(self) -> Iterator[DispatchEntry]:
+        for entries in list(self._levels.values()):
+            yield from list(entries)
+
+    def __len__(self) -> int:
+        return sum(len(entries) for entries in self._levels.values())
+
+    def __bool__(self) -> bool:
+        return any(self._levels.values())
 
 
 class InFlight:
@@ -22,7 +74,7 @@ class InFlight:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.running: dict[str, asyncio.Task[None]] = {}
-        self.backlog: list[DispatchEntry] = []
+        self.backlog = Backlog()
         self.suspects: set[str] = set()
         # Paused by an operator: finish what is held, take nothing new.
         self.paused = False
@@ -37,17 +89,20 @@ class InFlight:
         return max(0, self.capacity - len(self._entries))
 
     def next_to_start(self) -> DispatchEntry | None:
-        """The backlog entry to start now (backlog sorted by priority), if any may start."""
+        """Take the backlog entry to start now, if any may start: by weighted priority,
+        the oldest of its level."""
         if not self.backlog or len(self.running) >= self.capacity or self.paused:
             return None
-        if any(entry_id in self.suspects for entry_id in self.running):
-            return None
-        suspect = next((e for e in self.backlog if e.entry_id in self.suspects), None)
-        if suspect is not None:
-            return suspect if not self.running else None
-        level = self._picker.pick(e.task.priority for e in self.backlog)
-        # The backlog is in stream order, so this is the oldest entry of that level.
-        return next(e for e in self.backlog if e.task.priority == level)
+        if self.suspects:
+            if any(entry_id in self.suspects for entry_id in self.running):
+                return None
+            suspect = next((e for e in self.backlog if e.entry_id in self.suspects), None)
+            if suspect is not None:
+                if self.running:
+                    return None
+                self.backlog.remove(suspect)
+                return suspect
+        return self.backlog.pop_oldest(self._picker.pick(self.backlog.levels()))
 
     def reclaim_room(self) -> int:
         """How many stale entries to take per stream and pass: up to ``capacity`` beyond
@@ -61,9 +116,9 @@ class InFlight:
         level; nothing while paused or while a suspect is held."""
         if self.suspects or self.paused:
             return {}
-        waiting = Counter(e.task.priority for e in self.backlog)
         # Refill a level once it is half drained, in one read, not one entry per start.
-        return {level: self.capacity - waiting[level] for level in levels if waiting[level] <= self.capacity // 2}
+        waiting = {level: self.backlog.count(level) for level in levels}
+        return {level: self.capacity - n for level, n in waiting.items() if n <= self.capacity // 2}
 
     def holds(self, entry_id: str) -> bool:
         return entry_id in self._entries

@@ -11,7 +11,7 @@ import asyncio
 
 import msgspec
 import structlog
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from taskflow.dispatch import HeldDispatch
 from taskflow.events import AnyEvent, TaskCancelled, TaskSucceeded, TaskTimedOut, encode, tag_of
@@ -76,6 +76,11 @@ class Recorder:
         while True:
             try:
                 answers = await self._flush(batch)
+            except NoScriptError:
+                # The server lost its scripts (restart, SCRIPT FLUSH): nothing ran.
+                log.warning("record_scripts_reloaded", batch=len(batch))
+                await self._scripts.load()
+                continue
             except (RedisError, OSError) as e:
                 log.warning("record_failed_retrying", error=str(e), batch=len(batch))
                 await asyncio.sleep(RETRY_DELAY_S)

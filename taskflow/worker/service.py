@@ -170,7 +170,7 @@ class Worker:
             discard.add_done_callback(self._housekeeping.discard)
             return None
         self.inflight.add(entry)
-        self.inflight.backlog.append(entry)
+        self.inflight.backlog.add(entry)
         return entry
 
     async def _discard(self, stream: str, entry_id: str) -> None:
@@ -179,29 +179,29 @@ class Worker:
 
     def _start_from_backlog(self) -> None:
         """Start held entries by weighted priority (worker/priority.py) while running < capacity."""
-        self.inflight.backlog.sort(key=lambda e: e.entry_id)
         while not self._stopping.is_set() and (entry := self.inflight.next_to_start()) is not None:
-            self.inflight.backlog.remove(entry)
             self.inflight.running[entry.entry_id] = asyncio.create_task(self._process(entry))
 
     async def _process(self, entry: DispatchEntry) -> None:
         task = entry.task
-        with structlog.contextvars.bound_contextvars(task_id=task.aggregate_id, correlation_id=task.correlation_id):
-            try:
-                await self._run_and_record(entry)
-            except asyncio.CancelledError:
-                if entry.entry_id not in self._cancel_requested:
-                    log.warning("task_cancelled_lease_lost")
-                    raise
-                # A user's cancel, not ours: record it, then carry on serving.
-                asyncio.current_task().uncancel()  # type: ignore[union-attr]
-                await self._record_cancelled(entry)
-            except Exception:
-                log.exception("process_failed")
-            finally:
-                self._cancel_requested.discard(entry.entry_id)
-                self.inflight.remove(entry.entry_id)
-                self._start_from_backlog()
+        # This runs as its own asyncio task, in its own copy of the context: what is bound
+        # here (for every log line, the task code's included) ends with it, unreset.
+        structlog.contextvars.bind_contextvars(task_id=task.aggregate_id, correlation_id=task.correlation_id)
+        try:
+            await self._run_and_record(entry)
+        except asyncio.CancelledError:
+            if entry.entry_id not in self._cancel_requested:
+                log.warning("task_cancelled_lease_lost")
+                raise
+            # A user's cancel, not ours: record it, then carry on serving.
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            await self._record_cancelled(entry)
+        except Exception:
+            log.exception("process_failed")
+        finally:
+            self._cancel_requested.discard(entry.entry_id)
+            self.inflight.remove(entry.entry_id)
+            self._start_from_backlog()
 
     async def _run_and_record(self, entry: DispatchEntry) -> None:
         started = await self.recorder.record(entry, outcome.started(entry, self.id, _now()), "start")
@@ -304,8 +304,7 @@ class Worker:
             log.info("worker_paused" if paused else "worker_resumed")
         if paused and self.inflight.backlog:
             # Held but not started counts as new work: let live workers have it now.
-            backlog, self.inflight.backlog = self.inflight.backlog, []
-            await self._hand_back(backlog)
+            await self._hand_back(self.inflight.backlog.take_all())
         elif not paused:
             self._start_from_backlog()
 
@@ -317,8 +316,7 @@ class Worker:
 
     async def _finish_in_flight(self) -> None:
         """Let running tasks finish; hand entries we never started back at once."""
-        await self._hand_back(self.inflight.backlog)
-        self.inflight.backlog.clear()
+        await self._hand_back(self.inflight.backlog.take_all())
         running = list(self.inflight.running.values())
         if running:
             log.info("worker_draining", in_flight=len(running))

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from taskflow import keys
 from taskflow.events import TaskFailed, TaskSucceeded
+from taskflow.projections import projector as projector_module
 from taskflow.projections.projector import Projector, apply_batch, parse_batch
 from taskflow.projections.store import FencedOut, raise_fence
 from taskflow.scripts import LockLost, Scripts
@@ -128,6 +129,26 @@ async def test_rows_are_the_same_whether_built_in_one_batch_or_one_event_at_a_ti
     for entry in entries:
         await apply_batch(pool, 0, parse_batch(0, [entry]), 1)
     assert await _dump(pool) == whole
+
+
+async def test_the_pipelined_projector_builds_the_same_rows_as_one_transaction(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Projector folds a batch while the previous one commits, on rows it keeps in a
+    RowCache. With batches of 3 events and room for 12 rows (4 batches), tasks leave the
+    cache and are read back from PostgreSQL many times; the rows must still be exactly
+    those of one transaction over the whole log."""
+    monkeypatch.setattr(projector_module, "BATCH_SIZE", 3)
+    monkeypatch.setattr(projector_module, "CACHED_ROWS", 12)
+    await _run_tasks(redis, settings, 30)
+    async with running_projector(settings, redis, pool):
+        await eventually(lambda: _projected_everything(redis, settings, pool))
+    pipelined = await _dump(pool)
+    for table in (*TABLES, "projection_checkpoints"):
+        await pool.execute(f"TRUNCATE {table} CASCADE")
+    entries = await redis.xrange(keys.events(settings.namespace, 0))
+    await apply_batch(pool, 0, parse_batch(0, entries), 1)
+    assert await _dump(pool) == pipelined
 
 
 async def test_events_of_one_task_stay_in_one_partition_in_stream_order(

@@ -304,3 +304,19 @@ async def test_an_async_task_raising_timeout_error_itself_is_a_failure_not_a_tim
     async with running_worker(settings, redis):
         (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id))
     assert isinstance(done, TaskFailed) and done.error_type == "TimeoutError"
+
+
+async def test_outcomes_are_recorded_after_the_server_lost_the_scripts(redis: Redis, settings: Settings) -> None:
+    """The recorder sends EVALSHA without asking SCRIPT EXISTS first; when the server does
+    not know the script (restart, SCRIPT FLUSH), it loads the scripts and sends again."""
+    event = submitted("echo", n=1)
+    await submit(redis, settings, event)
+    async with running_worker(settings, redis) as worker:
+        worker.scripts._owned_append.sha = "0" * 40  # a script this server has never seen
+        await eventually(lambda: _has_succeeded(redis, settings, event.aggregate_id))
+    kinds = [type(e).__name__ for e in await events_of(redis, settings, event.aggregate_id)]
+    assert kinds == ["TaskSubmitted", "TaskStarted", "TaskSucceeded"]
+
+
+async def _has_succeeded(redis: Redis, settings: Settings, task_id: str) -> bool:
+    return any(isinstance(e, TaskSucceeded) for e in await events_of(redis, settings, task_id))

@@ -1,0 +1,36 @@
+"""UUIDs of projected rows: parsed from event fields, or derived from them (uuid5).
+
+Rows carry asyncpg's UUID type, a C subclass of ``uuid.UUID``: equal to, and hashing like,
+the standard one, but parsed, printed, hashed and sent to PostgreSQL several times faster;
+the projector handles a few of these per event (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from asyncpg.pgproto.pgproto import UUID as FastUUID
+
+_ID_SPACE = uuid5(NAMESPACE_URL, "https://taskflow.dev/projections")
+_ID_SPACE_BYTES = _ID_SPACE.bytes
+
+
+def as_uuid(value: str) -> UUID:
+    """``uuid.UUID(value)``, as asyncpg's type (every spelling ``uuid.UUID`` accepts)."""
+    try:
+        return FastUUID(value)
+    except ValueError:
+        return FastUUID(UUID(value).bytes)  # braces, "urn:uuid:": rare, the slow way
+
+
+@lru_cache(maxsize=65_536)
+def derived_id(*parts: str | int) -> UUID:
+    """``uuid5`` of the parts joined by ":" in the projections' id space: a stable row id
+    from the event data that creates the row (cached: the start and the end of an attempt
+    name the same execution)."""
+    digest = bytearray(hashlib.sha1(_ID_SPACE_BYTES + ":".join(map(str, parts)).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return FastUUID(bytes(digest))
