@@ -52,6 +52,7 @@ def tune_gc() -> None:
     ran every 700 objects and re-scanned everything imported at each full pass (a third
     of the projector's fold time, docs/benchmarks.md). Freeze what start-up built, and
     collect the young generation less often; reference cycles are still collected."""
+    gc.collect()  # what start-up dropped, so it is not kept frozen for good
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 

@@ -108,13 +108,16 @@ def decode_stored(event_id: str, payload: bytes) -> tuple[AnyEvent, int]:
 
 
 def _decode_old(payload: bytes) -> tuple[AnyEvent, int]:
-    raw = _raw_decoder.decode(payload)
-    tag = raw.get("type")
-    if tag not in CURRENT_VERSION:
-        raise EventDecodeError(f"unknown event type {tag!r}")
-    stored = raw.get("schema_version", 1)
     try:
+        raw = _raw_decoder.decode(payload)
+        tag = raw.get("type")
+        if not isinstance(tag, str) or tag not in CURRENT_VERSION:
+            raise EventDecodeError(f"unknown event type {tag!r}")
+        stored = int(raw.get("schema_version", 1))
         # Round-trip through JSON so raw user fields (args, result) stay msgspec.Raw.
-        return _decoder.decode(_encoder.encode(upcast(raw, CURRENT_VERSION[tag]))), int(stored)
-    except (msgspec.ValidationError, msgspec.DecodeError, ValueError, TypeError) as e:
-        raise EventDecodeError(f"{tag}: {e}") from e
+        return _decoder.decode(_encoder.encode(upcast(raw, CURRENT_VERSION[tag]))), stored
+    except EventDecodeError:
+        raise
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError, TypeError, KeyError) as e:
+        # Valid JSON that is no event at all ([], "x", {"type": []}, a bad version field).
+        raise EventDecodeError(f"not a known event: {e}") from e

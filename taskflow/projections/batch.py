@@ -22,7 +22,8 @@ class Changes(msgspec.Struct, kw_only=True):
     executions: dict[UUID, ExecutionRow] = msgspec.field(default_factory=dict)
     dead_letters: dict[UUID, DeadLetterRow] = msgspec.field(default_factory=dict)
     logs: dict[UUID, LogRow] = msgspec.field(default_factory=dict)
-    # task id -> when it was requeued: marks its open dead-letter rows as requeued.
+    # task id -> when it was first requeued in this batch: marks its open dead-letter rows
+    # stored before the batch (rows of the batch itself are marked as they are folded).
     requeued: dict[UUID, datetime] = msgspec.field(default_factory=dict)
     workers: dict[UUID, WorkerRow] = msgspec.field(default_factory=dict)
     # Tasks first submitted in this batch and stored nowhere yet: neither they nor any row
@@ -92,7 +93,16 @@ def _fold_task_event(changes: Changes, event: TaskEvent, stored_tasks: dict[UUID
     if (line := log_of(event)) is not None:
         changes.logs[line.log_id] = line
     if isinstance(event, TaskQueued) and event.reason == "requeued":
-        changes.requeued[task_id] = event.occurred_at
+        _mark_requeued(changes, task_id, event.occurred_at)
+
+
+def _mark_requeued(changes: Changes, task_id: UUID, at: datetime) -> None:
+    """Close the task's open dead-letter rows, as they stand at this point of the batch:
+    a task dead-lettered again later in the batch gets a new, open row."""
+    for dlq_id, row in changes.dead_letters.items():
+        if row.task_id == task_id and row.requeued_at is None:
+            changes.dead_letters[dlq_id] = msgspec.structs.replace(row, requeued_at=at)
+    changes.requeued.setdefault(task_id, at)
 
 
 def merge_execution(old: ExecutionRow | None, new: ExecutionRow) -> ExecutionRow:

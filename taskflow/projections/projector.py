@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -48,6 +51,16 @@ CACHED_ROWS = 50_000
 assert CACHED_ROWS >= 4 * BATCH_SIZE
 # Events decoded or folded between two looks at the commit in flight.
 FOLD_SLICE = 100
+
+
+# PostgreSQL restarting, failing over or unreachable: wait and try again.
+POSTGRES_AWAY = (asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError, asyncpg.InterfaceError, OSError)
+RETRY_DELAY_S = 1.0
+T = TypeVar("T")
+
+
+class Abandoned(Exception):
+    """Stopping while Redis or PostgreSQL is away: what is not committed stays pending."""
 
 
 class Batch(msgspec.Struct):
@@ -206,7 +219,7 @@ class Projector:
                     # that wakes up holding a batch cannot commit it.
                     await store.raise_fence(self.pool, partition, fence)
                     await self._project(partition, lock, fence)
-                except (store.FencedOut, LockLost) as e:
+                except (store.FencedOut, LockLost, Abandoned) as e:
                     log.warning("projector_partition_lost", partition=partition, error=repr(e))
                 finally:
                     await _release(lock)
@@ -218,68 +231,56 @@ class Projector:
         the next is read and folded (on the rows the first will have written, kept in a
         RowCache), so PostgreSQL and this process work at the same time."""
         stream = keys.events(self.settings.namespace, partition)
-        # The consumer name is the partition's, so a restarted projector first re-reads
-        # the entries its predecessor read but never acknowledged.
-        consumer = f"projector-{partition}"
-        cursor = "0"
-        renew_every_s = self.settings.lease_seconds / 3
-        renewed_at = asyncio.get_running_loop().time()
-        lock_key = keys.projector_lock(self.settings.namespace, partition)
         # The fence is raised: from here on nobody else commits to this partition.
-        async with self.pool.acquire() as conn:
-            checkpoint = await store.read_checkpoint(conn, partition)
+        checkpoint = await self._retrying("read_checkpoint", functools.partial(self._checkpoint, partition))
+        reader = _Reader(self, partition, stream, lock, self._owner)
         cache = RowCache(CACHED_ROWS)
         committing: asyncio.Task[None] | None = None
         try:
             while not self._stopping.is_set():
-                now = asyncio.get_running_loop().time()
-                if now - renewed_at >= renew_every_s:
-                    if not await _still_owned(lock):
-                        log.warning("projector_partition_lost", partition=partition)
-                        return
-                    renewed_at = now
-                try:
-                    # The lock check and the read are one step (projector_read.lua).
-                    entries = await self.scripts.projector_read(
-                        lock_key=lock_key,
-                        stream=stream,
-                        token=self._owner,
-                        consumer=consumer,
-                        count=BATCH_SIZE,
-                        start_id=cursor,
-                    )
-                except (RedisError, OSError) as e:
-                    log.warning("projector_read_failed", error=str(e))
-                    await asyncio.sleep(1)
-                    continue
+                entries = await reader.next_entries()
+                if entries is None:
+                    break  # the lock is gone
                 if not entries:
                     await _finish(committing)  # nothing waits: ack what we hold
                     committing = None
-                    if cursor == "0":
-                        cursor = ">"  # our pending entries are done: on to new ones
-                    else:
-                        await self._wait_for_new_entries(stream)
+                    await reader.wait_for_more()
                     continue
                 batch = await _parse_in_slices(partition, entries)
                 fresh = batch.after(checkpoint)
                 folded = None
                 if fresh.events:
-                    folded = Folded(fresh.records, await self._fold_retrying(fresh, cache), checkpoint, fresh.last)
+                    changes = await self._retrying("load_rows", functools.partial(self._fold, fresh, cache))
+                    folded = Folded(fresh.records, changes, checkpoint, fresh.last)
                     checkpoint = fresh.last
                 await _finish(committing)  # one batch in flight at a time
                 committing = asyncio.create_task(
                     self._commit_and_ack(partition, stream, batch.entry_ids, folded, fence)
                 )
-        finally:
-            await _finish(committing)
+        except BaseException:
+            # Our error is the one to report; the commit in flight ends either way (what it
+            # did not commit stays pending for whoever holds the lock next).
+            if committing is not None:
+                with contextlib.suppress(Exception):
+                    await committing
+            raise
+        await _finish(committing)
 
-    async def _fold_retrying(self, batch: Batch, cache: RowCache) -> Changes:
+    async def _checkpoint(self, partition: int) -> store.StreamId:
+        async with self.pool.acquire() as conn:
+            return await store.read_checkpoint(conn, partition)
+
+    async def _retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()`` until it gets past PostgreSQL being away; ``Abandoned`` if asked to
+        stop meanwhile (nothing uncommitted is lost: its entries stay pending)."""
         while True:
             try:
-                return await self._fold(batch, cache)
-            except (asyncpg.PostgresConnectionError, OSError) as e:
-                log.warning("projector_load_failed_retrying", error=str(e))
-                await asyncio.sleep(1)
+                return await attempt()
+            except POSTGRES_AWAY as e:
+                log.warning("projector_postgres_unavailable", step=what, error=str(e))
+            if self._stopping.is_set():
+                raise Abandoned(what)
+            await asyncio.sleep(RETRY_DELAY_S)
 
     async def _fold(self, batch: Batch, cache: RowCache) -> Changes:
         """Fold on the rows as last written: from the cache, else from PostgreSQL (rows
@@ -303,27 +304,97 @@ class Projector:
         cache.remember(changes)
         return changes
 
-    async def _wait_for_new_entries(self, stream: str) -> None:
-        """Block until the stream grows, without taking anything from the group (a plain
-        XREAD), so the next read goes through the lock check again."""
-        newest = await self.redis.xrevrange(stream, count=1)
-        after = newest[0][0] if newest else "0-0"
-        await self.redis.xread({stream: after}, count=1, block=READ_BLOCK_MS)
-
     async def _commit_and_ack(
         self, partition: int, stream: str, entry_ids: list[str], folded: Folded | None, fence: int
     ) -> None:
         applied = 0
-        while folded is not None:
+        if folded is not None:
+            applied = await self._retrying("commit", lambda: commit_folded(self.pool, partition, folded, fence))
+        # Only after COMMIT. An entry left unacknowledged (Redis away at stop) is read
+        # again by the next projector and skipped: it is at or below the checkpoint.
+        while True:
             try:
-                applied = await commit_folded(self.pool, partition, folded, fence)
+                await self.redis.xack(stream, keys.PROJECTOR_GROUP, *entry_ids)
                 break
-            except (asyncpg.PostgresConnectionError, OSError) as e:
-                log.warning("projector_write_failed_retrying", error=str(e))
-                await asyncio.sleep(1)
-        await self.redis.xack(stream, keys.PROJECTOR_GROUP, *entry_ids)
+            except (RedisError, OSError) as e:
+                log.warning("projector_ack_failed_retrying", error=str(e))
+            if self._stopping.is_set():
+                raise Abandoned("ack")
+            await asyncio.sleep(RETRY_DELAY_S)
         self.applied += applied
         log.debug("batch_projected", partition=partition, read=len(entry_ids), applied=applied)
+
+
+class _Reader:
+    """A partition's entries for its projector: its own pending ones first (a restarted
+    projector finishes what its predecessor read), then new ones; every read checks the
+    lock in the same script (projector_read.lua)."""
+
+    def __init__(self, projector: Projector, partition: int, stream: str, lock: Lock, token: str) -> None:
+        self._projector = projector
+        self._token = token
+        self._stream = stream
+        self._lock = lock
+        self._lock_key = keys.projector_lock(projector.settings.namespace, partition)
+        # The consumer name is the partition's, so a successor reads its predecessor's
+        # pending entries.
+        self._consumer = f"projector-{partition}"
+        # Pending entries after this id; ">" once they are all read.
+        self._cursor = "0"
+        # Whether the last read asked for new entries (only then is an empty answer a
+        # reason to wait: after the pending ones run out, new ones may be waiting).
+        self._read_new = False
+        self._renew_every_s = projector.settings.lease_seconds / 3
+        self._renewed_at = asyncio.get_running_loop().time()
+
+    async def next_entries(self) -> list[tuple[str, dict[str, str]]] | None:
+        """The next batch (maybe empty); None once the lock is no longer ours."""
+        p = self._projector
+        try:
+            if not await self._renew_lock():
+                log.warning("projector_partition_lost", stream=self._stream)
+                return None
+            self._read_new = self._cursor == ">"
+            entries = await p.scripts.projector_read(
+                lock_key=self._lock_key,
+                stream=self._stream,
+                token=self._token,
+                consumer=self._consumer,
+                count=BATCH_SIZE,
+                start_id=self._cursor,
+            )
+        except (RedisError, OSError) as e:
+            log.warning("projector_read_failed", error=str(e))
+            await asyncio.sleep(RETRY_DELAY_S)
+            return []
+        if self._cursor != ">":
+            # Past what was just read, so the batch still committing is not read twice.
+            self._cursor = entries[-1][0] if entries else ">"
+        return entries
+
+    async def wait_for_more(self) -> None:
+        """Block until the stream grows, without taking anything from the group (a plain
+        XREAD), so the next read goes through the lock check again."""
+        if not self._read_new:
+            return
+        try:
+            newest = await self._projector.redis.xrevrange(self._stream, count=1)
+            after = newest[0][0] if newest else "0-0"
+            await self._projector.redis.xread({self._stream: after}, count=1, block=READ_BLOCK_MS)
+        except (RedisError, OSError) as e:
+            log.warning("projector_wait_failed", error=str(e))
+            await asyncio.sleep(RETRY_DELAY_S)
+
+    async def _renew_lock(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if now - self._renewed_at < self._renew_every_s:
+            return True
+        try:
+            await self._lock.reacquire()
+        except LockError:
+            return False
+        self._renewed_at = now
+        return True
 
 
 async def _parse_in_slices(partition: int, entries: list[tuple[str, dict[str, str]]]) -> Batch:
@@ -342,14 +413,6 @@ async def _finish(committing: asyncio.Task[None] | None) -> None:
     """Wait for the batch being committed; its failure (FencedOut, ...) is raised here."""
     if committing is not None:
         await committing
-
-
-async def _still_owned(lock: Lock) -> bool:
-    try:
-        await lock.reacquire()
-    except LockError:
-        return False
-    return True
 
 
 async def _release(lock: Lock) -> None:

@@ -73,6 +73,7 @@ class DeadLetterRow(msgspec.Struct, kw_only=True, gc=False):
     stack_trace: str | None
     total_attempts: int
     moved_at: datetime
+    requeued_at: datetime | None = None
 
 
 class LogRow(msgspec.Struct, kw_only=True, gc=False):

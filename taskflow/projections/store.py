@@ -199,11 +199,12 @@ async def write_changes(conn: Connection, changes: Changes) -> None:
         (_DEAD_LETTERS, _tuples(changes.dead_letters.values())),
         (_LOGS, _tuples(changes.logs.values())),
     ]
+    # First: only rows stored before this batch may be closed by its requeues.
+    await mark_requeued(conn, changes.requeued)
     for upsert, rows in inserts:
         if rows:
             await conn.copy_records_to_table(upsert.table, records=rows, columns=upsert.columns)
     await _upsert_staged(conn, [(upsert, rows) for upsert, rows in upserts if rows])
-    await mark_requeued(conn, changes.requeued)
 
 
 async def _upsert_staged(conn: Connection, writes: list[tuple[_Upsert, list[tuple[object, ...]]]]) -> None:

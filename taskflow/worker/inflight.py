@@ -47,11 +47,6 @@ class Backlog:
     def count(self, level: Priority) -> int:
         return len(self._levels.get(level, ()))
 
-    def take_all(self) -> list[DispatchEntry]:
-        entries = list(self)
-        self._levels.clear()
-        return entries
-
     def __iter__(self) -> Iterator[DispatchEntry]:
         for entries in list(self._levels.values()):
             yield from list(entries)

@@ -69,26 +69,38 @@ class Recorder:
             await self._flush_until_sent(batch)
 
     async def _flush_until_sent(self, batch: list[_Pending]) -> None:
-        # An outcome that is not recorded is lost work, so keep trying while Redis is away;
-        # each script is idempotent against a half-applied pipeline because it re-checks
-        # ownership, and an acknowledged entry is no longer ours. (A lost reply to a pipeline
-        # that did run may still repeat a TaskStarted: harmless, the fold takes the last.)
-        while True:
+        # An outcome that is not recorded is lost work, so keep trying while Redis is away.
+        # Each call in the pipeline stands alone (no MULTI): only the calls that failed are
+        # sent again; the others ran and are answered. Resending a call is safe because the
+        # script re-checks ownership, and an acknowledged entry is no longer ours. (A lost
+        # reply to a pipeline that did run may still repeat a TaskStarted: harmless, the
+        # fold takes the last.)
+        pending = batch
+        while pending:
             try:
-                answers = await self._flush(batch)
-            except NoScriptError:
-                # The server lost its scripts (restart, SCRIPT FLUSH): nothing ran.
-                log.warning("record_scripts_reloaded", batch=len(batch))
-                await self._scripts.load()
-                continue
+                answers = await self._flush(pending)
             except (RedisError, OSError) as e:
-                log.warning("record_failed_retrying", error=str(e), batch=len(batch))
+                log.warning("record_failed_retrying", error=str(e), batch=len(pending))
                 await asyncio.sleep(RETRY_DELAY_S)
                 continue
-            for item, answer in zip(batch, answers, strict=True):
-                if not item.done.done():
-                    item.done.set_result(str(answer) if answer else None)
-            return
+            failed = [(item, answer) for item, answer in zip(pending, answers, strict=True) if _resend(item, answer)]
+            pending = [item for item, _ in failed]
+            if pending:
+                await self._recover([answer for _, answer in failed])
+
+    async def _recover(self, errors: list[object]) -> None:
+        """Before sending failed calls again: reload the scripts if the server lost them
+        (restart, SCRIPT FLUSH), else wait a little."""
+        if any(isinstance(e, NoScriptError) for e in errors):
+            log.warning("record_reloading_scripts", calls=len(errors))
+            try:
+                await self._scripts.load()
+                return
+            except (RedisError, OSError) as e:
+                log.warning("record_script_load_failed", error=str(e))
+        else:
+            log.warning("record_calls_failed_retrying", calls=len(errors), error=str(errors[0]))
+        await asyncio.sleep(RETRY_DELAY_S)
 
     async def _flush(self, batch: list[_Pending]) -> list[object]:
         async with self._scripts.redis.pipeline(transaction=False) as pipe:
@@ -108,8 +120,18 @@ class Recorder:
                     retry=item.retry,
                     pipeline=pipe,
                 )
-            answers: list[object] = await pipe.execute()
+            # Errors come back in place of answers, so the calls that did run are not resent.
+            answers: list[object] = await pipe.execute(raise_on_error=False)
         return answers
+
+
+def _resend(item: _Pending, answer: object) -> bool:
+    """Answer the caller, unless the call failed and must be sent again."""
+    if isinstance(answer, Exception):
+        return True
+    if not item.done.done():
+        item.done.set_result(str(answer) if answer else None)
+    return False
 
 
 def final_state_of(event: AnyEvent) -> TaskState:

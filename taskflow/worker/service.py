@@ -87,6 +87,7 @@ class Worker:
 
     async def run(self) -> None:
         await ensure_groups(self.redis, self.settings)
+        await self.scripts.load()  # the recorder sends EVALSHA only
         await append_event(self.redis, self.settings, self._started_event())
         log.info("worker_started", worker_id=self.id, capacity=self.inflight.capacity, queues=list(self.queues))
         background = [
@@ -152,7 +153,15 @@ class Worker:
                 await self.inflight.wait_for_change(NOTHING_NEW_WAIT_S)
 
     def _admit_raw(
-        self, stream: str, partition: int, entry_id: str, fields: dict[str, str], delivery_count: int, runs_begun: int
+        self,
+        stream: str,
+        partition: int,
+        entry_id: str,
+        fields: dict[str, str],
+        delivery_count: int,
+        runs_begun: int,
+        *,
+        startable: bool = True,
     ) -> DispatchEntry | None:
         try:
             entry = parse_entry(
@@ -170,7 +179,8 @@ class Worker:
             discard.add_done_callback(self._housekeeping.discard)
             return None
         self.inflight.add(entry)
-        self.inflight.backlog.add(entry)
+        if startable:
+            self.inflight.backlog.add(entry)
         return entry
 
     async def _discard(self, stream: str, entry_id: str) -> None:
@@ -241,26 +251,35 @@ class Worker:
 
     async def _take_reclaimed(self, stream: str, claimed: ReclaimedEntry) -> None:
         partition = self._streams[stream][1]
+        # Held (its lease renewed) but not startable until its TaskReclaimed is recorded;
+        # a suspect is marked at once, so nothing else starts beside it meanwhile.
         entry = self._admit_raw(
-            stream, partition, claimed.entry_id, claimed.fields, claimed.delivery_count, claimed.runs_begun
+            stream,
+            partition,
+            claimed.entry_id,
+            claimed.fields,
+            claimed.delivery_count,
+            claimed.runs_begun,
+            startable=False,
         )
         if entry is None:
             return
         decision = outcome.decide_reclaimed(claimed.runs_begun, self.settings.max_deliveries)
         if isinstance(decision, outcome.DeadLetter):
-            self.inflight.backlog.remove(entry)
             dead = outcome.dead_lettered(entry, self.id, decision.reason, claimed.previous_owner, _now())
             await self.recorder.record(entry, dead, "finish")
             self.inflight.remove(entry.entry_id)
             log.warning("task_dead_lettered", task_id=entry.task.aggregate_id, reason=decision.reason)
             return
-        event = outcome.reclaimed(entry, self.id, claimed.previous_owner, claimed.idle_ms, _now())
-        if await self.recorder.record(entry, event, "note") is None:
-            self.inflight.backlog.remove(entry)
-            self.inflight.remove(entry.entry_id)
-            return
         if outcome.is_suspect(claimed.runs_begun):
             self.inflight.suspects.add(entry.entry_id)
+        event = outcome.reclaimed(entry, self.id, claimed.previous_owner, claimed.idle_ms, _now())
+        if await self.recorder.record(entry, event, "note") is None:
+            self.inflight.remove(entry.entry_id)
+            return
+        if not self.inflight.holds(entry.entry_id):
+            return  # its lease was lost meanwhile
+        self.inflight.backlog.add(entry)
         log.info("task_reclaimed", task_id=entry.task.aggregate_id, from_worker=claimed.previous_owner)
         self._start_from_backlog()
 
@@ -304,7 +323,7 @@ class Worker:
             log.info("worker_paused" if paused else "worker_resumed")
         if paused and self.inflight.backlog:
             # Held but not started counts as new work: let live workers have it now.
-            await self._hand_back(self.inflight.backlog.take_all())
+            await self._hand_back(list(self.inflight.backlog))
         elif not paused:
             self._start_from_backlog()
 
@@ -316,7 +335,7 @@ class Worker:
 
     async def _finish_in_flight(self) -> None:
         """Let running tasks finish; hand entries we never started back at once."""
-        await self._hand_back(self.inflight.backlog.take_all())
+        await self._hand_back(list(self.inflight.backlog))
         running = list(self.inflight.running.values())
         if running:
             log.info("worker_draining", in_flight=len(running))
@@ -324,17 +343,23 @@ class Worker:
 
     async def _hand_back(self, entries: list[DispatchEntry]) -> None:
         # Marking them idle for a whole lease lets any live worker's XAUTOCLAIM take them
-        # now instead of after a lease; JUSTID leaves the delivery count alone.
+        # now instead of after a lease; JUSTID leaves the delivery count alone. Each leaves
+        # the backlog only once handed back: if Redis fails midway, the rest stay held.
         for entry in entries:
-            await self.redis.xclaim(
-                entry.stream,
-                keys.WORKERS_GROUP,
-                self.id,
-                0,
-                [entry.entry_id],
-                idle=self.settings.lease_ms,
-                justid=True,
-            )
+            self.inflight.backlog.remove(entry)  # not to be started while we wait
+            try:
+                await self.redis.xclaim(
+                    entry.stream,
+                    keys.WORKERS_GROUP,
+                    self.id,
+                    0,
+                    [entry.entry_id],
+                    idle=self.settings.lease_ms,
+                    justid=True,
+                )
+            except BaseException:
+                self.inflight.backlog.add(entry)  # still ours: to start, or hand back later
+                raise
             self.inflight.remove(entry.entry_id)
 
     def _started_event(self) -> WorkerStarted:

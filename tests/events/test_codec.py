@@ -113,6 +113,17 @@ def test_a_corrupt_payload_is_a_decode_error() -> None:
         decode("1-0", b"{not json")
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [b"[]", b'"x"', b"42", b'{"type": []}', b'{"type": "task.started", "schema_version": "abc"}', b"{}"],
+)
+def test_valid_json_that_is_no_event_is_a_decode_error(payload: bytes) -> None:
+    """The projector acks and logs what raises EventDecodeError; anything else would stop
+    it on that entry again after every restart."""
+    with pytest.raises(EventDecodeError):
+        decode("1-0", payload)
+
+
 def test_encoding_leaves_the_stream_id_out_of_the_payload() -> None:
     event = WorkerStarted(
         aggregate_id="w1",

@@ -4,6 +4,9 @@ invariant 6 (per-aggregate order, one consumer per partition)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
 
 import asyncpg
 import msgspec
@@ -11,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from taskflow import keys
-from taskflow.events import TaskFailed, TaskSucceeded
+from taskflow.events import TaskDeadLettered, TaskFailed, TaskQueued, TaskSucceeded, encode, tag_of
 from taskflow.projections import projector as projector_module
 from taskflow.projections.projector import Projector, apply_batch, parse_batch
 from taskflow.projections.store import FencedOut, raise_fence
@@ -231,3 +234,39 @@ async def test_a_new_projector_fences_out_its_predecessor_before_committing_anyt
     with pytest.raises(FencedOut):
         await apply_batch(pool, 0, parse_batch(0, entries), 1)
     assert await _count(pool, "SELECT count(*) FROM event_archive") == 0
+
+
+async def test_a_requeue_closes_only_the_dead_letters_before_it_however_the_batches_fall(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """Dead-lettered, requeued, dead-lettered again: the first row is closed (requeued_at),
+    the second stays open, whether the events come in one batch or one at a time."""
+    task_id = str(uuid4())
+    when = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def envelope(n: int) -> dict[str, Any]:
+        return {"aggregate_id": task_id, "occurred_at": when + timedelta(seconds=n), "correlation_id": "c"}
+
+    events = [
+        msgspec.structs.replace(submitted("echo", task_id=task_id), occurred_at=when),
+        TaskDeadLettered(**envelope(1), reason="poison", deliveries=3),
+        TaskQueued(**envelope(2), reason="requeued"),
+        TaskDeadLettered(**envelope(3), reason="poison again", deliveries=3),
+    ]
+    stream = keys.events(settings.namespace, 0)
+    entries = [(await redis.xadd(stream, {"type": tag_of(e), "data": encode(e)}), e) for e in events]
+    raw = await redis.xrange(stream)
+    assert len(raw) == len(entries)
+
+    async def dead_letters() -> list[tuple[str, datetime | None]]:
+        rows = await pool.fetch("SELECT failure_reason, requeued_at FROM dead_letter_queue ORDER BY moved_at")
+        return [(r["failure_reason"], r["requeued_at"]) for r in rows]
+
+    await apply_batch(pool, 0, parse_batch(0, raw), 1)
+    whole = await dead_letters()
+    assert whole == [("poison", when + timedelta(seconds=2)), ("poison again", None)]
+    for table in (*TABLES, "projection_checkpoints"):
+        await pool.execute(f"TRUNCATE {table} CASCADE")
+    for entry in raw:
+        await apply_batch(pool, 0, parse_batch(0, [entry]), 1)
+    assert await dead_letters() == whole
