@@ -32,36 +32,63 @@ class _Pending(msgspec.Struct):
     done: asyncio.Future[str | None]
 
 
+class RecorderFailed(Exception):
+    """The recorder stopped on an unexpected error (a bug, not Redis being away, which it
+    waits out): no outcome can be recorded any more, so the worker must stop."""
+
+
 class Recorder:
     def __init__(self, scripts: Scripts, namespace: str, consumer: str) -> None:
         self._scripts = scripts
         self._namespace = namespace
         self._consumer = consumer
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self.failed: RecorderFailed | None = None
 
     async def record(
         self, entry: DispatchEntry, event: AnyEvent, kind: AppendKind, retry: tuple[HeldDispatch, int] | None = None
     ) -> str | None:
-        """Append ``event`` while we own ``entry``; the new event id, or None if not ours."""
+        """Append ``event`` while we own ``entry``; the new event id, or None if not ours.
+        Raises ``RecorderFailed`` once the recorder has stopped on an error."""
+        if self.failed is not None:
+            raise self.failed
         done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(entry, event, kind, retry, done))
         return await done
 
     def submit(self, entry: DispatchEntry, event: AnyEvent, kind: AppendKind) -> None:
         """Queue an append nobody waits for (log lines, progress)."""
+        if self.failed is not None:
+            return
         done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_unwatched)
         self._queue.put_nowait(_Pending(entry, event, kind, None, done))
 
     async def run(self) -> None:
-        """Flush loop; runs until cancelled, after which nothing queued is left behind."""
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < MAX_BATCH and not self._queue.empty():
+        """Flush loop; runs until cancelled, after which nothing queued is left behind.
+        On an unexpected error every waiting caller gets ``RecorderFailed``, and so does
+        every later one."""
+        batch: list[_Pending] = []
+        try:
+            while True:
+                batch = [await self._queue.get()]
+                while len(batch) < MAX_BATCH and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                await self._flush_until_sent(batch)
+                batch = []
+        except Exception as e:
+            self.failed = RecorderFailed(f"the recorder stopped: {e!r}")
+            while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._flush_until_sent(batch)
+            for item in batch:
+                if not item.done.done():
+                    item.done.set_exception(self.failed)
+            raise self.failed from e
 
     async def drain(self) -> None:
         """Send whatever is still queued (used at shutdown, after the loop stopped)."""
+        if self.failed is not None:
+            return
         batch: list[_Pending] = []
         while not self._queue.empty():
             batch.append(self._queue.get_nowait())
@@ -123,6 +150,12 @@ class Recorder:
             # Errors come back in place of answers, so the calls that did run are not resent.
             answers: list[object] = await pipe.execute(raise_on_error=False)
         return answers
+
+
+def _unwatched(done: asyncio.Future[str | None]) -> None:
+    # Nobody awaits a submit(): take its exception, so asyncio does not report it as lost.
+    if not done.cancelled():
+        done.exception()
 
 
 def _resend(item: _Pending, answer: object) -> bool:

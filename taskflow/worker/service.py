@@ -90,8 +90,10 @@ class Worker:
         await self.scripts.load()  # the recorder sends EVALSHA only
         await append_event(self.redis, self.settings, self._started_event())
         log.info("worker_started", worker_id=self.id, capacity=self.inflight.capacity, queues=list(self.queues))
+        recorder = asyncio.create_task(self.recorder.run())
+        recorder.add_done_callback(self._on_recorder_stopped)
         background = [
-            asyncio.create_task(self.recorder.run()),
+            recorder,
             asyncio.create_task(self._follow_orders()),
             asyncio.create_task(self._beat_forever()),
             asyncio.create_task(
@@ -122,6 +124,15 @@ class Worker:
         await heartbeat.leave(self.redis, self.settings, self.id)
         await append_event(self.redis, self.settings, self._stopped_event())
         log.info("worker_stopped", worker_id=self.id, processed=self.processed)
+        if self.recorder.failed is not None:
+            raise self.recorder.failed  # exit non-zero: a supervisor restarts the worker
+
+    def _on_recorder_stopped(self, recorder: asyncio.Task[None]) -> None:
+        if not recorder.cancelled() and recorder.exception() is not None:
+            # Entries whose outcome could not be recorded stay pending and are reclaimed
+            # by another worker once their lease lapses (we stop renewing it).
+            log.error("recorder_failed_worker_stopping", error=str(recorder.exception()))
+            self.stop()
 
     async def _read_partition(self, partition: int) -> None:
         levels = {keys.dispatch(self.settings.namespace, partition, q): q for q in self.queues}

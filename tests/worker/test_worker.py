@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from redis.asyncio import Redis
 
 from taskflow import keys
@@ -20,6 +21,8 @@ from taskflow.events import (
     WorkerStopped,
 )
 from taskflow.settings import Settings
+from taskflow.worker.recorder import RecorderFailed
+from taskflow.worker.service import Worker
 from tests.support.stack import all_events, events_of, running_worker, submit, submitted
 from tests.support.waiting import eventually
 
@@ -320,3 +323,24 @@ async def test_outcomes_are_recorded_after_the_server_lost_the_scripts(redis: Re
 
 async def _has_succeeded(redis: Redis, settings: Settings, task_id: str) -> bool:
     return any(isinstance(e, TaskSucceeded) for e in await events_of(redis, settings, task_id))
+
+
+async def test_a_worker_whose_recorder_breaks_stops_and_leaves_the_entry_to_others(
+    redis: Redis, settings: Settings
+) -> None:
+    """Redis being away is waited out; a bug in the recorder is not: the worker stops with
+    an error (a supervisor restarts it) instead of running tasks whose outcomes it can no
+    longer record, and the entry stays pending for another worker's reclaim."""
+    event = submitted("echo", n=1)
+    await submit(redis, settings, event)
+    worker = Worker(settings, redis, concurrency=5, queues=keys.PRIORITIES)
+
+    async def broken(_batch: object) -> list[object]:
+        raise RuntimeError("a bug in the recorder")
+
+    worker.recorder._flush = broken  # type: ignore[method-assign]
+    with pytest.raises(RecorderFailed):
+        await asyncio.wait_for(worker.run(), 30)
+    stream = keys.dispatch(settings.namespace, keys.partition_of(event.aggregate_id, settings.partitions), "medium")
+    assert (await redis.xpending(stream, keys.WORKERS_GROUP))["pending"] == 1
+    assert [type(e).__name__ for e in await events_of(redis, settings, event.aggregate_id)] == ["TaskSubmitted"]
