@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import json
 import os
 import random
@@ -69,12 +68,9 @@ from typing import Any
 
 import httpx
 import pipeline as pl
-from redis.asyncio import BlockingConnectionPool, Redis
 
 from taskflow import keys
-from taskflow.dispatch import due_ms
-from taskflow.events import PRIORITIES, TaskSubmitted, decode, encode, tag_of
-from taskflow.scripts import Scripts
+from taskflow.events import PRIORITIES, TaskSubmitted, decode
 from taskflow.settings import load_settings
 
 REAL_ROOT = pl.ROOT
@@ -88,8 +84,6 @@ for rel in ("tests/__init__.py", "tests/support/__init__.py", "tests/support/tas
     shutil.copy2(REAL_ROOT / rel, SNAPSHOT / rel)
 
 TEST_TASKS = "tests.support.tasks"
-SUBMIT_IN_FLIGHT = 500
-HAS_DUE_MS = "due_ms" in inspect.signature(Scripts.submit).parameters
 
 
 def ms(seconds: float) -> float:
@@ -127,40 +121,6 @@ class Stack(pl.TaskFlowStack):
             self.env.update(extra_env)
             self.settings = load_settings(self.env)
         self.dispatch_streams = [keys.dispatch(self.ns, p, q) for p in range(self.partitions) for q in PRIORITIES]
-
-    async def submit_events(self, events: list[TaskSubmitted]) -> float:
-        """Submit through the atomic submit script (scheduled ones held until due)."""
-        pool = BlockingConnectionPool.from_url(
-            self.bench.cfg.redis_url, max_connections=self.bench.cfg.submit_connections, decode_responses=True
-        )
-        client = Redis(connection_pool=pool)
-        scripts = Scripts(client)
-        settings = self.settings
-
-        async def one(event: TaskSubmitted) -> None:
-            extra: dict[str, Any] = {"due_ms": due_ms(event)} if HAS_DUE_MS else {}
-            outcome = await scripts.submit(
-                ns=settings.namespace,
-                partition=keys.partition_of(event.aggregate_id, settings.partitions),
-                priority=event.priority,
-                task_id=event.aggregate_id,
-                event_type=tag_of(event),
-                payload=encode(event),
-                fingerprint="bench",
-                marker_ttl_seconds=settings.idempotency_ttl_seconds,
-                **extra,
-            )
-            if not outcome.created:
-                raise pl.PhaseError("a submit was not created")
-
-        started = time.perf_counter()
-        try:
-            for i in range(0, len(events), SUBMIT_IN_FLIGHT):
-                await asyncio.gather(*(one(e) for e in events[i : i + SUBMIT_IN_FLIGHT]))
-        finally:
-            await client.aclose()
-            await pool.disconnect()
-        return time.perf_counter() - started
 
 
 class EventLog:

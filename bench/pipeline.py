@@ -58,7 +58,6 @@ import asyncio
 import atexit
 import contextlib
 import hashlib
-import inspect
 import json
 import os
 import platform
@@ -107,6 +106,7 @@ sys.path.insert(0, str(BENCH_DIR))
 from taskiq_app import NOOP_ASYNC, NOOP_SYNC, make_broker  # noqa: E402
 
 from taskflow import keys  # noqa: E402
+from taskflow.dispatch import due_ms  # noqa: E402
 from taskflow.events import TaskSubmitted, encode, tag_of  # noqa: E402
 from taskflow.scripts import Scripts  # noqa: E402
 from taskflow.settings import load_settings  # noqa: E402
@@ -115,8 +115,6 @@ from taskflow.streams import ensure_groups  # noqa: E402
 if Path(sys.modules["taskflow"].__file__ or "").resolve().parent != SNAPSHOT / "taskflow":
     raise SystemExit("error: taskflow was not imported from the benchmark's snapshot")
 
-# Scripts.submit dispatches at once by default today; earlier trees needed dispatch_now=True.
-DISPATCH_NOW = {"dispatch_now": True} if "dispatch_now" in inspect.signature(Scripts.submit).parameters else {}
 BIN = Path(sys.executable).parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SUBMIT_IN_FLIGHT = 1000
@@ -535,7 +533,22 @@ class TaskFlowStack:
         return self.spawn("worker", "--concurrency", str(self.bench.cfg.concurrency))
 
     async def submit(self, n: int, task_name: str) -> float:
-        """N submits through the atomic submit script; returns the seconds it took."""
+        """N ``task_name`` submits through the atomic submit script; the seconds it took."""
+        events = [
+            TaskSubmitted(
+                aggregate_id=str(uuid.uuid4()),
+                occurred_at=datetime.now(UTC),
+                correlation_id=uuid.uuid4().hex,
+                actor="bench",
+                task_name=task_name,
+            )
+            for _ in range(n)
+        ]
+        return await self.submit_events(events)
+
+    async def submit_events(self, events: list[TaskSubmitted]) -> float:
+        """Submit through the atomic submit script the gateway uses (scheduled ones held
+        until due), SUBMIT_IN_FLIGHT at a time; returns the seconds it took."""
         pool = BlockingConnectionPool.from_url(
             self.bench.cfg.redis_url, max_connections=self.bench.cfg.submit_connections, decode_responses=True
         )
@@ -543,14 +556,7 @@ class TaskFlowStack:
         scripts = Scripts(client)
         settings = self.settings
 
-        async def one() -> None:
-            event = TaskSubmitted(
-                aggregate_id=str(uuid.uuid4()),
-                occurred_at=datetime.now(UTC),
-                correlation_id=uuid.uuid4().hex,
-                actor="bench",
-                task_name=task_name,
-            )
+        async def one(event: TaskSubmitted) -> None:
             outcome = await scripts.submit(
                 ns=settings.namespace,
                 partition=keys.partition_of(event.aggregate_id, settings.partitions),
@@ -560,15 +566,15 @@ class TaskFlowStack:
                 payload=encode(event),
                 fingerprint="bench",
                 marker_ttl_seconds=settings.idempotency_ttl_seconds,
-                **DISPATCH_NOW,
+                due_ms=due_ms(event),
             )
             if not outcome.created:
                 raise PhaseError("a submit was not created")
 
         started = time.perf_counter()
         try:
-            for done in range(0, n, SUBMIT_IN_FLIGHT):
-                await asyncio.gather(*(one() for _ in range(min(SUBMIT_IN_FLIGHT, n - done))))
+            for i in range(0, len(events), SUBMIT_IN_FLIGHT):
+                await asyncio.gather(*(one(e) for e in events[i : i + SUBMIT_IN_FLIGHT]))
         finally:
             await client.aclose()
             await pool.disconnect()

@@ -53,7 +53,9 @@ def _ctx(request: AuthedRequest) -> GatewayContext:
 
 
 async def _views(ctx: GatewayContext, worker_id: UUID | None) -> list[WorkerView]:
-    sql = "SELECT * FROM workers" + (" WHERE worker_id = $1" if worker_id else "") + " ORDER BY registered_at DESC"
+    columns = ", ".join(WorkerView.__struct_fields__)  # the view is the row, heartbeat merged in
+    sql = f"SELECT {columns} FROM workers" + (" WHERE worker_id = $1" if worker_id else "")
+    sql += " ORDER BY registered_at DESC"
     rows = await ctx.pool.fetch(sql, *([worker_id] if worker_id else []))
     async with ctx.redis.pipeline(transaction=False) as pipe:
         for row in rows:
@@ -68,15 +70,13 @@ def _merge(row: asyncpg.Record, beat: dict[str, str]) -> WorkerView:
         status, load = beat["status"], int(beat["load"])
         last = datetime.fromtimestamp(int(beat["last_heartbeat_ms"]) / 1000, tz=UTC)
     return WorkerView(
-        worker_id=row["worker_id"],
-        hostname=row["hostname"],
-        status=status,
-        capacity=row["capacity"],
-        current_load=load,
-        last_heartbeat=last,
-        registered_at=row["registered_at"],
-        stopped_at=row["stopped_at"],
-        metadata=msgspec.Raw((row["metadata"] or "{}").encode()),
+        **{
+            **dict(row),
+            "status": status,
+            "current_load": load,
+            "last_heartbeat": last,
+            "metadata": msgspec.Raw((row["metadata"] or "{}").encode()),
+        }
     )
 
 

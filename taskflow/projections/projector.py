@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -54,13 +51,16 @@ FOLD_SLICE = 100
 
 
 # PostgreSQL restarting, failing over or unreachable: wait and try again.
-POSTGRES_AWAY = (asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError, asyncpg.InterfaceError, OSError)
+# PostgreSQL restarting, failing over or unreachable, or a connection it cut mid-use
+# (asyncpg then reports InternalClientError for the next operation on it).
+POSTGRES_AWAY = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
 RETRY_DELAY_S = 1.0
-T = TypeVar("T")
-
-
-class Abandoned(Exception):
-    """Stopping while Redis or PostgreSQL is away: what is not committed stays pending."""
 
 
 class Batch(msgspec.Struct):
@@ -195,7 +195,7 @@ class Projector:
         while True:
             try:
                 purged = await store.purge_dead_letters(self.pool, retention)
-            except (asyncpg.PostgresError, OSError) as e:
+            except (asyncpg.PostgresError, *POSTGRES_AWAY) as e:
                 log.warning("dlq_purge_failed", error=str(e))
             else:
                 if purged:
@@ -211,20 +211,33 @@ class Projector:
             thread_local=False,
         )
         while not self._stopping.is_set():
-            if await lock.acquire(token=self._owner):
-                fence = int(await self.redis.incr(keys.projector_fence(self.settings.namespace, partition)))
-                log.info("projector_partition_acquired", partition=partition, fence=fence)
-                try:
-                    # Raise the fence before reading anything: from now on a predecessor
-                    # that wakes up holding a batch cannot commit it.
-                    await store.raise_fence(self.pool, partition, fence)
-                    await self._project(partition, lock, fence)
-                except (store.FencedOut, LockLost, Abandoned) as e:
-                    log.warning("projector_partition_lost", partition=partition, error=repr(e))
-                finally:
-                    await _release(lock)
-            else:
-                await asyncio.sleep(min(1.0, self.settings.lease_seconds / 3))
+            try:
+                await self._hold(partition, lock)
+            except (*POSTGRES_AWAY, RedisError) as e:
+                # Redis or PostgreSQL away (restart, failover, network): drop the partition
+                # and take it again; what was not committed is read again and what was is
+                # skipped (checkpoint), so nothing is lost or applied twice. Connections
+                # PostgreSQL may have cut are replaced, not reused.
+                log.warning("projector_partition_interrupted", partition=partition, error=repr(e))
+                await self.pool.expire_connections()
+                await asyncio.sleep(RETRY_DELAY_S)
+
+    async def _hold(self, partition: int, lock: Lock) -> None:
+        """Project the partition while its lock is ours; a short wait when another has it."""
+        if not await lock.acquire(token=self._owner):
+            await asyncio.sleep(min(1.0, self.settings.lease_seconds / 3))
+            return
+        try:
+            fence = int(await self.redis.incr(keys.projector_fence(self.settings.namespace, partition)))
+            log.info("projector_partition_acquired", partition=partition, fence=fence)
+            # Raise the fence before reading anything: from now on a predecessor that
+            # wakes up holding a batch cannot commit it.
+            await store.raise_fence(self.pool, partition, fence)
+            await self._project(partition, lock, fence)
+        except (store.FencedOut, LockLost) as e:
+            log.warning("projector_partition_lost", partition=partition, error=repr(e))
+        finally:
+            await _release(lock)
 
     async def _project(self, partition: int, lock: Lock, fence: int) -> None:
         """Read, fold and commit batches while the lock is ours. One batch commits while
@@ -232,7 +245,8 @@ class Projector:
         RowCache), so PostgreSQL and this process work at the same time."""
         stream = keys.events(self.settings.namespace, partition)
         # The fence is raised: from here on nobody else commits to this partition.
-        checkpoint = await self._retrying("read_checkpoint", functools.partial(self._checkpoint, partition))
+        async with self.pool.acquire() as conn:
+            checkpoint = await store.read_checkpoint(conn, partition)
         reader = _Reader(self, partition, stream, lock, self._owner)
         cache = RowCache(CACHED_ROWS)
         committing: asyncio.Task[None] | None = None
@@ -250,8 +264,7 @@ class Projector:
                 fresh = batch.after(checkpoint)
                 folded = None
                 if fresh.events:
-                    changes = await self._retrying("load_rows", functools.partial(self._fold, fresh, cache))
-                    folded = Folded(fresh.records, changes, checkpoint, fresh.last)
+                    folded = Folded(fresh.records, await self._fold(fresh, cache), checkpoint, fresh.last)
                     checkpoint = fresh.last
                 await _finish(committing)  # one batch in flight at a time
                 committing = asyncio.create_task(
@@ -265,22 +278,6 @@ class Projector:
                     await committing
             raise
         await _finish(committing)
-
-    async def _checkpoint(self, partition: int) -> store.StreamId:
-        async with self.pool.acquire() as conn:
-            return await store.read_checkpoint(conn, partition)
-
-    async def _retrying(self, what: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        """``attempt()`` until it gets past PostgreSQL being away; ``Abandoned`` if asked to
-        stop meanwhile (nothing uncommitted is lost: its entries stay pending)."""
-        while True:
-            try:
-                return await attempt()
-            except POSTGRES_AWAY as e:
-                log.warning("projector_postgres_unavailable", step=what, error=str(e))
-            if self._stopping.is_set():
-                raise Abandoned(what)
-            await asyncio.sleep(RETRY_DELAY_S)
 
     async def _fold(self, batch: Batch, cache: RowCache) -> Changes:
         """Fold on the rows as last written: from the cache, else from PostgreSQL (rows
@@ -307,20 +304,10 @@ class Projector:
     async def _commit_and_ack(
         self, partition: int, stream: str, entry_ids: list[str], folded: Folded | None, fence: int
     ) -> None:
-        applied = 0
-        if folded is not None:
-            applied = await self._retrying("commit", lambda: commit_folded(self.pool, partition, folded, fence))
-        # Only after COMMIT. An entry left unacknowledged (Redis away at stop) is read
-        # again by the next projector and skipped: it is at or below the checkpoint.
-        while True:
-            try:
-                await self.redis.xack(stream, keys.PROJECTOR_GROUP, *entry_ids)
-                break
-            except (RedisError, OSError) as e:
-                log.warning("projector_ack_failed_retrying", error=str(e))
-            if self._stopping.is_set():
-                raise Abandoned("ack")
-            await asyncio.sleep(RETRY_DELAY_S)
+        applied = 0 if folded is None else await commit_folded(self.pool, partition, folded, fence)
+        # Only after COMMIT. An entry left unacknowledged (Redis away) is read again by
+        # whoever holds the partition next and skipped: it is at or below the checkpoint.
+        await self.redis.xack(stream, keys.PROJECTOR_GROUP, *entry_ids)
         self.applied += applied
         log.debug("batch_projected", partition=partition, read=len(entry_ids), applied=applied)
 
@@ -416,6 +403,7 @@ async def _finish(committing: asyncio.Task[None] | None) -> None:
 
 
 async def _release(lock: Lock) -> None:
-    # Already expired or taken over: nothing of ours is left to release.
-    with contextlib.suppress(LockError):
+    # Already expired or taken over: nothing of ours is left to release. Redis away: it
+    # expires by itself after the lease.
+    with contextlib.suppress(LockError, RedisError, OSError):
         await lock.release()

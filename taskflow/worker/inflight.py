@@ -51,9 +51,6 @@ class Backlog:
         for entries in list(self._levels.values()):
             yield from list(entries)
 
-    def __len__(self) -> int:
-        return sum(len(entries) for entries in self._levels.values())
-
     def __bool__(self) -> bool:
         return any(self._levels.values())
 

@@ -270,3 +270,36 @@ async def test_a_requeue_closes_only_the_dead_letters_before_it_however_the_batc
     for entry in raw:
         await apply_batch(pool, 0, parse_batch(0, [entry]), 1)
     assert await dead_letters() == whole
+
+
+async def test_the_projector_rides_out_postgresql_dropping_its_connections(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PostgreSQL restart or failover ends the projector's sessions (AdminShutdown,
+    closed connections) mid-batch: it waits and retries, and every event still lands once."""
+    monkeypatch.setattr(projector_module, "BATCH_SIZE", 5)
+    monkeypatch.setattr(projector_module, "RETRY_DELAY_S", 0.05)
+    await _run_tasks(redis, settings, 40)
+    victim = "tf-projector-under-test"
+    projector_pool = await asyncpg.create_pool(
+        settings.database_url, min_size=1, max_size=4, server_settings={"application_name": victim}
+    )
+    killed = 0
+    try:
+        async with running_projector(settings, redis, projector_pool):
+            for _ in range(20):
+                killed += await _count(
+                    pool,
+                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = $1) AS t",
+                    victim,
+                )
+                await asyncio.sleep(0.02)
+            await eventually(lambda: _projected_everything(redis, settings, pool))
+    finally:
+        await projector_pool.close()
+    assert killed > 0
+    duplicates = await _count(pool, "SELECT count(*) - count(DISTINCT (partition, event_id)) FROM event_archive")
+    assert duplicates == 0
+    statuses = await pool.fetch("SELECT status, count(*) FROM tasks GROUP BY status ORDER BY status")
+    assert {r["status"]: r["count"] for r in statuses} == {"COMPLETED": 26, "FAILED": 14}
