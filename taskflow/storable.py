@@ -48,3 +48,14 @@ def json_nul_path(encoded: bytes, path: str) -> str | None:
     if b"\\u0000" not in encoded:
         return None
     return nul_path(msgspec.json.decode(encoded), path)
+
+
+def escape_nul_json(value: object) -> object:
+    """A decoded JSON value with ``escape_nul`` applied to every string, keys included."""
+    if isinstance(value, str):
+        return escape_nul(value)
+    if isinstance(value, Mapping):
+        return {escape_nul(k) if isinstance(k, str) else k: escape_nul_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [escape_nul_json(v) for v in value]
+    return value

@@ -7,6 +7,7 @@ from typing import Any, Final
 import msgspec
 
 from taskflow.events.task import (
+    DispatchRejected,
     ScheduleCreated,
     ScheduleDeleted,
     TaskCancelled,
@@ -45,6 +46,7 @@ AnyEvent = (
     | WorkerDied
     | WorkerPaused
     | WorkerResumed
+    | DispatchRejected
 )
 
 EVENT_TYPES: Final[tuple[type[AnyEvent], ...]] = AnyEvent.__args__

@@ -141,3 +141,21 @@ class ScheduleCreated(Event, frozen=True, kw_only=True, tag="schedule.created"):
 
 class ScheduleDeleted(Event, frozen=True, kw_only=True, tag="schedule.deleted"):
     reason: str = ""
+
+
+class DispatchRejected(Event, frozen=True, kw_only=True, tag="dispatch.rejected"):
+    """A worker could not read a dispatch entry (a field missing, an event that does not
+    decode): it took the entry off its stream and kept it here, whole, for the quarantine.
+
+    ``aggregate_id`` is the task's id when the entry still names a valid one (the task
+    then fails, dead-lettered, and can be retried from its intact TaskSubmitted), else
+    ``dispatch-<entry id>``.
+    """
+
+    stream: str
+    entry_id: str
+    partition: int
+    # The entry's fields exactly as they were read.
+    fields: dict[str, str]
+    error: str
+    task_id: str | None = None

@@ -6,9 +6,11 @@ from datetime import datetime
 from uuid import UUID
 
 import msgspec
+import structlog
 
-from taskflow.events import AnyEvent, ScheduleCreated, ScheduleDeleted, TaskQueued
-from taskflow.projections.ids import as_uuid
+from taskflow.events import AnyEvent, DispatchRejected, ScheduleCreated, ScheduleDeleted, TaskDeadLettered, TaskQueued
+from taskflow.projections.ids import as_uuid, uuids_of
+from taskflow.projections.quarantine import QuarantineRecord, of_rejected
 from taskflow.projections.rows import DeadLetterRow, ExecutionRow, LogRow, ResultRow, TaskRow, WorkerRow
 from taskflow.projections.tasks import TaskEvent, dead_letter_of, execution_of, fold_task, log_of, result_of
 from taskflow.projections.workers import WORKER_EVENTS, fold_worker
@@ -29,6 +31,13 @@ class Changes(msgspec.Struct, kw_only=True):
     # Tasks first submitted in this batch and stored nowhere yet: neither they nor any row
     # of theirs (results, executions) can exist, so they are inserted without a conflict check.
     new_tasks: set[UUID] = msgspec.field(default_factory=set)
+    # Entries kept in quarantined_entries instead (projections/quarantine.py).
+    quarantined: list[QuarantineRecord] = msgspec.field(default_factory=list)
+    # Events a fold raised on, by event id -> the error: quarantined, not archived.
+    unfoldable: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+log = structlog.get_logger()
 
 
 SCHEDULE_EVENTS = (ScheduleCreated, ScheduleDeleted)
@@ -37,16 +46,18 @@ SCHEDULE_EVENTS = (ScheduleCreated, ScheduleDeleted)
 def task_ids(events: list[AnyEvent]) -> set[UUID]:
     """Every task with events here: even one submitted here may exist already (a resubmit
     after its marker expired), and its stored row must win over the new submission."""
-    return {as_uuid(i) for i in {e.aggregate_id for e in events if type(e) not in _NOT_TASK_EVENTS}}
+    ids = {e.aggregate_id for e in events if type(e) not in _NOT_TASK_EVENTS}
+    ids.update(e.task_id for e in events if type(e) is DispatchRejected and e.task_id)
+    return uuids_of(ids)
 
 
 def worker_ids(events: list[AnyEvent]) -> set[UUID]:
-    return {as_uuid(i) for i in {e.aggregate_id for e in events if type(e) in _WORKER_EVENTS}}
+    return uuids_of({e.aggregate_id for e in events if type(e) in _WORKER_EVENTS})
 
 
 # Exact types (events are final classes): a set lookup instead of isinstance per event.
 _WORKER_EVENTS = frozenset(WORKER_EVENTS)
-_NOT_TASK_EVENTS = frozenset((*WORKER_EVENTS, *SCHEDULE_EVENTS))
+_NOT_TASK_EVENTS = frozenset((*WORKER_EVENTS, *SCHEDULE_EVENTS, DispatchRejected))
 
 
 def fold_batch(
@@ -60,18 +71,55 @@ def fold_into(
     changes: Changes, events: list[AnyEvent], stored_tasks: dict[UUID, TaskRow], stored_workers: dict[UUID, WorkerRow]
 ) -> Changes:
     """``fold_batch`` continued: apply ``events`` on top of ``changes`` (the batch so far),
-    so a batch can be folded a slice at a time."""
+    so a batch can be folded a slice at a time.
+
+    An event a fold raises on changes nothing (each fold computes before it assigns) and
+    is set aside in ``changes.unfoldable``: the projector's one catch-all per message
+    (HOUSE_STYLE §6), so one bad event never stops the projection of the others."""
     for event in events:
-        if isinstance(event, SCHEDULE_EVENTS):
-            continue  # archived; schedules are read live from Redis (GET /api/v1/schedules)
-        if isinstance(event, WORKER_EVENTS):
-            worker_id = as_uuid(event.aggregate_id)
-            folded = fold_worker(changes.workers.get(worker_id) or stored_workers.get(worker_id), event)
-            if folded is not None:
-                changes.workers[worker_id] = folded
-            continue
-        _fold_task_event(changes, event, stored_tasks)
+        try:
+            _fold_event(changes, event, stored_tasks, stored_workers)
+        except Exception as e:  # noqa: BLE001 - recorded with the event, which is quarantined
+            log.error("event_unfoldable", event_id=event.event_id, event_type=type(event).__name__, error=repr(e))
+            changes.unfoldable[event.event_id] = repr(e)
     return changes
+
+
+def _fold_event(
+    changes: Changes, event: AnyEvent, stored_tasks: dict[UUID, TaskRow], stored_workers: dict[UUID, WorkerRow]
+) -> None:
+    if isinstance(event, SCHEDULE_EVENTS):
+        return  # archived; schedules are read live from Redis (GET /api/v1/schedules)
+    if isinstance(event, WORKER_EVENTS):
+        worker_id = as_uuid(event.aggregate_id)
+        folded = fold_worker(changes.workers.get(worker_id) or stored_workers.get(worker_id), event)
+        if folded is not None:
+            changes.workers[worker_id] = folded
+        return
+    if isinstance(event, DispatchRejected):
+        record = of_rejected(event)
+        if event.task_id:
+            # The task can never run from that entry: it fails, dead-lettered with the
+            # reason, and a retry or requeue dispatches its intact TaskSubmitted again.
+            _fold_task_event(changes, rejected_as_dead_letter(event, event.task_id), stored_tasks)
+        changes.quarantined.append(record)
+        return
+    _fold_task_event(changes, event, stored_tasks)
+
+
+def rejected_as_dead_letter(event: DispatchRejected, task_id: str) -> TaskDeadLettered:
+    """What a rejected dispatch entry means for the task it names."""
+    return TaskDeadLettered(
+        aggregate_id=task_id,
+        occurred_at=event.occurred_at,
+        correlation_id=event.correlation_id,
+        causation_id=event.causation_id,
+        actor=event.actor,
+        event_id=event.event_id,
+        reason=f"dispatch entry {event.entry_id} could not be read (quarantined): {event.error}",
+        deliveries=1,
+        last_worker=event.actor,
+    )
 
 
 def _fold_task_event(changes: Changes, event: TaskEvent, stored_tasks: dict[UUID, TaskRow]) -> None:
@@ -80,17 +128,24 @@ def _fold_task_event(changes: Changes, event: TaskEvent, stored_tasks: dict[UUID
     task = fold_task(before, event)
     if task is None:
         return  # an event of a task never submitted: nothing to attach it to
+    # Everything is computed before anything is assigned: an event that raises leaves
+    # ``changes`` as it was.
+    result = result_of(event)
+    execution = execution_of(event)
+    if execution is not None:
+        execution = merge_execution(changes.executions.get(execution.execution_id), execution)
+    dead = dead_letter_of(event, task)
+    line = log_of(event)
     if before is None:
         changes.new_tasks.add(task_id)
     changes.tasks[task_id] = task
-    if (result := result_of(event)) is not None:
+    if result is not None:
         changes.results[task_id] = result
-    if (execution := execution_of(event)) is not None:
-        previous = changes.executions.get(execution.execution_id)
-        changes.executions[execution.execution_id] = merge_execution(previous, execution)
-    if (dead := dead_letter_of(event, task)) is not None:
+    if execution is not None:
+        changes.executions[execution.execution_id] = execution
+    if dead is not None:
         changes.dead_letters[dead.dlq_id] = dead
-    if (line := log_of(event)) is not None:
+    if line is not None:
         changes.logs[line.log_id] = line
     if isinstance(event, TaskQueued) and event.reason == "requeued":
         _mark_requeued(changes, task_id, event.occurred_at)

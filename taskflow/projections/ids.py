@@ -25,6 +25,18 @@ def as_uuid(value: str) -> UUID:
         return FastUUID(UUID(value).bytes)  # braces, "urn:uuid:": rare, the slow way
 
 
+def uuids_of(values: set[str]) -> set[UUID]:
+    """The values that are UUIDs, parsed: rows to load for a batch. An event naming no valid
+    id fails its own fold and is quarantined alone, not the whole batch."""
+    ids = set()
+    for value in values:
+        try:
+            ids.add(as_uuid(value))
+        except ValueError:
+            continue
+    return ids
+
+
 @lru_cache(maxsize=65_536)
 def derived_id(*parts: str | int) -> UUID:
     """``uuid5`` of the parts joined by ":" in the projections' id space: a stable row id

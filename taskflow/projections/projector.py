@@ -25,10 +25,11 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
 from taskflow import keys
-from taskflow.events import AnyEvent, EventDecodeError, decode_stored, tag_of
 from taskflow.projections import store
 from taskflow.projections.batch import Changes, fold_batch, fold_into, task_ids, worker_ids
 from taskflow.projections.cache import RowCache
+from taskflow.projections.quarantine import describe, quarantined, refused_by_postgres
+from taskflow.projections.reading import FOLD_SLICE, Batch, parse_batch, parse_in_slices
 from taskflow.projections.rows import TaskRow, WorkerRow
 from taskflow.scripts import LockLost, Scripts
 from taskflow.settings import Settings
@@ -46,8 +47,6 @@ READ_BLOCK_MS = 1000
 # capacity of several batches is safe; this one is about 30 MB of rows.
 CACHED_ROWS = 50_000
 assert CACHED_ROWS >= 4 * BATCH_SIZE
-# Events decoded or folded between two looks at the commit in flight.
-FOLD_SLICE = 100
 
 
 # PostgreSQL restarting, failing over or unreachable: wait and try again.
@@ -63,28 +62,9 @@ POSTGRES_AWAY = (
 RETRY_DELAY_S = 1.0
 
 
-class Batch(msgspec.Struct):
-    """Entries read from one partition's stream: their ids (all to be acked) and events."""
-
-    entry_ids: list[str]
-    events: list[AnyEvent]
-    records: list[store.ArchiveRecord]
-
-    def after(self, checkpoint: store.StreamId) -> Batch:
-        """The events above ``checkpoint`` (all the entry ids: every one gets acked)."""
-        fresh = [i for i, r in enumerate(self.records) if (r.id_ms, r.id_seq) > checkpoint]
-        if len(fresh) == len(self.records):
-            return self
-        return Batch(self.entry_ids, [self.events[i] for i in fresh], [self.records[i] for i in fresh])
-
-    @property
-    def last(self) -> store.StreamId:
-        return self.records[-1].id_ms, self.records[-1].id_seq
-
-
 class Folded(msgspec.Struct, frozen=True):
-    """A batch ready to commit: what to archive, the rows to write, and the checkpoint it
-    moves from ``previous`` to ``last``."""
+    """A batch ready to commit: what to archive, the rows to write (quarantined entries
+    included), and the checkpoint it moves from ``previous`` to ``last``."""
 
     records: list[store.ArchiveRecord]
     changes: Changes
@@ -92,40 +72,28 @@ class Folded(msgspec.Struct, frozen=True):
     last: store.StreamId
 
 
-def parse_batch(partition: int, entries: list[tuple[str, dict[str, str]]]) -> Batch:
-    batch = Batch([], [], [])
-    for entry_id, fields in entries:
-        batch.entry_ids.append(entry_id)
-        payload = fields.get("data", "")
-        try:
-            event, stored_version = decode_stored(entry_id, payload.encode())
-        except EventDecodeError as e:
-            # Acked and logged, never retried: a payload that cannot decode never will.
-            log.error("event_undecodable", event_id=entry_id, partition=partition, error=str(e))
-            continue
-        batch.events.append(event)
-        batch.records.append(_archive_record(partition, event, stored_version, payload))
-    return batch
-
-
-def _archive_record(partition: int, event: AnyEvent, stored_version: int, payload: str) -> store.ArchiveRecord:
-    ms, seq = store.parse_stream_id(event.event_id)
-    return store.ArchiveRecord(
-        partition=partition,
-        event_id=event.event_id,
-        id_ms=ms,
-        id_seq=seq,
-        event_type=tag_of(event),
-        # The archive keeps the payload as written; upcasting happens on every read.
-        schema_version=stored_version,
-        aggregate_id=event.aggregate_id,
-        occurred_at=event.occurred_at,
-        correlation_id=event.correlation_id,
-        causation_id=event.causation_id,
-        traceparent=event.traceparent,
-        actor=event.actor,
-        payload=payload,
-    )
+def folded_of(batch: Batch, changes: Changes, previous: store.StreamId) -> Folded:
+    """The batch as it will commit: events a fold failed on and entries that did not
+    decode leave the archive for the quarantine, in the same transaction."""
+    records = batch.records
+    changes.quarantined.extend(batch.undecodable)
+    if changes.unfoldable:
+        records = [r for r in batch.records if r.event_id not in changes.unfoldable]
+        changes.quarantined.extend(
+            quarantined(
+                stream=batch.stream,
+                entry_id=r.event_id,
+                partition=r.partition,
+                source="projector",
+                raw=r.payload.encode(),
+                error=f"fold failed: {changes.unfoldable[r.event_id]}",
+                event_type=r.event_type,
+                aggregate_id=r.aggregate_id,
+            )
+            for r in batch.records
+            if r.event_id in changes.unfoldable
+        )
+    return Folded(records, changes, previous, batch.last)
 
 
 async def apply_batch(pool: asyncpg.Pool, partition: int, batch: Batch, fence: int) -> int:
@@ -139,13 +107,14 @@ async def apply_batch(pool: asyncpg.Pool, partition: int, batch: Batch, fence: i
     async with pool.acquire() as conn, conn.transaction():
         checkpoint = await store.lock_checkpoint(conn, partition, fence)
         fresh = batch.after(checkpoint)
-        if not fresh.events:
+        if not fresh.size:
             return 0
         tasks = await store.load_tasks(conn, task_ids(fresh.events))
         workers = await store.load_workers(conn, worker_ids(fresh.events))
-        changes = fold_batch(fresh.events, tasks, workers)
-        await _write(conn, partition, Folded(fresh.records, changes, checkpoint, fresh.last), fence)
-        return len(fresh.events)
+        folded = folded_of(fresh, fold_batch(fresh.events, tasks, workers), checkpoint)
+        await _write(conn, partition, folded, fence)
+        _log_quarantined(folded)
+        return fresh.size
 
 
 async def commit_folded(pool: asyncpg.Pool, partition: int, folded: Folded, fence: int) -> int:
@@ -158,13 +127,29 @@ async def commit_folded(pool: asyncpg.Pool, partition: int, folded: Folded, fenc
         if checkpoint != folded.previous:
             raise store.FencedOut(f"partition {partition}: checkpoint {checkpoint}, expected {folded.previous}")
         await _write(conn, partition, folded, fence)
-        return len(folded.records)
+    _log_quarantined(folded)
+    return len(folded.records)
 
 
 async def _write(conn: store.Connection, partition: int, folded: Folded, fence: int) -> None:
     await store.archive(conn, folded.records)
     await store.write_changes(conn, folded.changes)
     await store.advance_checkpoint(conn, partition, folded.last, fence)
+
+
+def _log_quarantined(folded: Folded) -> None:
+    """Once per entry, after its quarantine row committed (a redelivery is skipped by the
+    checkpoint). Dispatch entries were logged by the worker that rejected them."""
+    for record in folded.changes.quarantined:
+        if record.source == "projector":
+            log.error(
+                "entry_quarantined",
+                stream=record.stream,
+                entry_id=record.entry_id,
+                event_type=record.event_type,
+                aggregate_id=record.aggregate_id,
+                error=record.error,
+            )
 
 
 class Projector:
@@ -233,11 +218,54 @@ class Projector:
             # Raise the fence before reading anything: from now on a predecessor that
             # wakes up holding a batch cannot commit it.
             await store.raise_fence(self.pool, partition, fence)
-            await self._project(partition, lock, fence)
+            while not self._stopping.is_set():
+                try:
+                    await self._project(partition, lock, fence)
+                    return
+                except Exception as e:
+                    if not refused_by_postgres(e):
+                        raise
+                    # Some event of the batch holds what PostgreSQL will not take: find it
+                    # among the entries read and not yet acked, quarantine it, go on.
+                    log.warning("projector_batch_refused", partition=partition, error=repr(e))
+                    if not await self._isolate_refused(partition, lock, fence):
+                        return
         except (store.FencedOut, LockLost) as e:
             log.warning("projector_partition_lost", partition=partition, error=repr(e))
         finally:
             await _release(lock)
+
+    async def _isolate_refused(self, partition: int, lock: Lock, fence: int) -> bool:
+        """Apply the partition's pending entries (what the failed batch and the one read
+        after it held) a batch at a time, halving a refused batch until the entry refused
+        alone is found and quarantined. False when the lock was lost meanwhile."""
+        stream = keys.events(self.settings.namespace, partition)
+        reader = _Reader(self, partition, stream, lock, self._owner)
+        while not reader.pending_done:
+            entries = await reader.next_entries()
+            if entries is None:
+                return False
+            if entries:
+                await self._apply_halving(partition, parse_batch(partition, stream, entries), fence)
+                await self.redis.xack(stream, keys.PROJECTOR_GROUP, *[e for e, _ in entries])
+        return True
+
+    async def _apply_halving(self, partition: int, batch: Batch, fence: int) -> None:
+        try:
+            self.applied += await apply_batch(self.pool, partition, batch, fence)
+            return
+        except Exception as e:
+            if not refused_by_postgres(e) or batch.size == 0:
+                raise
+            error = describe(e)
+        if batch.size > 1:
+            older, newer = batch.split()
+            await self._apply_halving(partition, older, fence)
+            await self._apply_halving(partition, newer, fence)
+            return
+        # Refused alone; quarantined alone. Should even that be refused, the error is not
+        # the event's and goes up (the partition is retried, nothing is skipped).
+        await apply_batch(self.pool, partition, batch.refused(f"refused by PostgreSQL: {error}"), fence)
 
     async def _project(self, partition: int, lock: Lock, fence: int) -> None:
         """Read, fold and commit batches while the lock is ours. One batch commits while
@@ -260,11 +288,11 @@ class Projector:
                     committing = None
                     await reader.wait_for_more()
                     continue
-                batch = await _parse_in_slices(partition, entries)
+                batch = await parse_in_slices(partition, stream, entries)
                 fresh = batch.after(checkpoint)
                 folded = None
-                if fresh.events:
-                    folded = Folded(fresh.records, await self._fold(fresh, cache), checkpoint, fresh.last)
+                if fresh.size:
+                    folded = folded_of(fresh, await self._fold(fresh, cache), checkpoint)
                     checkpoint = fresh.last
                 await _finish(committing)  # one batch in flight at a time
                 committing = asyncio.create_task(
@@ -334,6 +362,11 @@ class _Reader:
         self._renew_every_s = projector.settings.lease_seconds / 3
         self._renewed_at = asyncio.get_running_loop().time()
 
+    @property
+    def pending_done(self) -> bool:
+        """Whether every entry read earlier and not acked has been read again."""
+        return self._cursor == ">"
+
     async def next_entries(self) -> list[tuple[str, dict[str, str]]] | None:
         """The next batch (maybe empty); None once the lock is no longer ours."""
         p = self._projector
@@ -382,18 +415,6 @@ class _Reader:
             return False
         self._renewed_at = now
         return True
-
-
-async def _parse_in_slices(partition: int, entries: list[tuple[str, dict[str, str]]]) -> Batch:
-    """``parse_batch``, yielding to the commit in flight between slices (see ``_fold``)."""
-    batch = Batch([], [], [])
-    for start in range(0, len(entries), FOLD_SLICE):
-        part = parse_batch(partition, entries[start : start + FOLD_SLICE])
-        batch.entry_ids += part.entry_ids
-        batch.events += part.events
-        batch.records += part.records
-        await asyncio.sleep(0)
-    return batch
 
 
 async def _finish(committing: asyncio.Task[None] | None) -> None:

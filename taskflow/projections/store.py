@@ -16,6 +16,7 @@ import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 from taskflow.projections.batch import Changes
+from taskflow.projections.quarantine import QuarantineRecord
 from taskflow.projections.rows import DeadLetterRow, ExecutionRow, LogRow, ResultRow, TaskRow, WorkerRow
 
 PROJECTION = "main"
@@ -201,6 +202,7 @@ async def write_changes(conn: Connection, changes: Changes) -> None:
     ]
     # First: only rows stored before this batch may be closed by its requeues.
     await mark_requeued(conn, changes.requeued)
+    await quarantine(conn, changes.quarantined)
     for upsert, rows in inserts:
         if rows:
             await conn.copy_records_to_table(upsert.table, records=rows, columns=upsert.columns)
@@ -230,6 +232,20 @@ def _numeric(row: tuple[object, ...], index: int) -> tuple[object, ...]:
     if value is None:
         return row
     return (*row[:index], Decimal(str(value)), *row[index + 1 :])
+
+
+_QUARANTINE_COLUMNS = list(QuarantineRecord.__struct_fields__)
+
+
+async def quarantine(conn: Connection, records: list[QuarantineRecord]) -> None:
+    """Keep entries that cannot be projected; a second copy of one (a worker reporting an
+    entry twice) changes nothing."""
+    if records:
+        await conn.executemany(
+            f"INSERT INTO quarantined_entries ({', '.join(_QUARANTINE_COLUMNS)}) "
+            f"VALUES ({', '.join(f'${i + 1}' for i in range(len(_QUARANTINE_COLUMNS)))}) ON CONFLICT DO NOTHING",
+            [msgspec.structs.astuple(r) for r in records],
+        )
 
 
 async def mark_requeued(conn: Connection, requeued: dict[UUID, datetime]) -> None:

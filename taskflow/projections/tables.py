@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
@@ -208,4 +209,27 @@ projection_checkpoints = Table(
     Column("fence", BigInteger, nullable=False, server_default=text("0")),
     Column("updated_at", TIMESTAMP, nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("projection", "partition", name="projection_checkpoints_pkey"),
+)
+
+# Stream entries that could not be projected or run (an event that does not decode or that
+# PostgreSQL refuses, a dispatch entry a worker cannot read): kept whole, with the error,
+# instead of stopping the projector or being dropped (ADR 0014). Together with the archive
+# it holds every entry the streams ever carried.
+quarantined_entries = Table(
+    "quarantined_entries",
+    metadata,
+    Column("stream", String(255), nullable=False),
+    Column("entry_id", String(32), nullable=False),
+    Column("partition", SmallInteger, nullable=False),
+    Column("id_ms", BigInteger, nullable=False),
+    Column("id_seq", BigInteger, nullable=False),
+    # "projector": an event it could not decode or write; "worker": a dispatch entry.
+    Column("source", String(16), nullable=False),
+    Column("event_type", String(64)),
+    Column("aggregate_id", String(64)),
+    # The entry's bytes as read: the event payload, or a dispatch entry's fields as JSON.
+    Column("raw", LargeBinary, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("quarantined_at", TIMESTAMP, nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("stream", "entry_id", name="quarantined_entries_pkey"),
 )

@@ -6,11 +6,13 @@ Every function takes ``now`` and returns an event; the caller does the I/O.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from uuid import UUID
 
 import msgspec
 
 from taskflow.dispatch import HeldDispatch
 from taskflow.events import (
+    DispatchRejected,
     TaskCancelled,
     TaskDeadLettered,
     TaskFailed,
@@ -22,6 +24,7 @@ from taskflow.events import (
     TaskTimedOut,
     encode,
 )
+from taskflow.storable import escape_nul, escape_nul_json, json_nul_path
 from taskflow.tasks.context import Note
 from taskflow.worker.entry import DispatchEntry
 
@@ -160,15 +163,44 @@ def finished(
 
 
 def noted(entry: DispatchEntry, worker_id: str, note: Note, now: datetime) -> TaskLogged | TaskProgressed:
+    """Diagnostics are kept whatever they hold: NULs are escaped (ADR 0014)."""
     envelope = _envelope(entry, now, worker_id)
+    message = escape_nul(note.message)
     if note.kind == "progress":
-        return TaskProgressed(**envelope, percent=note.percent, message=note.message, worker_id=worker_id)  # type: ignore[arg-type]
-    metadata = msgspec.Raw(msgspec.json.encode(note.metadata))
-    return TaskLogged(**envelope, level=note.level, message=note.message, worker_id=worker_id, metadata=metadata)  # type: ignore[arg-type]
+        return TaskProgressed(**envelope, percent=note.percent, message=message, worker_id=worker_id)  # type: ignore[arg-type]
+    encoded = msgspec.json.encode(note.metadata)
+    if json_nul_path(encoded, "metadata") is not None:
+        encoded = msgspec.json.encode(escape_nul_json(note.metadata))
+    metadata = msgspec.Raw(encoded)
+    return TaskLogged(**envelope, level=note.level, message=message, worker_id=worker_id, metadata=metadata)  # type: ignore[arg-type]
+
+
+def storable(result: RunResult) -> RunResult:
+    """The run's outcome as PostgreSQL can keep it (ADR 0014): a result holding a NUL is
+    refused like an unencodable one, a failure of the run; an error's text is kept with
+    its NULs escaped."""
+    if isinstance(result, Succeeded):
+        path = json_nul_path(bytes(result.result), "result")
+        if path is None:
+            return result
+        return Failed(
+            error_type="UnstorableResult",
+            error=f"{path} holds a NUL character (\\u0000), which TaskFlow cannot store; return text without it",
+            traceback="",
+            duration_ms=result.duration_ms,
+        )
+    if isinstance(result, Failed):
+        return Failed(
+            error_type=escape_nul(result.error_type),
+            error=escape_nul(result.error),
+            traceback=escape_nul(result.traceback),
+            duration_ms=result.duration_ms,
+        )
+    return result
 
 
 def cancelled(entry: DispatchEntry, worker_id: str, reason: str, now: datetime) -> TaskCancelled:
-    return TaskCancelled(**_envelope(entry, now, worker_id), reason=reason, worker_id=worker_id)  # type: ignore[arg-type]
+    return TaskCancelled(**_envelope(entry, now, worker_id), reason=escape_nul(reason), worker_id=worker_id)  # type: ignore[arg-type]
 
 
 def reclaimed(entry: DispatchEntry, worker_id: str, previous_owner: str, idle_ms: int, now: datetime) -> TaskReclaimed:
@@ -191,3 +223,33 @@ def dead_lettered(
         attempts=entry.runs_begun,
         last_worker=previous_owner or None,
     )
+
+
+def rejected(
+    *, stream: str, entry_id: str, partition: int, fields: dict[str, str], error: str, worker_id: str, now: datetime
+) -> DispatchRejected:
+    """A dispatch entry this worker cannot read, kept whole for the quarantine. The task
+    it names (when it names a valid id) fails with it."""
+    task_id = fields.get("task_id")
+    if task_id is not None and not _is_uuid(task_id):
+        task_id = None
+    return DispatchRejected(
+        aggregate_id=task_id or f"dispatch-{entry_id}",
+        occurred_at=now,
+        correlation_id=f"dispatch-{entry_id}",
+        actor=worker_id,
+        stream=stream,
+        entry_id=entry_id,
+        partition=partition,
+        fields=fields,
+        error=escape_nul(error),
+        task_id=task_id,
+    )
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True

@@ -20,7 +20,7 @@ from redis.typing import KeyT, StreamIdT
 
 import taskflow
 from taskflow import keys
-from taskflow.events import Priority, WorkerStarted, WorkerStopped
+from taskflow.events import DispatchRejected, Priority, WorkerStarted, WorkerStopped, encode, tag_of
 from taskflow.scripts import ReclaimedEntry, Scripts
 from taskflow.settings import Settings
 from taskflow.streams import append_event, ensure_groups
@@ -185,18 +185,43 @@ class Worker:
             )
         except MalformedDispatchEntry as e:
             log.error("malformed_dispatch_entry", stream=stream, entry_id=entry_id, error=str(e))
-            discard = asyncio.create_task(self._discard(stream, entry_id))
-            self._housekeeping.add(discard)
-            discard.add_done_callback(self._housekeeping.discard)
+            rejection = outcome.rejected(
+                stream=stream,
+                entry_id=entry_id,
+                partition=partition,
+                fields=fields,
+                error=str(e),
+                worker_id=self.id,
+                now=_now(),
+            )
+            reject = asyncio.create_task(self._reject(rejection))
+            self._housekeeping.add(reject)
+            reject.add_done_callback(self._housekeeping.discard)
             return None
         self.inflight.add(entry)
         if startable:
             self.inflight.backlog.add(entry)
         return entry
 
-    async def _discard(self, stream: str, entry_id: str) -> None:
-        # It can never decode, so retrying it would only loop; the log line keeps the evidence.
-        await self.redis.xack(stream, keys.WORKERS_GROUP, entry_id)
+    async def _reject(self, rejection: DispatchRejected) -> None:
+        """Take the entry off its stream and record it whole, in one step (owned_append):
+        it can never decode, so retrying it would only loop, and dropping it would lose
+        it. Redis away: the entry stays pending, is reclaimed later and rejected again."""
+        try:
+            await self.scripts.owned_append(
+                ns=self.settings.namespace,
+                partition=rejection.partition,
+                dispatch_stream=rejection.stream,
+                consumer=self.id,
+                entry_id=rejection.entry_id,
+                event_type=tag_of(rejection),
+                payload=encode(rejection),
+                kind="finish",
+                task_id=rejection.task_id or "",
+                final_state="failed" if rejection.task_id else "",
+            )
+        except (RedisError, OSError) as e:
+            log.warning("dispatch_rejection_failed", entry_id=rejection.entry_id, error=str(e))
 
     def _start_from_backlog(self) -> None:
         """Start held entries by weighted priority (worker/priority.py) while running < capacity."""
@@ -243,8 +268,10 @@ class Worker:
             )
         else:
             run = TaskRun(entry.task.aggregate_id, entry.runs_begun + 1, lambda note: self._note(entry, note))
-            result = await run_task(
-                definition, entry.task.args, entry.task.kwargs, entry.task.timeout_seconds, self.children, run
+            result = outcome.storable(
+                await run_task(
+                    definition, entry.task.args, entry.task.kwargs, entry.task.timeout_seconds, self.children, run
+                )
             )
         now = _now()
         retry = None

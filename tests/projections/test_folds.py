@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 import msgspec
 
 from taskflow.events import (
+    DispatchRejected,
     TaskDeadLettered,
     TaskFailed,
     TaskReclaimed,
@@ -170,3 +171,52 @@ def test_a_final_failure_moves_the_task_to_the_dead_letter_queue() -> None:
     changes = fold_batch([*_history(task_id)[:2], failed], {}, {})  # type: ignore[arg-type]
     (dead,) = changes.dead_letters.values()
     assert (dead.failure_reason, dead.stack_trace, dead.total_attempts) == ("E: x", "tb", 4)
+
+
+def test_an_event_a_fold_raises_on_changes_nothing_and_is_set_aside() -> None:
+    task_id = str(uuid4())
+    history = _history(task_id)
+    broken = WorkerStarted(
+        aggregate_id="not-a-uuid",
+        occurred_at=_at(1),
+        correlation_id="c",
+        event_id="1-5",
+        hostname="h",
+        pid=1,
+        capacity=1,
+        queues=("medium",),
+        version="0",
+    )
+    with_broken = fold_batch([history[0], broken, *history[1:]], {}, {})  # type: ignore[list-item]
+    without = fold_batch(history, {}, {})  # type: ignore[arg-type]
+    assert with_broken.unfoldable.keys() == {"1-5"}
+    assert with_broken.tasks == without.tasks and with_broken.workers == without.workers
+
+
+def test_a_rejected_dispatch_entry_fails_its_task_and_is_quarantined() -> None:
+    task_id = str(uuid4())
+    rejected = DispatchRejected(
+        aggregate_id=task_id,
+        occurred_at=_at(3),
+        correlation_id="c",
+        event_id="4-0",
+        actor=WORKER,
+        stream="ns:{0}:q:medium",
+        entry_id="3-1",
+        partition=0,
+        fields={"task_id": task_id, "event": "{"},
+        error="undecodable",
+        task_id=task_id,
+    )
+    changes = fold_batch([_history(task_id)[0], rejected], {}, {})  # type: ignore[list-item]
+    assert changes.tasks[UUID(task_id)].status == "FAILED"
+    (dead,) = changes.dead_letters.values()
+    assert "3-1" in dead.failure_reason
+    (record,) = changes.quarantined
+    assert (record.source, record.stream, record.entry_id, record.aggregate_id) == (
+        "worker",
+        "ns:{0}:q:medium",
+        "3-1",
+        task_id,
+    )
+    assert msgspec.json.decode(record.raw) == {"task_id": task_id, "event": "{"}

@@ -16,7 +16,8 @@ from redis.asyncio import Redis
 from taskflow import keys
 from taskflow.events import TaskDeadLettered, TaskFailed, TaskQueued, TaskSucceeded, encode, tag_of
 from taskflow.projections import projector as projector_module
-from taskflow.projections.projector import Projector, apply_batch, parse_batch
+from taskflow.projections.projector import Projector, apply_batch
+from taskflow.projections.reading import parse_batch
 from taskflow.projections.store import FencedOut, raise_fence
 from taskflow.scripts import LockLost, Scripts
 from taskflow.settings import Settings
@@ -92,7 +93,7 @@ async def test_a_crash_between_commit_and_xack_leaves_no_duplicate(
     # The first projector reads and COMMITs, then dies before its XACK.
     answer = await redis.xreadgroup(keys.PROJECTOR_GROUP, "projector-0", {stream: ">"}, count=1000)
     fence = await redis.incr(keys.projector_fence(settings.namespace, 0))
-    applied = await apply_batch(pool, 0, parse_batch(0, answer[0][1]), fence)
+    applied = await apply_batch(pool, 0, parse_batch(0, "events", answer[0][1]), fence)
     assert applied == await redis.xlen(stream)
     before = await _dump(pool)
     assert (await redis.xpending(stream, keys.PROJECTOR_GROUP))["pending"] == applied
@@ -113,9 +114,9 @@ async def test_redelivered_events_at_or_below_the_checkpoint_are_skipped(
 ) -> None:
     await _run_tasks(redis, settings, 2)
     entries = await redis.xrange(keys.events(settings.namespace, 0))
-    assert await apply_batch(pool, 0, parse_batch(0, entries), 1) == len(entries)
-    assert await apply_batch(pool, 0, parse_batch(0, entries), 1) == 0
-    assert await apply_batch(pool, 0, parse_batch(0, entries[:1]), 1) == 0
+    assert await apply_batch(pool, 0, parse_batch(0, "events", entries), 1) == len(entries)
+    assert await apply_batch(pool, 0, parse_batch(0, "events", entries), 1) == 0
+    assert await apply_batch(pool, 0, parse_batch(0, "events", entries[:1]), 1) == 0
     assert await _count(pool, "SELECT count(*) FROM event_archive") == len(entries)
 
 
@@ -125,12 +126,12 @@ async def test_rows_are_the_same_whether_built_in_one_batch_or_one_event_at_a_ti
     """Invariant 4: projections converge however the events arrive."""
     await _run_tasks(redis, settings, 6)
     entries = await redis.xrange(keys.events(settings.namespace, 0))
-    await apply_batch(pool, 0, parse_batch(0, entries), 1)
+    await apply_batch(pool, 0, parse_batch(0, "events", entries), 1)
     whole = await _dump(pool)
     for table in (*TABLES, "projection_checkpoints"):
         await pool.execute(f"TRUNCATE {table} CASCADE")
     for entry in entries:
-        await apply_batch(pool, 0, parse_batch(0, [entry]), 1)
+        await apply_batch(pool, 0, parse_batch(0, "events", [entry]), 1)
     assert await _dump(pool) == whole
 
 
@@ -150,7 +151,7 @@ async def test_the_pipelined_projector_builds_the_same_rows_as_one_transaction(
     for table in (*TABLES, "projection_checkpoints"):
         await pool.execute(f"TRUNCATE {table} CASCADE")
     entries = await redis.xrange(keys.events(settings.namespace, 0))
-    await apply_batch(pool, 0, parse_batch(0, entries), 1)
+    await apply_batch(pool, 0, parse_batch(0, "events", entries), 1)
     assert await _dump(pool) == pipelined
 
 
@@ -199,10 +200,10 @@ async def test_a_projector_with_a_stale_fencing_token_cannot_commit(
     await _run_tasks(redis, settings, 3)
     entries = await redis.xrange(keys.events(settings.namespace, 0))
     early, late = entries[: len(entries) // 2], entries[len(entries) // 2 :]
-    await apply_batch(pool, 0, parse_batch(0, late), 2)  # the successor, token 2
+    await apply_batch(pool, 0, parse_batch(0, "events", late), 2)  # the successor, token 2
     before = await _dump(pool)
     with pytest.raises(FencedOut):
-        await apply_batch(pool, 0, parse_batch(0, early), 1)  # the sleeper, token 1
+        await apply_batch(pool, 0, parse_batch(0, "events", early), 1)  # the sleeper, token 1
     assert await _dump(pool) == before
 
 
@@ -232,7 +233,7 @@ async def test_a_new_projector_fences_out_its_predecessor_before_committing_anyt
     entries = await redis.xrange(keys.events(settings.namespace, 0))
     await raise_fence(pool, 0, 2)  # the successor took the lock; it has committed nothing yet
     with pytest.raises(FencedOut):
-        await apply_batch(pool, 0, parse_batch(0, entries), 1)
+        await apply_batch(pool, 0, parse_batch(0, "events", entries), 1)
     assert await _count(pool, "SELECT count(*) FROM event_archive") == 0
 
 
@@ -262,13 +263,13 @@ async def test_a_requeue_closes_only_the_dead_letters_before_it_however_the_batc
         rows = await pool.fetch("SELECT failure_reason, requeued_at FROM dead_letter_queue ORDER BY moved_at")
         return [(r["failure_reason"], r["requeued_at"]) for r in rows]
 
-    await apply_batch(pool, 0, parse_batch(0, raw), 1)
+    await apply_batch(pool, 0, parse_batch(0, "events", raw), 1)
     whole = await dead_letters()
     assert whole == [("poison", when + timedelta(seconds=2)), ("poison again", None)]
     for table in (*TABLES, "projection_checkpoints"):
         await pool.execute(f"TRUNCATE {table} CASCADE")
     for entry in raw:
-        await apply_batch(pool, 0, parse_batch(0, [entry]), 1)
+        await apply_batch(pool, 0, parse_batch(0, "events", [entry]), 1)
     assert await dead_letters() == whole
 
 

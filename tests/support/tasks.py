@@ -58,3 +58,20 @@ def chatty_sync(steps: int = 2) -> int:
 async def raise_timeout_error() -> None:
     """Task code whose own call timed out: a failure of the task, not of its deadline."""
     raise TimeoutError("upstream took too long")
+
+
+@task
+async def nul_result() -> dict[str, str]:
+    """Returns what PostgreSQL cannot store (ADR 0014)."""
+    return {"s": "a\x00b"}
+
+
+@task
+async def nul_diagnostics() -> None:
+    """Logs, reports progress and fails with NULs in every text."""
+    from taskflow.tasks import current_task
+
+    run = current_task()
+    run.log("INFO", "line\x00one", **{"key\x00": "v\x00"})
+    run.progress(50, "half\x00way")
+    raise ValueError("bad\x00value")

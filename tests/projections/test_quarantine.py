@@ -1,0 +1,143 @@
+"""An event the projector cannot project never stops it (ADR 0014): it is kept whole in
+``quarantined_entries``, with its stream id and error, and the events after it are
+projected as usual. Real Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import asyncpg
+import msgspec
+from redis.asyncio import Redis
+
+from taskflow import keys
+from taskflow.events import WorkerStarted, encode, tag_of
+from taskflow.settings import Settings
+from taskflow.streams import ensure_groups
+from tests.support.stack import running_projector, submit, submitted
+from tests.support.waiting import eventually
+
+NUL_KWARGS = b'{"s":"a\\u0000b"}'
+
+
+async def _append_raw(redis: Redis, settings: Settings, event_type: str, payload: bytes) -> str:
+    """An entry appended by hand, as a buggy or hostile writer would."""
+    await ensure_groups(redis, settings)
+    return str(await redis.xadd(keys.events(settings.namespace, 0), {"type": event_type, "data": payload}))
+
+
+def _with_nul_kwargs(task_id: str) -> bytes:
+    """A TaskSubmitted PostgreSQL refuses: its kwargs hold \\u0000, which jsonb cannot hold."""
+    event = submitted("echo", task_id=task_id)
+    return encode(msgspec.structs.replace(event, kwargs=msgspec.Raw(NUL_KWARGS)))
+
+
+async def _projected(pool: asyncpg.Pool, task_ids: list[str]) -> bool:
+    count = await pool.fetchval("SELECT count(*) FROM tasks WHERE task_id = ANY($1::uuid[])", task_ids)
+    return int(count) == len(task_ids)
+
+
+async def _checkpoint(pool: asyncpg.Pool) -> tuple[int, int]:
+    row = await pool.fetchrow("SELECT last_ms, last_seq FROM projection_checkpoints WHERE partition = 0")
+    return (0, 0) if row is None else (int(row["last_ms"]), int(row["last_seq"]))
+
+
+def _id(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq)
+
+
+async def test_an_event_postgresql_refuses_is_quarantined_and_the_projector_goes_on(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    before = [submitted("echo", i=i) for i in range(5)]
+    for event in before:
+        await submit(redis, settings, event)
+    poison_payload = _with_nul_kwargs(str(uuid4()))
+    poison_id = await _append_raw(redis, settings, "task.submitted", poison_payload)
+    after = [submitted("echo", i=i) for i in range(5)]
+    for event in after:
+        await submit(redis, settings, event)
+    async with running_projector(settings, redis, pool) as projector:
+        await eventually(lambda: _projected(pool, [e.aggregate_id for e in before + after]))
+        last_id = (await redis.xrevrange(keys.events(settings.namespace, 0), count=1))[0][0]
+        await eventually(lambda: _caught_up(pool, last_id))
+        rows = await pool.fetch("SELECT * FROM quarantined_entries")
+        assert len(rows) == 1
+        row = rows[0]
+        assert row["entry_id"] == poison_id and row["stream"] == keys.events(settings.namespace, 0)
+        assert bytes(row["raw"]) == poison_payload  # kept whole, byte for byte
+        assert row["source"] == "projector" and row["event_type"] == "task.submitted"
+        assert "refused by PostgreSQL" in row["error"] and "\\u0000" in row["error"]
+        # Not archived (the quarantine holds it), and nothing else is missing.
+        assert await pool.fetchval("SELECT count(*) FROM event_archive WHERE event_id = $1", poison_id) == 0
+        assert await pool.fetchval("SELECT count(*) FROM event_archive") == 10
+        # Still running: a task submitted now is projected too.
+        late = submitted("echo")
+        await submit(redis, settings, late)
+        await eventually(lambda: _projected(pool, [late.aggregate_id]))
+        assert not projector_stopped(projector)
+    pending = await redis.xpending(keys.events(settings.namespace, 0), keys.PROJECTOR_GROUP)
+    assert pending["pending"] == 0  # every entry acked, the poison one included
+
+
+def projector_stopped(projector: object) -> bool:
+    return bool(projector._stopping.is_set())  # type: ignore[attr-defined]
+
+
+async def _caught_up(pool: asyncpg.Pool, last_id: str) -> bool:
+    return await _checkpoint(pool) >= _id(last_id)
+
+
+async def test_a_restarted_projector_does_not_quarantine_twice(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    poison_id = await _append_raw(redis, settings, "task.submitted", _with_nul_kwargs(str(uuid4())))
+    good = submitted("echo")
+    await submit(redis, settings, good)
+    for _ in range(2):
+        async with running_projector(settings, redis, pool):
+            await eventually(lambda: _projected(pool, [good.aggregate_id]))
+    assert await pool.fetchval("SELECT count(*) FROM quarantined_entries WHERE entry_id = $1", poison_id) == 1
+
+
+async def test_an_undecodable_event_is_quarantined_not_dropped(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    garbage_id = await _append_raw(redis, settings, "task.submitted", b"{not json at all")
+    unknown_id = await _append_raw(redis, settings, "task.renamed", b'{"type":"task.renamed","x":1}')
+    good = submitted("echo")
+    await submit(redis, settings, good)
+    async with running_projector(settings, redis, pool):
+        await eventually(lambda: _projected(pool, [good.aggregate_id]))
+    rows = {r["entry_id"]: r for r in await pool.fetch("SELECT * FROM quarantined_entries")}
+    assert set(rows) == {garbage_id, unknown_id}
+    fields = msgspec.json.decode(bytes(rows[garbage_id]["raw"]))
+    assert fields == {"type": "task.submitted", "data": "{not json at all"}
+    assert rows[garbage_id]["error"].startswith("undecodable")
+    assert rows[unknown_id]["event_type"] == "task.renamed"
+
+
+async def test_an_event_a_fold_fails_on_is_quarantined_with_the_rest_of_its_batch_projected(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    # Decodes, but its aggregate id is no UUID: the worker fold raises on it.
+    bad = WorkerStarted(
+        aggregate_id="not-a-uuid",
+        occurred_at=datetime.now(UTC),
+        correlation_id="c",
+        hostname="h",
+        pid=1,
+        capacity=1,
+        queues=("medium",),
+        version="0",
+    )
+    bad_id = await _append_raw(redis, settings, tag_of(bad), encode(bad))
+    good = submitted("echo")
+    await submit(redis, settings, good)
+    async with running_projector(settings, redis, pool):
+        await eventually(lambda: _projected(pool, [good.aggregate_id]))
+    row = await pool.fetchrow("SELECT * FROM quarantined_entries")
+    assert row is not None and row["entry_id"] == bad_id and row["error"].startswith("fold failed")
+    assert row["aggregate_id"] == "not-a-uuid"
