@@ -28,8 +28,8 @@ from taskflow import keys
 from taskflow.projections import store
 from taskflow.projections.batch import Changes, fold_batch, fold_into, task_ids, worker_ids
 from taskflow.projections.cache import RowCache
-from taskflow.projections.quarantine import describe, quarantined, refused_by_postgres
-from taskflow.projections.reading import FOLD_SLICE, Batch, parse_batch, parse_in_slices
+from taskflow.projections.quarantine import describe, refused_by_postgres
+from taskflow.projections.reading import FOLD_SLICE, Batch, parse_batch, parse_in_slices, quarantined_record
 from taskflow.projections.rows import TaskRow, WorkerRow
 from taskflow.scripts import LockLost, Scripts
 from taskflow.settings import Settings
@@ -80,16 +80,7 @@ def folded_of(batch: Batch, changes: Changes, previous: store.StreamId) -> Folde
     if changes.unfoldable:
         records = [r for r in batch.records if r.event_id not in changes.unfoldable]
         changes.quarantined.extend(
-            quarantined(
-                stream=batch.stream,
-                entry_id=r.event_id,
-                partition=r.partition,
-                source="projector",
-                raw=r.payload.encode(),
-                error=f"fold failed: {changes.unfoldable[r.event_id]}",
-                event_type=r.event_type,
-                aggregate_id=r.aggregate_id,
-            )
+            quarantined_record(batch.stream, r, f"fold failed: {changes.unfoldable[r.event_id]}")
             for r in batch.records
             if r.event_id in changes.unfoldable
         )
@@ -113,8 +104,8 @@ async def apply_batch(pool: asyncpg.Pool, partition: int, batch: Batch, fence: i
         workers = await store.load_workers(conn, worker_ids(fresh.events))
         folded = folded_of(fresh, fold_batch(fresh.events, tasks, workers), checkpoint)
         await _write(conn, partition, folded, fence)
-        _log_quarantined(folded)
-        return fresh.size
+    _log_quarantined(folded)
+    return fresh.size
 
 
 async def commit_folded(pool: asyncpg.Pool, partition: int, folded: Folded, fence: int) -> int:

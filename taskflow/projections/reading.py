@@ -4,6 +4,7 @@ their archive records, and the entries that did not decode (for the quarantine).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import msgspec
 
@@ -51,40 +52,36 @@ class Batch(msgspec.Struct):
         refuses by bisection)."""
         ids = sorted([(r.id_ms, r.id_seq) for r in self.records] + [q.stream_id for q in self.undecodable])
         middle = ids[len(ids) // 2 - 1]
-        older = [i for i, r in enumerate(self.records) if (r.id_ms, r.id_seq) <= middle]
-        newer = [i for i, r in enumerate(self.records) if (r.id_ms, r.id_seq) > middle]
-        entries = [(store.parse_stream_id(e) <= middle, e) for e in self.entry_ids]
-        return (
-            Batch(
-                self.stream,
-                [e for old, e in entries if old],
-                [self.events[i] for i in older],
-                [self.records[i] for i in older],
-                [q for q in self.undecodable if q.stream_id <= middle],
-            ),
-            Batch(
-                self.stream,
-                [e for old, e in entries if not old],
-                [self.events[i] for i in newer],
-                [self.records[i] for i in newer],
-                [q for q in self.undecodable if q.stream_id > middle],
-            ),
+        return self._select(lambda i: i <= middle), self._select(lambda i: i > middle)
+
+    def _select(self, keep: Callable[[store.StreamId], bool]) -> Batch:
+        chosen = [i for i, r in enumerate(self.records) if keep((r.id_ms, r.id_seq))]
+        return Batch(
+            self.stream,
+            [e for e in self.entry_ids if keep(store.parse_stream_id(e))],
+            [self.events[i] for i in chosen],
+            [self.records[i] for i in chosen],
+            [q for q in self.undecodable if keep(q.stream_id)],
         )
 
     def refused(self, error: str) -> Batch:
         """This one-entry batch with its event quarantined instead of projected."""
         (record,) = self.records
-        kept = quarantined(
-            stream=self.stream,
-            entry_id=record.event_id,
-            partition=record.partition,
-            source="projector",
-            raw=record.payload.encode(),
-            error=error,
-            event_type=record.event_type,
-            aggregate_id=record.aggregate_id,
-        )
-        return Batch(self.stream, self.entry_ids, [], [], [kept])
+        return Batch(self.stream, self.entry_ids, [], [], [quarantined_record(self.stream, record, error)])
+
+
+def quarantined_record(stream: str, record: store.ArchiveRecord, error: str) -> QuarantineRecord:
+    """An event that decoded but cannot be projected, kept as it was written."""
+    return quarantined(
+        stream=stream,
+        entry_id=record.event_id,
+        partition=record.partition,
+        source="projector",
+        raw=record.payload.encode(),
+        error=error,
+        event_type=record.event_type,
+        aggregate_id=record.aggregate_id,
+    )
 
 
 def parse_batch(partition: int, stream: str, entries: list[tuple[str, dict[str, str]]]) -> Batch:

@@ -304,3 +304,22 @@ async def test_the_projector_rides_out_postgresql_dropping_its_connections(
     assert duplicates == 0
     statuses = await pool.fetch("SELECT status, count(*) FROM tasks GROUP BY status ORDER BY status")
     assert {r["status"]: r["count"] for r in statuses} == {"COMPLETED": 26, "FAILED": 14}
+
+
+def test_a_batch_splits_into_older_and_newer_halves_keeping_every_entry() -> None:
+    good = [(f"{i}-0", {"type": "task.submitted", "data": encode(submitted("echo")).decode()}) for i in (1, 2, 4, 5)]
+    entries = [*good[:2], ("3-0", {"type": "x", "data": "{"}), *good[2:]]
+    batch = parse_batch(0, "events", entries)
+    assert batch.size == 5 and [q.entry_id for q in batch.undecodable] == ["3-0"]
+    older, newer = batch.split()
+    assert older.entry_ids == ["1-0", "2-0"] and [r.event_id for r in older.records] == ["1-0", "2-0"]
+    assert newer.entry_ids == ["3-0", "4-0", "5-0"] and [q.entry_id for q in newer.undecodable] == ["3-0"]
+    assert [e.event_id for e in newer.events] == ["4-0", "5-0"] and newer.last == (5, 0)
+    single = older.split()[0]
+    (refused,) = single.refused("boom").undecodable
+    assert (refused.entry_id, refused.source, refused.error, refused.raw) == (
+        "1-0",
+        "projector",
+        "boom",
+        good[0][1]["data"].encode(),
+    )
