@@ -14,6 +14,7 @@ from redis.typing import EncodableT
 
 from taskflow.errors import ConfigurationError
 from taskflow.settings import Settings
+from taskflow.streams import DECODE_ERRORS
 
 MIN_REDIS_VERSION = (7, 0)
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -62,6 +63,7 @@ async def open_redis(settings: Settings) -> Redis:
             # For redis:// only; unix:// and rediss:// bring their own connection class.
             connection_class=_HiredisPackedConnection,
             decode_responses=True,
+            encoding_errors=DECODE_ERRORS,
             socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
             health_check_interval=30,
         )

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from taskflow.database import migrate
 from taskflow.settings import Settings
+from taskflow.streams import DECODE_ERRORS
 from taskflow.tasks import load_task_modules
 from tests.support.servers import postgres_server, redis_server
 
@@ -89,7 +90,8 @@ def settings(redis_url: str, database_url: str, namespace: str) -> Settings:
 
 @pytest.fixture
 async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client: Redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    # Decoded as every TaskFlow process decodes (connections.open_redis).
+    client: Redis = Redis.from_url(settings.redis_url, decode_responses=True, encoding_errors=DECODE_ERRORS)
     yield client
     # Never FLUSHALL a shared server: remove only this test's namespace.
     async for key in client.scan_iter(match=f"{settings.namespace}:*", count=1000):

@@ -15,6 +15,7 @@ from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.errors import client_error
 from taskflow.gateway.routes_dlq import DeadLetterController
 from taskflow.gateway.routes_health import health, ready
+from taskflow.gateway.routes_quarantine import list_quarantine
 from taskflow.gateway.routes_stats import stats
 from taskflow.gateway.routes_tasks import TaskController
 from taskflow.gateway.routes_workers import WorkerController
@@ -47,6 +48,7 @@ def create_app(settings: Settings) -> Litestar:
             DeadLetterController,
             WorkerController,
             ScheduleController,
+            list_quarantine,
             stats,
             health,
             ready,

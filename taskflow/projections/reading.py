@@ -11,6 +11,7 @@ import msgspec
 from taskflow.events import AnyEvent, EventDecodeError, decode_stored, tag_of
 from taskflow.projections import store
 from taskflow.projections.quarantine import QuarantineRecord, quarantined
+from taskflow.streams import field_bytes, field_text
 
 # Events decoded or folded between two looks at the commit in flight.
 FOLD_SLICE = 100
@@ -90,7 +91,7 @@ def parse_batch(partition: int, stream: str, entries: list[tuple[str, dict[str, 
         batch.entry_ids.append(entry_id)
         payload = fields.get("data", "")
         try:
-            event, stored_version = decode_stored(entry_id, payload.encode())
+            event, stored_version = decode_stored(entry_id, field_bytes(payload))
         except EventDecodeError as e:
             # It never will decode: kept in the quarantine with the batch, never retried.
             batch.undecodable.append(
@@ -99,15 +100,20 @@ def parse_batch(partition: int, stream: str, entries: list[tuple[str, dict[str, 
                     entry_id=entry_id,
                     partition=partition,
                     source="projector",
-                    raw=msgspec.json.encode(fields),
+                    raw=field_bytes(payload) if "data" in fields else _fields_json(fields),
                     error=f"undecodable: {e}",
-                    event_type=fields.get("type"),
+                    event_type=field_text(fields["type"]) if "type" in fields else None,
                 )
             )
             continue
         batch.events.append(event)
         batch.records.append(_archive_record(partition, event, stored_version, payload))
     return batch
+
+
+def _fields_json(fields: dict[str, str]) -> bytes:
+    """An entry that is no event at all (no ``data`` field), as JSON."""
+    return msgspec.json.encode({field_text(k): field_text(v) for k, v in fields.items()})
 
 
 def _archive_record(partition: int, event: AnyEvent, stored_version: int, payload: str) -> store.ArchiveRecord:

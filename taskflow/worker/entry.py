@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from taskflow.events import EventDecodeError, TaskSubmitted, decode
+from taskflow.streams import field_bytes
 from taskflow.worker.errors import MalformedDispatchEntry
 
 
@@ -25,7 +26,7 @@ def parse_entry(
 ) -> DispatchEntry:
     """Turn the raw fields written by ``submit.lua`` into a typed entry."""
     try:
-        event = decode(fields["event_id"], fields["event"].encode())
+        event = decode(fields["event_id"], field_bytes(fields["event"]))
     except (KeyError, EventDecodeError) as e:
         raise MalformedDispatchEntry(f"{stream} {entry_id}: {e}") from e
     if not isinstance(event, TaskSubmitted):

@@ -25,6 +25,7 @@ from taskflow.events import (
     encode,
 )
 from taskflow.storable import escape_nul, escape_nul_json, json_nul_path
+from taskflow.streams import field_text
 from taskflow.tasks.context import Note
 from taskflow.worker.entry import DispatchEntry
 
@@ -228,8 +229,10 @@ def dead_lettered(
 def rejected(
     *, stream: str, entry_id: str, partition: int, fields: dict[str, str], error: str, worker_id: str, now: datetime
 ) -> DispatchRejected:
-    """A dispatch entry this worker cannot read, kept whole for the quarantine. The task
-    it names (when it names a valid id) fails with it."""
+    """A dispatch entry this worker cannot read, kept whole for the quarantine (bytes that
+    are not UTF-8 written as ``\\xNN``). The task it names (when it names a valid id)
+    fails with it."""
+    fields = {field_text(k): field_text(v) for k, v in fields.items()}
     task_id = fields.get("task_id")
     if task_id is not None and not _is_uuid(task_id):
         task_id = None

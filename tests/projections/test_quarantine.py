@@ -113,10 +113,25 @@ async def test_an_undecodable_event_is_quarantined_not_dropped(
         await eventually(lambda: _projected(pool, [good.aggregate_id]))
     rows = {r["entry_id"]: r for r in await pool.fetch("SELECT * FROM quarantined_entries")}
     assert set(rows) == {garbage_id, unknown_id}
-    fields = msgspec.json.decode(bytes(rows[garbage_id]["raw"]))
-    assert fields == {"type": "task.submitted", "data": "{not json at all"}
+    assert bytes(rows[garbage_id]["raw"]) == b"{not json at all"
     assert rows[garbage_id]["error"].startswith("undecodable")
     assert rows[unknown_id]["event_type"] == "task.renamed"
+
+
+async def test_an_entry_that_is_not_utf8_is_quarantined_byte_for_byte(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """redis-py would fail every read of the stream on such an entry, not just this one."""
+    raw = b'{"type":"task.submitted","s":"\xff\xfe"}'
+    bad_id = await _append_raw(redis, settings, "task.submitted", raw)
+    nameless_id = str(await redis.xadd(keys.events(settings.namespace, 0), {b"\xff": b"\xfe"}))
+    good = submitted("echo")
+    await submit(redis, settings, good)
+    async with running_projector(settings, redis, pool):
+        await eventually(lambda: _projected(pool, [good.aggregate_id]))
+    rows = {r["entry_id"]: r for r in await pool.fetch("SELECT entry_id, raw FROM quarantined_entries")}
+    assert bytes(rows[bad_id]["raw"]) == raw
+    assert msgspec.json.decode(bytes(rows[nameless_id]["raw"])) == {"\\xff": "\\xfe"}
 
 
 async def test_an_event_a_fold_fails_on_is_quarantined_with_the_rest_of_its_batch_projected(

@@ -132,3 +132,18 @@ async def test_nuls_in_log_lines_progress_and_errors_are_kept_escaped(
     assert row["progress_message"] == "half\\u0000way"
     assert row["error_message"] == "bad\\u0000value" and "bad\\u0000value" in row["stack_trace"]
     assert await pool.fetchval("SELECT count(*) FROM quarantined_entries") == 0
+
+
+async def test_a_dispatch_entry_that_is_not_utf8_is_rejected_not_fatal(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    stream = keys.dispatch(settings.namespace, 0, "medium")
+    await submit(redis, settings, submitted("echo"))  # creates the groups
+    entry_id = await _replace_dispatch_entry(redis, settings, {"task_id": "x", "event": b"\xff{"})  # type: ignore[dict-item]
+    good = submitted("echo")
+    await submit(redis, settings, good)
+    async with _stack(settings, redis, pool):
+        await eventually(lambda: _status_is(pool, good.aggregate_id, "COMPLETED"))
+        row = await eventually(lambda: pool.fetchrow("SELECT * FROM quarantined_entries"))
+    assert row["entry_id"] == entry_id and row["stream"] == stream
+    assert msgspec.json.decode(bytes(row["raw"])) == {"task_id": "x", "event": "\\xff{"}

@@ -1,0 +1,100 @@
+"""``/api/v1/quarantine`` (admin): stream entries that could not be projected or run,
+kept whole with their error (ADR 0014), newest first."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from litestar import Request, get
+from litestar.datastructures import State
+from litestar.exceptions import PermissionDeniedException
+from litestar.params import FromQuery, QueryParameter
+
+from taskflow.gateway.auth import Principal
+from taskflow.gateway.context import GatewayContext
+from taskflow.gateway.errors import invalid
+
+
+class QuarantinedEntry(msgspec.Struct, kw_only=True):
+    stream: str
+    entry_id: str
+    partition: int
+    source: Literal["projector", "worker"]
+    event_type: str | None
+    aggregate_id: str | None
+    error: str
+    quarantined_at: datetime
+    # The bytes as read: exactly, in base64, and as text for a reader (bytes that are
+    # not UTF-8 written as \xNN).
+    raw_base64: str
+    raw_text: str
+
+
+class QuarantinePage(msgspec.Struct, kw_only=True):
+    items: list[QuarantinedEntry]
+    next_cursor: str | None
+
+
+class _Cursor(msgspec.Struct, array_like=True):
+    quarantined_at: datetime
+    stream: str
+    entry_id: str
+
+
+_COLUMNS = "stream, entry_id, partition, source, event_type, aggregate_id, error, quarantined_at, raw"
+
+
+@get("/api/v1/quarantine")
+async def list_quarantine(
+    request: Request[Principal, str, State],
+    source: FromQuery[Literal["projector", "worker"] | None] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    cursor: FromQuery[str | None] = None,
+) -> QuarantinePage:
+    # Entries may hold any user's data, unowned once they cannot be read: admins only.
+    if not request.user.is_admin:
+        raise PermissionDeniedException("the quarantine needs the admin role")
+    ctx: GatewayContext = request.app.state.ctx
+    where: list[str] = []
+    params: list[object] = [limit + 1]
+    if source is not None:
+        params.append(source)
+        where.append(f"source = ${len(params)}")
+    if cursor is not None:
+        after = _decode_cursor(cursor)
+        params += [after.quarantined_at, after.stream, after.entry_id]
+        n = len(params)
+        where.append(f"(quarantined_at, stream, entry_id) < (${n - 2}, ${n - 1}, ${n})")
+    rows = await ctx.pool.fetch(
+        f"SELECT {_COLUMNS} FROM quarantined_entries"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY quarantined_at DESC, stream DESC, entry_id DESC LIMIT $1",
+        *params,
+    )
+    items = [
+        QuarantinedEntry(
+            **{k: v for k, v in dict(r).items() if k != "raw"},
+            raw_base64=base64.b64encode(r["raw"]).decode(),
+            raw_text=bytes(r["raw"]).decode("utf-8", "backslashreplace"),
+        )
+        for r in rows[:limit]
+    ]
+    last = items[-1] if len(rows) > limit else None
+    next_cursor = None if last is None else _encode_cursor(_Cursor(last.quarantined_at, last.stream, last.entry_id))
+    return QuarantinePage(items=items, next_cursor=next_cursor)
+
+
+def _encode_cursor(cursor: _Cursor) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> _Cursor:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return msgspec.json.decode(raw, type=_Cursor)
+    except (binascii.Error, ValueError, msgspec.DecodeError) as e:
+        raise invalid("cursor", "is not a cursor this API returned", source="query") from e
