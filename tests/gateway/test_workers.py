@@ -64,6 +64,8 @@ async def test_a_paused_worker_finishes_in_flight_work_and_takes_nothing_new(
     await submit(redis, settings, running)
     async with running_projector(settings, redis, pool), running_worker(settings, redis) as worker:
         await eventually(lambda: _has(redis, settings, running.aggregate_id, TaskStarted))
+        # Workers are read from the projection: wait until this one is in it.
+        await eventually(lambda: pool.fetchval("SELECT count(*) FROM workers WHERE worker_id = $1::uuid", worker.id))
         assert (await client.post(f"/api/v1/workers/{worker.id}/pause", headers=auth(settings))).status_code == 403
         paused = await client.post(f"/api/v1/workers/{worker.id}/pause", headers=auth(settings, "ops", "admin"))
         assert paused.status_code == 202 and paused.json()["paused"] is True
