@@ -13,6 +13,8 @@ from taskflow.connections import open_pool, open_redis
 from taskflow.gateway.auth import JWTAuthMiddleware
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.errors import client_error
+from taskflow.gateway.openapi import RawDefaultStructSchemaPlugin, RawJSONSchemaPlugin
+from taskflow.gateway.request_body import MAX_BODY_BYTES, check_json_body
 from taskflow.gateway.routes_dlq import DeadLetterController
 from taskflow.gateway.routes_health import health, ready
 from taskflow.gateway.routes_stats import stats
@@ -53,6 +55,9 @@ def create_app(settings: Settings) -> Litestar:
         ],
         middleware=[DefineMiddleware(JWTAuthMiddleware, secret=secret)],
         exception_handlers={ClientException: client_error},
+        plugins=[RawJSONSchemaPlugin(), RawDefaultStructSchemaPlugin()],
+        before_request=check_json_body,
+        request_max_body_size=MAX_BODY_BYTES,
         lifespan=[lifespan],
         # Logging is configured once per process (taskflow.telemetry), as JSON lines.
         logging_config=None,
