@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+from datetime import date
+from typing import Any
 
 from taskflow.tasks import task
 
@@ -58,3 +60,17 @@ def chatty_sync(steps: int = 2) -> int:
 async def raise_timeout_error() -> None:
     """Task code whose own call timed out: a failure of the task, not of its deadline."""
     raise TimeoutError("upstream took too long")
+
+
+@task
+async def typed_arguments(  # type: ignore[no-untyped-def]
+    count: int,
+    ratio: float = 0.5,
+    *labels: str,
+    tags: list[str] | None = None,
+    on: date | None = None,
+    loose=None,
+    anything: Any = None,
+    **extra: int,
+) -> None:
+    """Annotated every way the gateway checks against at submit time."""
