@@ -7,7 +7,7 @@ result down; tests pass a plain dict.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 import msgspec
@@ -57,6 +57,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _SETTING_NAMES = {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.__struct_fields__}
+# Settings that name a level or a choice, each choice by its lower-case spelling: people
+# write `warning` as often as `WARNING`, and nothing is gained by refusing either.
+_CHOICES = {
+    field: {choice.lower(): choice for choice in get_args(hint)}
+    for field, hint in get_type_hints(Settings).items()
+    if get_origin(hint) is Literal
+}
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -65,7 +72,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     raw: dict[str, object] = {}
     for env_name, field in _SETTING_NAMES.items():
         if env_name in environ:
-            raw[field] = _split_list(environ[env_name]) if field == "task_modules" else environ[env_name]
+            raw[field] = _raw_value(field, environ[env_name])
     try:
         settings = msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as e:
@@ -112,6 +119,15 @@ def _check_url(name: str, url: str, schemes: set[str]) -> None:
         raise ConfigurationError(name, f"malformed URL {url!r}: scheme must be one of {allowed}")
     if parts.scheme != "unix" and not parts.hostname and "host=" not in parts.query:
         raise ConfigurationError(name, f"malformed URL {url!r}: no host")
+
+
+def _raw_value(field: str, value: str) -> object:
+    if field == "task_modules":
+        return _split_list(value)
+    if choices := _CHOICES.get(field):
+        # An unknown choice stays as written, for msgspec to refuse listing the choices.
+        return choices.get(value.strip().lower(), value)
+    return value
 
 
 def _split_list(value: str) -> list[str]:

@@ -36,6 +36,24 @@ def test_values_are_converted_from_strings() -> None:
 
 
 @pytest.mark.parametrize(
+    ("environ", "log_level", "otel_exporter"),
+    [
+        ({"TASKFLOW_LOG_LEVEL": "warning", "TASKFLOW_OTEL_EXPORTER": "CONSOLE"}, "WARNING", "console"),
+        ({"TASKFLOW_LOG_LEVEL": "Debug", "TASKFLOW_OTEL_EXPORTER": "Otlp"}, "DEBUG", "otlp"),
+        ({"TASKFLOW_LOG_LEVEL": " error ", "TASKFLOW_OTEL_EXPORTER": "none"}, "ERROR", "none"),
+    ],
+)
+def test_a_level_or_choice_is_accepted_in_any_case(environ: dict[str, str], log_level: str, otel_exporter: str) -> None:
+    settings = load_settings(environ)
+    assert (settings.log_level, settings.otel_exporter) == (log_level, otel_exporter)
+
+
+def test_a_lower_case_log_level_starts_a_command(settings: Settings) -> None:
+    result = taskflow("token", "--sub", "u", env=env_for(settings, TASKFLOW_LOG_LEVEL="warning"))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
     ("environ", "setting"),
     [
         ({"TASKFLOW_REDIS_URL": "http://localhost"}, "TASKFLOW_REDIS_URL"),
@@ -47,6 +65,7 @@ def test_values_are_converted_from_strings() -> None:
         ({"TASKFLOW_LEASE_SECONDS": "-1"}, "TASKFLOW_LEASE_SECONDS"),
         ({"TASKFLOW_NAMESPACE": "a{b}"}, "TASKFLOW_NAMESPACE"),
         ({"TASKFLOW_LOG_LEVEL": "LOUD"}, "TASKFLOW_LOG_LEVEL"),
+        ({"TASKFLOW_OTEL_EXPORTER": "zipkin"}, "TASKFLOW_OTEL_EXPORTER"),
     ],
 )
 def test_a_bad_value_is_reported_under_its_variable_name(environ: dict[str, str], setting: str) -> None:

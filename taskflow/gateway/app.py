@@ -12,7 +12,10 @@ from litestar.middleware import DefineMiddleware
 from taskflow.connections import open_pool, open_redis
 from taskflow.gateway.auth import JWTAuthMiddleware
 from taskflow.gateway.context import GatewayContext
-from taskflow.gateway.errors import client_error
+from taskflow.gateway.errors import client_error, internal_error
+from taskflow.gateway.openapi import RawDefaultStructSchemaPlugin, RawJSONSchemaPlugin
+from taskflow.gateway.request_body import MAX_BODY_BYTES, check_json_body
+from taskflow.gateway.request_id import RequestIdMiddleware, send_request_id
 from taskflow.gateway.routes_dlq import DeadLetterController
 from taskflow.gateway.routes_health import health, ready
 from taskflow.gateway.routes_quarantine import list_quarantine
@@ -53,8 +56,13 @@ def create_app(settings: Settings) -> Litestar:
             health,
             ready,
         ],
-        middleware=[DefineMiddleware(JWTAuthMiddleware, secret=secret)],
-        exception_handlers={ClientException: client_error},
+        # The request id first, so that it covers what authentication answers and logs.
+        middleware=[RequestIdMiddleware(), DefineMiddleware(JWTAuthMiddleware, secret=secret)],
+        exception_handlers={ClientException: client_error, Exception: internal_error},
+        before_send=[send_request_id],
+        plugins=[RawJSONSchemaPlugin(), RawDefaultStructSchemaPlugin()],
+        before_request=check_json_body,
+        request_max_body_size=MAX_BODY_BYTES,
         lifespan=[lifespan],
         # Logging is configured once per process (taskflow.telemetry), as JSON lines.
         logging_config=None,

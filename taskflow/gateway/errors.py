@@ -3,6 +3,10 @@
 Litestar answers 400 when a body, query or path value does not decode (malformed JSON,
 a wrong type, an unknown field); our contract says 422, so one handler converts every
 400 and keeps the per-field list. Other client errors keep their status.
+
+Any other exception is a bug: ``internal_error`` logs it once, with its traceback and the
+request's method, path and id, and answers a plain 500 that leaks nothing. (Litestar logs
+nothing itself: the app has ``logging_config=None``, as logging is ours.)
 """
 
 from __future__ import annotations
@@ -10,11 +14,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import structlog
 from litestar import Request, Response
 from litestar.exceptions import ClientException, HTTPException, ValidationException
-from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
 
 from taskflow.errors import TaskFlowError
+from taskflow.gateway.request_id import request_id_of
+
+log = structlog.get_logger()
 
 
 class GatewayError(TaskFlowError):
@@ -30,7 +38,30 @@ def invalid(field: str, message: str, source: str = "body") -> ValidationExcepti
 
 def client_error(_: Request[Any, Any, Any], exc: ClientException) -> Response[dict[str, Any]]:
     status = HTTP_422_UNPROCESSABLE_ENTITY if exc.status_code == HTTP_400_BAD_REQUEST else exc.status_code
-    body: dict[str, Any] = {"status_code": status, "detail": _detail(exc)}
+    return _error_response(status, _detail(exc), exc)
+
+
+def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if isinstance(exc, HTTPException) and exc.status_code != HTTP_500_INTERNAL_SERVER_ERROR:
+        # Raised on purpose with its own status (a 503 while a dependency is down): no bug.
+        return _error_response(exc.status_code, exc.detail, exc)
+    log.error(
+        "unhandled_exception",
+        method=request.method,
+        path=request.scope["path"],
+        # Also bound by RequestIdMiddleware, but an exception raised in a middleware reaches
+        # this handler after that context is gone.
+        request_id=request_id_of(request.scope),
+        exc_info=exc,
+    )
+    return Response(
+        {"status_code": HTTP_500_INTERNAL_SERVER_ERROR, "detail": "Internal Server Error"},
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+def _error_response(status: int, detail: str, exc: HTTPException) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"status_code": status, "detail": detail}
     if exc.extra:
         body["extra"] = exc.extra
     return Response(body, status_code=status, headers=exc.headers)

@@ -18,10 +18,15 @@ from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.errors import invalid
 from taskflow.gateway.schemas import TaskAccepted, TaskStatus, TaskSubmission
+from taskflow.storable import json_nul_path, nul_path
 from taskflow.tasks import UnknownTaskError, get_task
 
 _IDEMPOTENCY_SPACE = uuid5(NAMESPACE_URL, "https://taskflow.dev/idempotency-key")
 _canonical = msgspec.json.Encoder(order="sorted")
+_json = msgspec.json.Encoder()
+# The largest a task's arguments may be, args and kwargs encoded together: they travel in
+# every event of the task and in its row, so they carry data, not files.
+MAX_ARGUMENTS_BYTES = 256 * 1024
 
 
 class Intake(msgspec.Struct, frozen=True):
@@ -43,14 +48,40 @@ def decide_task_id(submission: TaskSubmission, principal: Principal, idempotency
     return uuid4()
 
 
-def validate_task(submission: TaskSubmission) -> None:
+def validate_task(submission: TaskSubmission, idempotency_key: str | None = None) -> None:
+    """422 naming the field for what cannot be stored, is too large, or does not fit the
+    task function; cheapest checks first."""
+    args, kwargs = _json.encode(submission.args), _json.encode(submission.kwargs)
+    _refuse_nul(submission, args, kwargs, idempotency_key)
+    if len(args) + len(kwargs) > MAX_ARGUMENTS_BYTES:
+        field = "kwargs" if len(kwargs) >= len(args) else "args"
+        raise invalid(
+            field,
+            f"args and kwargs encode to {len(args) + len(kwargs)} bytes, "
+            f"more than the limit of {MAX_ARGUMENTS_BYTES} bytes",
+        )
     try:
         definition = get_task(submission.task_name)
     except UnknownTaskError:
         raise invalid("task_name", f"unknown task {submission.task_name!r}") from None
     problem = definition.check_arguments(submission.args, submission.kwargs)
     if problem is not None:
-        raise invalid("kwargs" if submission.kwargs else "args", f"do not fit {submission.task_name}(): {problem}")
+        raise invalid(problem.path, problem.message)
+
+
+def _refuse_nul(submission: TaskSubmission, args: bytes, kwargs: bytes, idempotency_key: str | None) -> None:
+    """PostgreSQL text cannot hold a NUL, and one in an event would stop the projector
+    (ADR 0014): refuse it in every string of the submission, dict keys included."""
+    path = (
+        nul_path(submission.task_name, "task_name")
+        or json_nul_path(args, "args")
+        or json_nul_path(kwargs, "kwargs")
+        or nul_path(submission.cron, "cron")
+        or nul_path(idempotency_key, "Idempotency-Key")
+    )
+    if path is not None:
+        source = "header" if path == "Idempotency-Key" else "body"
+        raise invalid(path, "contains a NUL character (\\u0000), which cannot be stored", source=source)
 
 
 def build_intake(

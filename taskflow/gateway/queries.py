@@ -17,7 +17,7 @@ from taskflow.events import AnyEvent, EventDecodeError, TaskSubmitted, decode
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.errors import invalid
-from taskflow.gateway.schemas import LogLine, Progress, TaskError, TaskView
+from taskflow.gateway.schemas import JSON_NULL, LogLine, Progress, TaskError, TaskView
 from taskflow.projections.rows import TaskRow
 from taskflow.projections.tasks import fold_task
 
@@ -78,7 +78,7 @@ def _view(row: asyncpg.Record) -> TaskView:
         progress=Progress(percent=row["progress_percent"], message=row["progress_message"])
         if row["progress_percent"] is not None
         else None,
-        result=msgspec.Raw(row["result_data"].encode()) if row["result_data"] is not None else None,
+        result=msgspec.Raw(row["result_data"].encode()) if row["result_data"] is not None else JSON_NULL,
         error=TaskError(type=row["error_type"], message=row["error_message"], traceback=row["stack_trace"])
         if failed
         else None,

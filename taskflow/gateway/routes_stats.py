@@ -1,4 +1,9 @@
-"""``/api/v1/stats``: queue depth per priority, held tasks, and tasks by status."""
+"""``/api/v1/stats``: queue depth per priority, held tasks, and tasks by status.
+
+Scoped like every read: a user counts their own tasks only. Queue depths and held tasks
+are figures of everyone's tasks, which the streams cannot split by owner, so they are
+shown to admins only (null for a user).
+"""
 
 from __future__ import annotations
 
@@ -20,14 +25,26 @@ class QueueDepth(msgspec.Struct, kw_only=True):
 
 
 class Stats(msgspec.Struct, kw_only=True):
-    queues: dict[str, QueueDepth]
-    scheduled: int  # held for later: scheduled_at in the future, or a retry not yet due
-    tasks_by_status: dict[str, int]
+    tasks_by_status: dict[str, int]  # the caller's own tasks; every task for an admin
+    queues: dict[str, QueueDepth] | None  # admins only
+    scheduled: int | None  # admins only: held for later (a future scheduled_at, a retry not yet due)
 
 
 @get("/api/v1/stats")
 async def stats(request: Request[Principal, str, State]) -> Stats:
     ctx: GatewayContext = request.app.state.ctx
+    principal = request.user
+    if not principal.is_admin:
+        rows = await ctx.pool.fetch(
+            "SELECT status, count(*) AS n FROM tasks WHERE created_by = $1 GROUP BY status", principal.sub
+        )
+        return Stats(tasks_by_status={r["status"]: r["n"] for r in rows}, queues=None, scheduled=None)
+    queues, scheduled = await _queue_depths(ctx)
+    rows = await ctx.pool.fetch("SELECT status, count(*) AS n FROM tasks GROUP BY status")
+    return Stats(tasks_by_status={r["status"]: r["n"] for r in rows}, queues=queues, scheduled=scheduled)
+
+
+async def _queue_depths(ctx: GatewayContext) -> tuple[dict[str, QueueDepth], int]:
     ns, partitions = ctx.settings.namespace, ctx.settings.partitions
     async with ctx.redis.pipeline(transaction=False) as pipe:
         for p in range(partitions):
@@ -47,5 +64,4 @@ async def stats(request: Request[Principal, str, State]) -> Stats:
             queues[level].waiting += length - pending  # acknowledged entries are deleted
             queues[level].in_flight += pending
         scheduled += int(chunk[-1])
-    rows = await ctx.pool.fetch("SELECT status, count(*) AS n FROM tasks GROUP BY status")
-    return Stats(queues=queues, scheduled=scheduled, tasks_by_status={r["status"]: r["n"] for r in rows})
+    return queues, scheduled

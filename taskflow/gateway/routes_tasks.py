@@ -40,7 +40,7 @@ class TaskController(Controller):
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=255)] = None,
         traceparent: Annotated[str | None, HeaderParameter(name="traceparent", max_length=64)] = None,
     ) -> Response[TaskAccepted | ScheduleView]:
-        intake.validate_task(data)
+        intake.validate_task(data, idempotency_key)
         if data.cron is not None:
             schedule = await create_schedule(_ctx(request), data, request.user)
             headers = {"Location": f"/api/v1/schedules/{schedule.schedule_id}"}

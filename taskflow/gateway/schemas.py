@@ -16,6 +16,7 @@ from taskflow.events import Priority
 
 TaskStatus = Literal["PENDING", "SCHEDULED", "WAITING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"]
 TASK_STATUSES: tuple[str, ...] = TaskStatus.__args__  # type: ignore[attr-defined]
+JSON_NULL = msgspec.Raw(b"null")
 
 
 class TaskSubmission(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -85,7 +86,8 @@ class TaskView(msgspec.Struct, kw_only=True):
     depends_on: list[UUID]
     last_event_id: str
     progress: Progress | None = None
-    result: msgspec.Raw | None = None
+    # null until the task succeeded; JSON null rather than None (see gateway/openapi.py).
+    result: msgspec.Raw = JSON_NULL
     error: TaskError | None = None
 
 

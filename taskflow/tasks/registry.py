@@ -1,16 +1,22 @@
 """Where ``@task`` functions are kept, by name.
 
 The gateway imports the same task modules as the workers so it can refuse an unknown
-``task_name`` or arguments that do not fit the function with a 422 at submit time.
+``task_name``, or arguments that do not fit the function's signature and annotations, with
+a 422 at submit time.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import re
+import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar, overload
+
+import msgspec
 
 from taskflow.errors import ConfigurationError, TaskFlowError
 
@@ -21,19 +27,112 @@ class UnknownTaskError(TaskFlowError):
     """Raised when a name is asked for that no loaded module registered."""
 
 
+class ArgumentProblem(msgspec.Struct, frozen=True):
+    """Why arguments do not fit a task: where (``kwargs.seconds``, ``args[0]``) and what."""
+
+    path: str
+    message: str
+
+
+class _Parameter(msgspec.Struct, frozen=True):
+    name: str
+    kind: inspect._ParameterKind
+    # What a JSON value must convert to; None when anything goes (unannotated, Any, or a
+    # class msgspec cannot build from JSON, which the worker would pass on unconverted).
+    annotation: Any
+
+
 @dataclass(frozen=True)
 class TaskDefinition:
     name: str
     fn: Callable[..., Any] | Callable[..., Awaitable[Any]]
     is_async: bool
 
-    def check_arguments(self, args: list[Any], kwargs: dict[str, Any]) -> str | None:
-        """Why ``args``/``kwargs`` cannot be passed to the function, or None if they can."""
+    def check_arguments(self, args: list[Any], kwargs: dict[str, Any]) -> ArgumentProblem | None:
+        """Why ``args``/``kwargs`` (decoded JSON) cannot be passed to the function, or None.
+
+        Each value must convert (``msgspec.convert``, strict) to its parameter's annotation,
+        so ``sleep(seconds="abc")`` is refused at submit time, not in the worker.
+        """
         try:
-            inspect.signature(self.fn).bind(*args, **kwargs)
+            self._signature.bind(*args, **kwargs)
         except TypeError as e:
-            return str(e)
+            return ArgumentProblem("kwargs" if kwargs else "args", f"do not fit {self.name}(): {e}")
+        named = self._keyword_names
+        position = 0
+        for parameter in self._parameters:
+            if parameter.kind is _VAR_POSITIONAL:
+                values = [(f"args[{i}]", args[i]) for i in range(position, len(args))]
+                position = len(args)
+            elif parameter.kind is _VAR_KEYWORD:
+                values = [(f"kwargs.{key}", value) for key, value in kwargs.items() if key not in named]
+            elif parameter.kind is not _KEYWORD_ONLY and position < len(args):
+                values = [(f"args[{position}]", args[position])]
+                position += 1
+            elif parameter.name in kwargs and parameter.kind is not _POSITIONAL_ONLY:
+                values = [(f"kwargs.{parameter.name}", kwargs[parameter.name])]
+            else:
+                continue  # left to its default
+            if parameter.annotation is not None and (problem := _first_unfit(values, parameter.annotation)):
+                return problem
         return None
+
+    @cached_property
+    def _signature(self) -> inspect.Signature:
+        return inspect.signature(self.fn)
+
+    @cached_property
+    def _parameters(self) -> tuple[_Parameter, ...]:
+        """Built on first use, once per task: task modules may define what their
+        annotations name after the decorated function."""
+        hints = _type_hints(self.fn)
+        return tuple(
+            _Parameter(name, p.kind, _checkable(hints.get(name, Any))) for name, p in self._signature.parameters.items()
+        )
+
+    @cached_property
+    def _keyword_names(self) -> frozenset[str]:
+        """Names a keyword argument binds to; any other keyword goes to ``**kwargs``."""
+        return frozenset(p.name for p in self._parameters if p.kind in (_POSITIONAL_OR_KEYWORD, _KEYWORD_ONLY))
+
+
+_POSITIONAL_ONLY = inspect.Parameter.POSITIONAL_ONLY
+_POSITIONAL_OR_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
+_VAR_POSITIONAL = inspect.Parameter.VAR_POSITIONAL
+_KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
+_VAR_KEYWORD = inspect.Parameter.VAR_KEYWORD
+# msgspec names the place inside a value as "... - at `$[1].a`".
+_AT = re.compile(r"^(?P<message>.*) - at `\$(?P<inner>[^`]*)`$", re.DOTALL)
+
+
+def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        # Resolves string annotations (``from __future__ import annotations``) in fn's module.
+        return typing.get_type_hints(fn)
+    except (NameError, AttributeError, TypeError):
+        # A name imported only for type checkers: with nothing to convert to, the task's
+        # arguments are checked against its signature alone, as before annotations counted.
+        return {}
+
+
+def _checkable(annotation: Any) -> Any:
+    try:
+        info = msgspec.inspect.type_info(annotation)
+    except TypeError:  # a typing construct msgspec does not model: nothing to convert to
+        return None
+    return None if isinstance(info, msgspec.inspect.AnyType | msgspec.inspect.CustomType) else annotation
+
+
+def _first_unfit(values: list[tuple[str, Any]], annotation: Any) -> ArgumentProblem | None:
+    for path, value in values:
+        try:
+            msgspec.convert(value, annotation)
+        except msgspec.ValidationError as e:
+            found = _AT.match(str(e))
+            if found is None:
+                return ArgumentProblem(path, str(e))
+            return ArgumentProblem(path + found["inner"], found["message"])
+    return None
 
 
 _registry: dict[str, TaskDefinition] = {}

@@ -309,7 +309,7 @@ async def test_stats_show_queue_depth_per_priority(client: Client, settings: Set
         "/api/v1/tasks", json={"task_name": "echo", "scheduled_at": "2099-01-01T00:00:00Z"}, headers=auth(settings)
     )
     await redis.xreadgroup(keys.WORKERS_GROUP, "w", {keys.dispatch(settings.namespace, 0, "low"): ">"}, count=1)
-    body = (await client.get("/api/v1/stats", headers=auth(settings))).json()
+    body = (await client.get("/api/v1/stats", headers=auth(settings, "ops", "admin"))).json()
     assert body["queues"]["critical"] == {"waiting": 2, "in_flight": 0}
     assert body["queues"]["low"] == {"waiting": 2, "in_flight": 1}
     assert body["queues"]["high"] == {"waiting": 0, "in_flight": 0}

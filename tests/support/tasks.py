@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+from datetime import date
+from typing import Any
 
 from taskflow.tasks import task
 
@@ -75,3 +77,17 @@ async def nul_diagnostics() -> None:
     run.log("INFO", "line\x00one", **{"key\x00": "v\x00"})
     run.progress(50, "half\x00way")
     raise ValueError("bad\x00value")
+
+
+@task
+async def typed_arguments(  # type: ignore[no-untyped-def]
+    count: int,
+    ratio: float = 0.5,
+    *labels: str,
+    tags: list[str] | None = None,
+    on: date | None = None,
+    loose=None,
+    anything: Any = None,
+    **extra: int,
+) -> None:
+    """Annotated every way the gateway checks against at submit time."""
