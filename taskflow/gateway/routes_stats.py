@@ -1,8 +1,8 @@
 """``/api/v1/stats``: queue depth per priority, held tasks, and tasks by status.
 
-Scoped like every read: a user counts their own tasks only. Queue depths and held tasks
-are figures of everyone's tasks, which the streams cannot split by owner, so they are
-shown to admins only (null for a user).
+Scoped like every read: a user counts their own tasks only. Queue depths, held tasks and
+quarantined entries are figures of everyone's tasks, which cannot be split by owner, so
+they are shown to admins only (null for a user).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ class Stats(msgspec.Struct, kw_only=True):
     tasks_by_status: dict[str, int]  # the caller's own tasks; every task for an admin
     queues: dict[str, QueueDepth] | None  # admins only
     scheduled: int | None  # admins only: held for later (a future scheduled_at, a retry not yet due)
+    # Admins only: stream entries that could not be projected or run (GET /api/v1/quarantine).
+    quarantined: int | None = None
 
 
 @get("/api/v1/stats")
@@ -41,7 +43,10 @@ async def stats(request: Request[Principal, str, State]) -> Stats:
         return Stats(tasks_by_status={r["status"]: r["n"] for r in rows}, queues=None, scheduled=None)
     queues, scheduled = await _queue_depths(ctx)
     rows = await ctx.pool.fetch("SELECT status, count(*) AS n FROM tasks GROUP BY status")
-    return Stats(tasks_by_status={r["status"]: r["n"] for r in rows}, queues=queues, scheduled=scheduled)
+    quarantined = int(await ctx.pool.fetchval("SELECT count(*) FROM quarantined_entries"))
+    return Stats(
+        tasks_by_status={r["status"]: r["n"] for r in rows}, queues=queues, scheduled=scheduled, quarantined=quarantined
+    )
 
 
 async def _queue_depths(ctx: GatewayContext) -> tuple[dict[str, QueueDepth], int]:

@@ -1,4 +1,5 @@
-"""``GET /api/v1/quarantine``: what could not be projected, visible to admins only."""
+"""``GET /api/v1/quarantine`` and its count in ``/api/v1/stats``: what could not be
+projected, visible to admins only."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ async def test_admins_page_through_quarantined_entries_and_users_are_refused(
         await eventually(lambda: pool.fetchval("SELECT count(*) = 3 FROM quarantined_entries"))
     async with AsyncTestClient(app=create_app(settings)) as client:
         assert (await client.get("/api/v1/quarantine", headers=_auth(settings, "user"))).status_code == 403
+        stats = (await client.get("/api/v1/stats", headers=_auth(settings, "admin"))).json()
+        assert stats["quarantined"] == 3
+        assert (await client.get("/api/v1/stats", headers=_auth(settings, "user"))).json()["quarantined"] is None
         first = (await client.get("/api/v1/quarantine?limit=2", headers=_auth(settings, "admin"))).json()
         assert len(first["items"]) == 2 and first["next_cursor"]
         rest = await client.get(

@@ -42,11 +42,11 @@ async def test_a_user_sees_only_the_counts_of_their_own_tasks(
 
     alice = await client.get("/api/v1/stats", headers=auth(settings, "alice"))
     assert alice.status_code == 200
-    assert alice.json() == {"tasks_by_status": {"PENDING": 2}, "queues": None, "scheduled": None}
+    assert alice.json() == {"tasks_by_status": {"PENDING": 2}, "queues": None, "scheduled": None, "quarantined": None}
     bob = (await client.get("/api/v1/stats", headers=auth(settings, "bob"))).json()
     assert bob["tasks_by_status"] == {"PENDING": 3, "SCHEDULED": 1}
     carol = (await client.get("/api/v1/stats", headers=auth(settings, "carol"))).json()
-    assert carol == {"tasks_by_status": {}, "queues": None, "scheduled": None}
+    assert carol == {"tasks_by_status": {}, "queues": None, "scheduled": None, "quarantined": None}
 
 
 async def test_an_admin_sees_every_task_and_the_queues(
