@@ -14,7 +14,7 @@ from taskflow.gateway.auth import JWTAuthMiddleware
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.errors import client_error, internal_error
 from taskflow.gateway.openapi import RawDefaultStructSchemaPlugin, RawJSONSchemaPlugin
-from taskflow.gateway.request_body import MAX_BODY_BYTES, check_json_body
+from taskflow.gateway.request_body import MAX_BODY_BYTES, check_request
 from taskflow.gateway.request_id import RequestIdMiddleware, send_request_id
 from taskflow.gateway.routes_dlq import DeadLetterController
 from taskflow.gateway.routes_health import health, ready
@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers={ClientException: client_error, Exception: internal_error},
         before_send=[send_request_id],
         plugins=[RawJSONSchemaPlugin(), RawDefaultStructSchemaPlugin()],
-        before_request=check_json_body,
+        before_request=check_request,
         request_max_body_size=MAX_BODY_BYTES,
         lifespan=[lifespan],
         # Logging is configured once per process (taskflow.telemetry), as JSON lines.

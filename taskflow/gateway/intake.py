@@ -17,6 +17,7 @@ from taskflow.events.upcasters import priority_level
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.errors import invalid
+from taskflow.gateway.request_text import NUL_REFUSED
 from taskflow.gateway.schemas import TaskAccepted, TaskStatus, TaskSubmission
 from taskflow.storable import json_nul_path, nul_path
 from taskflow.tasks import UnknownTaskError, get_task
@@ -81,7 +82,7 @@ def _refuse_nul(submission: TaskSubmission, args: bytes, kwargs: bytes, idempote
     )
     if path is not None:
         source = "header" if path == "Idempotency-Key" else "body"
-        raise invalid(path, "contains a NUL character (\\u0000), which cannot be stored", source=source)
+        raise invalid(path, NUL_REFUSED, source=source)
 
 
 def build_intake(

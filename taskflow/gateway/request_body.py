@@ -19,6 +19,7 @@ from litestar.params import BodyKwarg
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 from taskflow.gateway.errors import invalid
+from taskflow.gateway.request_text import refuse_nul_in_body, refuse_nul_in_query
 
 # The largest request body read at all (Litestar's request_max_body_size): 413 beyond.
 MAX_BODY_BYTES = 1024 * 1024
@@ -48,6 +49,13 @@ async def check_json_body(request: Request[Any, Any, Any]) -> None:
         raise RequestEntityTooLarge(detail=f"body: larger than the limit of {MAX_BODY_BYTES} bytes") from None
     if json_depth_exceeds(body, MAX_JSON_DEPTH):
         raise invalid("body", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    refuse_nul_in_body(body)
+
+
+async def check_request(request: Request[Any, Any, Any]) -> None:
+    """Every route's ``before_request``: query parameters, then a JSON body."""
+    refuse_nul_in_query(request)
+    await check_json_body(request)
 
 
 def is_json_media_type(content_type: str) -> bool:

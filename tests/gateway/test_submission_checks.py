@@ -123,3 +123,27 @@ async def test_arguments_over_the_size_limit_are_a_422_naming_the_limit(
     assert detail.startswith(f"{field}: args and kwargs encode to ")
     assert detail.endswith(f"more than the limit of {MAX_ARGUMENTS_BYTES} bytes")
     assert await _nothing_appended(redis, settings)
+
+
+@pytest.mark.parametrize(
+    ("path", "param"),
+    [
+        ("/api/v1/tasks?task_name=a%00b", "task_name"),
+        ("/api/v1/dlq?task_name=%00", "task_name"),
+        ("/api/v1/tasks?cursor=x%00", "cursor"),
+    ],
+)
+async def test_a_nul_in_a_query_parameter_is_a_422_naming_it_not_a_500(
+    client: Client, settings: Settings, path: str, param: str
+) -> None:
+    response = await client.get(path, headers=auth(settings))
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith(f"{param}: contains a NUL")
+
+
+async def test_a_nul_in_any_json_body_is_a_422_naming_its_path(client: Client, settings: Settings) -> None:
+    response = await client.post(
+        "/api/v1/dlq/requeue", json={"task_name": "a\x00b"}, headers=auth(settings, "ops", "admin")
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("task_name: contains a NUL")
