@@ -99,7 +99,7 @@ def describe(error: BaseException) -> str:
     """The error as the quarantine keeps it: its type, message and PostgreSQL's detail."""
     text = f"{type(error).__name__}: {error}"
     detail = getattr(error, "detail", None)
-    return f"{text} ({detail})" if detail else text
+    return f"{text} ({detail})" if detail and detail not in text else text
 
 
 def _fit(text: str, width: int) -> str:
