@@ -164,7 +164,10 @@ def _spawn_redis(executable: str, data_dir: Path, port: int, log_path: Path) -> 
     # console output goes to the same (append-mode) file to keep one place to look.
     with log_path.open("ab") as log:
         try:
-            return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            # Its own session: a terminal's Ctrl-C goes to the whole foreground group, and
+            # Redis must outlive the workers and projector it reaches while they drain
+            # (`taskflow dev` stops it last). pg_ctl detaches PostgreSQL the same way.
+            return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         except OSError as exc:
             raise EmbeddedServerError(f"cannot execute {executable}: {exc}") from exc
 

@@ -40,8 +40,8 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_dev_runs_the_whole_stack_on_embedded_servers_and_stops_cleanly(data_dir: Path) -> None:
-    port = free_port()
+def _start_dev(data_dir: Path, port: int, *, own_group: bool = False) -> tuple[subprocess.Popen[bytes], Path]:
+    """``taskflow dev`` on embedded servers, once it printed its token; and its output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKFLOW_")}
     env["TASKFLOW_DATA_DIR"] = str(data_dir)
     out = data_dir / "dev.out"
@@ -51,13 +51,22 @@ def test_dev_runs_the_whole_stack_on_embedded_servers_and_stops_cleanly(data_dir
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
+            start_new_session=own_group,
         )
+    deadline = time.monotonic() + 90
+    while "admin token" not in out.read_text():
+        if dev.poll() is not None or time.monotonic() > deadline:
+            dev.kill()
+            raise AssertionError(out.read_text())
+        time.sleep(0.2)
+    return dev, out
+
+
+def test_dev_runs_the_whole_stack_on_embedded_servers_and_stops_cleanly(data_dir: Path) -> None:
+    port = free_port()
+    dev, out = _start_dev(data_dir, port)
+    deadline = time.monotonic() + 90
     try:
-        deadline = time.monotonic() + 90
-        while "admin token" not in out.read_text():
-            assert dev.poll() is None, out.read_text()
-            assert time.monotonic() < deadline, out.read_text()
-            time.sleep(0.2)
         text = out.read_text()
         token = text.split("admin token (7 days):\n", 1)[1].splitlines()[0].strip()
         redis_port = _port_of(re.search(r"redis:\s+(\S+)", text).group(1))  # type: ignore[union-attr]
@@ -82,3 +91,20 @@ def test_dev_runs_the_whole_stack_on_embedded_servers_and_stops_cleanly(data_dir
             except subprocess.TimeoutExpired:
                 dev.kill()  # its children get SIGTERM from the kernel (PR_SET_PDEATHSIG)
                 dev.wait()
+
+
+def test_ctrl_c_to_the_whole_terminal_group_stops_the_stack_without_a_traceback(data_dir: Path) -> None:
+    """A terminal's Ctrl-C reaches every process of its foreground group at once: the
+    embedded servers must outlive the services draining against them."""
+    # Its own group, as a shell gives a foreground job.
+    dev, out = _start_dev(data_dir, free_port(), own_group=True)
+    try:
+        os.killpg(dev.pid, signal.SIGINT)
+        assert dev.wait(timeout=60) == 0, out.read_text()
+        text = out.read_text()
+        assert "Traceback" not in text and "Connection refused" not in text, text
+        assert '"worker_stopped"' in text and '"coordinator_stopped"' in text
+    finally:
+        if dev.poll() is None:
+            dev.kill()
+            dev.wait()
