@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.exceptions import ClientException
 from litestar.middleware import DefineMiddleware
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskflow.connections import open_pool, open_redis
 from taskflow.gateway.auth import JWTAuthMiddleware
+from taskflow.gateway.bounded_pool import BoundedPool
 from taskflow.gateway.context import GatewayContext
-from taskflow.gateway.errors import client_error
+from taskflow.gateway.errors import DependencyUnavailable, client_error, dependency_unavailable
 from taskflow.gateway.routes_dlq import DeadLetterController
 from taskflow.gateway.routes_health import health, ready
 from taskflow.gateway.routes_stats import stats
@@ -31,8 +34,9 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        redis = await open_redis(settings)
-        pool = await open_pool(settings)
+        bound_s = settings.dependency_timeout_seconds
+        redis = await open_redis(settings, command_timeout_seconds=bound_s)
+        pool = BoundedPool(await open_pool(settings, command_timeout_seconds=bound_s), bound_s)
         try:
             await ensure_groups(redis, settings)
             app.state.ctx = GatewayContext(settings=settings, redis=redis, pool=pool, scripts=Scripts(redis))
@@ -52,7 +56,12 @@ def create_app(settings: Settings) -> Litestar:
             ready,
         ],
         middleware=[DefineMiddleware(JWTAuthMiddleware, secret=secret)],
-        exception_handlers={ClientException: client_error},
+        exception_handlers={
+            ClientException: client_error,
+            DependencyUnavailable: dependency_unavailable,
+            RedisConnectionError: dependency_unavailable,
+            RedisTimeoutError: dependency_unavailable,
+        },
         lifespan=[lifespan],
         # Logging is configured once per process (taskflow.telemetry), as JSON lines.
         logging_config=None,
