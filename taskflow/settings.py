@@ -48,6 +48,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_ttl_seconds: int = 86_400
     # Dead-letter entries older than this leave the DLQ table (their events stay archived).
     dlq_retention_days: float = 30.0
+    # The longest the gateway waits on Redis or PostgreSQL for one call (connect included)
+    # before answering 503 with Retry-After: a stalled dependency never hangs a request.
+    dependency_timeout_seconds: float = 2.0
     # Set by `taskflow dev` only: allows a generated JWT secret.
     dev: bool = False
 
@@ -94,6 +97,8 @@ def validate(settings: Settings) -> None:
         raise ConfigurationError(name, "must be positive")
     if settings.max_deliveries < 1:
         raise ConfigurationError("TASKFLOW_MAX_DELIVERIES", "must be at least 1")
+    if settings.dependency_timeout_seconds <= 0:
+        raise ConfigurationError("TASKFLOW_DEPENDENCY_TIMEOUT_SECONDS", "must be positive")
 
 
 def require_jwt_secret(settings: Settings) -> str:

@@ -24,6 +24,7 @@ from taskflow.coordinator.schedule import (
 )
 from taskflow.dispatch import HeldDispatch, ScheduleDefinition, decode_held, decode_schedule
 from taskflow.events import EventDecodeError, TaskSubmitted, decode, encode, tag_of
+from taskflow.outage import REDIS_AWAY, Outage
 from taskflow.scripts import Scripts
 from taskflow.settings import Settings
 from taskflow.streams import ensure_groups
@@ -45,6 +46,7 @@ class Coordinator:
         self.ticks_fired = 0
         # partition -> our "id|fence" while we lead it
         self.leading: dict[int, str] = {}
+        self.redis_outage = Outage("redis")
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -70,8 +72,12 @@ class Coordinator:
                         await self._release_waiting(partition, leader)
                         await self._bury_silent_workers(partition, leader)
                     next_sweep = time.monotonic() + SWEEP_EVERY_S
-            except (RedisError, OSError) as e:
+            except REDIS_AWAY as e:
+                self.redis_outage.failed(e)
+            except RedisError as e:
                 log.warning("coordinator_redis_error", error=str(e))
+            else:
+                self.redis_outage.succeeded()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), TICK_S)
         log.info("coordinator_stopped", coordinator_id=self.id, promoted=self.promoted)

@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.exceptions import ClientException
 from litestar.middleware import DefineMiddleware
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskflow.connections import open_pool, open_redis
 from taskflow.gateway.auth import JWTAuthMiddleware
+from taskflow.gateway.bounded_pool import BoundedPool
 from taskflow.gateway.context import GatewayContext
-from taskflow.gateway.errors import client_error, internal_error
+from taskflow.gateway.errors import DependencyUnavailable, client_error, dependency_unavailable, internal_error
 from taskflow.gateway.openapi import RawDefaultStructSchemaPlugin, RawJSONSchemaPlugin
 from taskflow.gateway.request_body import MAX_BODY_BYTES, check_request
 from taskflow.gateway.request_id import RequestIdMiddleware, send_request_id
@@ -35,8 +38,9 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        redis = await open_redis(settings)
-        pool = await open_pool(settings)
+        bound_s = settings.dependency_timeout_seconds
+        redis = await open_redis(settings, command_timeout_seconds=bound_s)
+        pool = BoundedPool(await open_pool(settings, command_timeout_seconds=bound_s), bound_s)
         try:
             await ensure_groups(redis, settings)
             app.state.ctx = GatewayContext(settings=settings, redis=redis, pool=pool, scripts=Scripts(redis))
@@ -58,7 +62,13 @@ def create_app(settings: Settings) -> Litestar:
         ],
         # The request id first, so that it covers what authentication answers and logs.
         middleware=[RequestIdMiddleware(), DefineMiddleware(JWTAuthMiddleware, secret=secret)],
-        exception_handlers={ClientException: client_error, Exception: internal_error},
+        exception_handlers={
+            ClientException: client_error,
+            DependencyUnavailable: dependency_unavailable,
+            RedisConnectionError: dependency_unavailable,
+            RedisTimeoutError: dependency_unavailable,
+            Exception: internal_error,
+        },
         before_send=[send_request_id],
         plugins=[RawJSONSchemaPlugin(), RawDefaultStructSchemaPlugin()],
         before_request=check_request,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
 from redis.asyncio import Redis
 
+from taskflow.gateway.bounded_pool import BoundedPool
 from taskflow.scripts import Scripts
 from taskflow.settings import Settings
 
@@ -14,6 +14,7 @@ from taskflow.settings import Settings
 @dataclass(frozen=True)
 class GatewayContext:
     settings: Settings
+    # Both bounded by settings.dependency_timeout_seconds (connections.open_redis, BoundedPool).
     redis: Redis
-    pool: asyncpg.Pool
+    pool: BoundedPool
     scripts: Scripts

@@ -4,6 +4,12 @@ Litestar answers 400 when a body, query or path value does not decode (malformed
 a wrong type, an unknown field); our contract says 422, so one handler converts every
 400 and keeps the per-field list. Other client errors keep their status.
 
+A dependency that does not answer (stalled, down, or cutting the connection) is a 503
+with ``Retry-After`` naming it, never a 500: PostgreSQL calls raise
+``DependencyUnavailable`` themselves (``bounded_pool``: asyncpg's timeout is a bare
+``TimeoutError`` that could come from anywhere), while redis-py's own connection and
+timeout errors name Redis already and are mapped here, in the handler map.
+
 Any other exception is a bug: ``internal_error`` logs it once, with its traceback and the
 request's method, path and id, and answers a plain 500 that leaks nothing. (Litestar logs
 nothing itself: the app has ``logging_config=None``, as logging is ours.)
@@ -11,22 +17,70 @@ nothing itself: the app has ``logging_config=None``, as logging is ours.)
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import ClientException, HTTPException, ValidationException
-from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskflow.errors import TaskFlowError
 from taskflow.gateway.request_id import request_id_of
 
 log = structlog.get_logger()
 
+log = structlog.get_logger()
+
+Dependency = Literal["redis", "postgres"]
+
 
 class GatewayError(TaskFlowError):
     """Root of gateway errors."""
+
+
+class DependencyUnavailable(GatewayError):
+    """Raised when Redis or PostgreSQL does not answer a call within
+    ``TASKFLOW_DEPENDENCY_TIMEOUT_SECONDS``, refuses the connection or drops it mid-call.
+    The request is answered 503 with ``Retry-After``; the cause is kept as ``__cause__``."""
+
+    def __init__(self, dependency: Dependency, cause: BaseException) -> None:
+        reason = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+        super().__init__(f"{dependency} is unavailable ({reason})")
+        self.dependency: Dependency = dependency
+
+
+def dependency_unavailable(
+    request: Request[Any, Any, Any], exc: DependencyUnavailable | RedisConnectionError | RedisTimeoutError
+) -> Response[dict[str, Any]]:
+    if isinstance(exc, DependencyUnavailable):
+        error = exc
+    else:
+        error = DependencyUnavailable("redis", exc)
+        error.__cause__ = exc
+    # Retry once the dependency had time to come back: the bound itself, in whole seconds.
+    retry_after = math.ceil(request.app.state.ctx.settings.dependency_timeout_seconds)
+    # One line per refused request, with the cause the client does not see (host, port).
+    log.warning(
+        "request_refused_dependency_unavailable",
+        dependency=error.dependency,
+        error=str(error),
+        method=request.method,
+        path=request.url.path,
+    )
+    body: dict[str, Any] = {
+        "status_code": HTTP_503_SERVICE_UNAVAILABLE,
+        "detail": f"{error.dependency} is unavailable; retry in {retry_after} s",
+    }
+    return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(retry_after)})
 
 
 def invalid(field: str, message: str, source: str = "body") -> ValidationException:

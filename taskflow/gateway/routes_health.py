@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 from typing import cast
 
@@ -13,7 +14,13 @@ from redis.exceptions import RedisError
 
 from taskflow.database import current_revision, head_revision
 from taskflow.gateway.context import GatewayContext
+from taskflow.gateway.errors import DependencyUnavailable
 from taskflow.gateway.schemas import Readiness
+
+# Each check gets this long, both at once, so /ready answers within a second even with a
+# dependency stalled: load balancers probe with ~1 s timeouts, and a late probe is read
+# as a dead gateway rather than a dead dependency.
+READY_CHECK_SECONDS = 0.8
 
 
 @get("/health")
@@ -24,8 +31,7 @@ async def health() -> dict[str, str]:
 @get("/ready")
 async def ready(request: Request[object, object, State]) -> Response[Readiness]:
     ctx: GatewayContext = request.app.state.ctx
-    redis_state = await _check_redis(ctx)
-    postgres_state, migrations_state = await _check_postgres(ctx)
+    redis_state, (postgres_state, migrations_state) = await asyncio.gather(_check_redis(ctx), _check_postgres(ctx))
     ok = redis_state == postgres_state == migrations_state == "ok"
     body = Readiness(
         status="ready" if ok else "not_ready", redis=redis_state, postgres=postgres_state, migrations=migrations_state
@@ -35,17 +41,24 @@ async def ready(request: Request[object, object, State]) -> Response[Readiness]:
 
 async def _check_redis(ctx: GatewayContext) -> str:
     try:
-        await cast("Awaitable[bool]", ctx.redis.ping())
+        async with asyncio.timeout(READY_CHECK_SECONDS):
+            await cast("Awaitable[bool]", ctx.redis.ping())
+    except TimeoutError:
+        return f"unavailable: no answer within {READY_CHECK_SECONDS} s"
     except (RedisError, OSError) as e:
-        return f"error: {e}"
+        return f"unavailable: {e}"
     return "ok"
 
 
 async def _check_postgres(ctx: GatewayContext) -> tuple[str, str]:
     try:
-        async with ctx.pool.acquire(timeout=2) as conn:
+        async with ctx.pool.acquire(timeout_seconds=READY_CHECK_SECONDS) as conn:
             revision = await current_revision(conn)
-    except (asyncpg.PostgresError, OSError, TimeoutError) as e:
+    except DependencyUnavailable as e:
+        cause = e.__cause__
+        reason = f"no answer within {READY_CHECK_SECONDS} s" if isinstance(cause, TimeoutError) else str(cause)
+        return f"unavailable: {reason}", "unknown"
+    except asyncpg.PostgresError as e:
         return f"error: {e}", "unknown"
     head = head_revision()
     if revision != head:

@@ -25,6 +25,7 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
 from taskflow import keys
+from taskflow.outage import REDIS_AWAY, Outage
 from taskflow.projections import store
 from taskflow.projections.batch import Changes, fold_batch, fold_into, task_ids, worker_ids
 from taskflow.projections.cache import RowCache
@@ -152,6 +153,9 @@ class Projector:
         self._stopping = asyncio.Event()
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
         self.scripts = Scripts(redis)
+        # Each outage logged once and its end once, not each retry (taskflow.outage).
+        self.redis_outage = Outage("redis")
+        self.postgres_outage = Outage("postgres")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -194,13 +198,21 @@ class Projector:
                 # and take it again; what was not committed is read again and what was is
                 # skipped (checkpoint), so nothing is lost or applied twice. Connections
                 # PostgreSQL may have cut are replaced, not reused.
-                log.warning("projector_partition_interrupted", partition=partition, error=repr(e))
+                # (An OSError is PostgreSQL's: redis-py wraps its own in ConnectionError.)
+                if not isinstance(e, RedisError):
+                    self.postgres_outage.failed(e, partition=partition)
+                elif isinstance(e, REDIS_AWAY):
+                    self.redis_outage.failed(e, partition=partition)
+                else:
+                    log.warning("projector_partition_interrupted", partition=partition, error=repr(e))
                 await self.pool.expire_connections()
                 await asyncio.sleep(RETRY_DELAY_S)
 
     async def _hold(self, partition: int, lock: Lock) -> None:
         """Project the partition while its lock is ours; a short wait when another has it."""
-        if not await lock.acquire(token=self._owner):
+        acquired = await lock.acquire(token=self._owner)
+        self.redis_outage.succeeded()
+        if not acquired:
             await asyncio.sleep(min(1.0, self.settings.lease_seconds / 3))
             return
         try:
@@ -209,6 +221,7 @@ class Projector:
             # Raise the fence before reading anything: from now on a predecessor that
             # wakes up holding a batch cannot commit it.
             await store.raise_fence(self.pool, partition, fence)
+            self.postgres_outage.succeeded()
             while not self._stopping.is_set():
                 try:
                     await self._project(partition, lock, fence)
@@ -374,10 +387,15 @@ class _Reader:
                 count=BATCH_SIZE,
                 start_id=self._cursor,
             )
-        except (RedisError, OSError) as e:
+        except REDIS_AWAY as e:
+            p.redis_outage.failed(e)
+            await asyncio.sleep(RETRY_DELAY_S)
+            return []
+        except RedisError as e:
             log.warning("projector_read_failed", error=str(e))
             await asyncio.sleep(RETRY_DELAY_S)
             return []
+        p.redis_outage.succeeded()
         if self._cursor != ">":
             # Past what was just read, so the batch still committing is not read twice.
             self._cursor = entries[-1][0] if entries else ">"
@@ -392,7 +410,10 @@ class _Reader:
             newest = await self._projector.redis.xrevrange(self._stream, count=1)
             after = newest[0][0] if newest else "0-0"
             await self._projector.redis.xread({self._stream: after}, count=1, block=READ_BLOCK_MS)
-        except (RedisError, OSError) as e:
+        except REDIS_AWAY as e:
+            self._projector.redis_outage.failed(e)
+            await asyncio.sleep(RETRY_DELAY_S)
+        except RedisError as e:
             log.warning("projector_wait_failed", error=str(e))
             await asyncio.sleep(RETRY_DELAY_S)
 

@@ -21,6 +21,7 @@ from redis.typing import KeyT, StreamIdT
 import taskflow
 from taskflow import keys
 from taskflow.events import DispatchRejected, Priority, WorkerStarted, WorkerStopped, encode, tag_of
+from taskflow.outage import REDIS_AWAY, Outage
 from taskflow.scripts import ReclaimedEntry, Scripts
 from taskflow.settings import Settings
 from taskflow.streams import append_event, ensure_groups
@@ -71,6 +72,8 @@ class Worker:
         self.inflight = InFlight(concurrency)
         self.children = ChildPool(concurrency, (*settings.task_modules, *task_modules))
         self.processed = 0
+        # Shared by the read, heartbeat and order loops: one line when Redis goes, one back.
+        self.redis_outage = Outage("redis")
         self._stopping = asyncio.Event()
         self._housekeeping: set[asyncio.Task[None]] = set()
         self._cancel_requested: set[str] = set()
@@ -152,10 +155,15 @@ class Worker:
                 answer = await self.redis.xreadgroup(
                     keys.WORKERS_GROUP, self.id, streams, count=min(wanted.values()), block=block
                 )
-            except (RedisError, OSError) as e:
+            except REDIS_AWAY as e:
+                self.redis_outage.failed(e, during="read")
+                await asyncio.sleep(1)
+                continue
+            except RedisError as e:
                 log.warning("read_failed", error=str(e))
                 await asyncio.sleep(1)
                 continue
+            self.redis_outage.succeeded()
             for stream, entries in answer or []:
                 for entry_id, fields in entries:
                     self._admit_raw(stream, partition, entry_id, fields, delivery_count=1, runs_begun=0)
@@ -334,8 +342,12 @@ class Worker:
         while True:
             try:
                 await heartbeat.beat(self.redis, self.settings, self.id, self.inflight)
-            except (RedisError, OSError) as e:
+            except REDIS_AWAY as e:
+                self.redis_outage.failed(e, during="heartbeat")
+            except RedisError as e:
                 log.warning("heartbeat_failed", error=str(e))
+            else:
+                self.redis_outage.succeeded()
             await asyncio.sleep(self.settings.heartbeat_seconds)
 
     async def _follow_orders(self) -> None:
@@ -346,9 +358,13 @@ class Worker:
                 await self._apply_pause(await orders.pause_ordered(self.redis, self.settings, self.id))
                 running = [e for e in self.inflight.entries() if e.entry_id in self.inflight.running]
                 cancelled = await orders.cancel_requested(self.redis, self.settings, running)
-            except (RedisError, OSError) as e:
+            except REDIS_AWAY as e:
+                self.redis_outage.failed(e, during="order_poll")
+                continue
+            except RedisError as e:
                 log.warning("order_poll_failed", error=str(e))
                 continue
+            self.redis_outage.succeeded()
             for entry in cancelled:
                 task = self.inflight.running.get(entry.entry_id)
                 if task is not None and entry.entry_id not in self._cancel_requested:
