@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from redis.exceptions import RedisError
 
+from taskflow.outage import REDIS_AWAY, Outage
 from taskflow.scripts import ReclaimedEntry, Scripts
 from taskflow.worker.inflight import InFlight
 
@@ -15,7 +16,12 @@ log = structlog.get_logger()
 
 
 async def renew_leases_forever(
-    scripts: Scripts, consumer: str, inflight: InFlight, interval_s: float, on_lost: Callable[[str], None]
+    scripts: Scripts,
+    consumer: str,
+    inflight: InFlight,
+    interval_s: float,
+    on_lost: Callable[[str], None],
+    outage: Outage,
 ) -> None:
     """Every ``interval_s`` (a third of the lease), reset the idle time of every entry we
     hold, so only entries of silent workers ever reach ``min-idle = lease``."""
@@ -24,9 +30,13 @@ async def renew_leases_forever(
         for stream, entry_ids in inflight.by_stream().items():
             try:
                 kept = await scripts.renew_lease(dispatch_stream=stream, consumer=consumer, entry_ids=entry_ids)
-            except (RedisError, OSError) as e:
+            except REDIS_AWAY as e:
+                outage.failed(e, during="lease_renewal")
+                continue
+            except RedisError as e:
                 log.warning("lease_renewal_failed", stream=stream, error=str(e))
                 continue
+            outage.succeeded()
             for entry_id in set(entry_ids) - kept:
                 on_lost(entry_id)
 
@@ -40,6 +50,7 @@ async def reclaim_forever(
     interval_s: float,
     take: Callable[[str, ReclaimedEntry], Awaitable[None]],
     starts_hash_of: Callable[[str], str],
+    outage: Outage,
 ) -> None:
     """Every ``interval_s``, XAUTOCLAIM entries idle for longer than the lease and hand each
     to ``take``. A busy worker reclaims too (the entries join its backlog like read ones):
@@ -58,9 +69,13 @@ async def reclaim_forever(
                     min_idle_ms=lease_ms,
                     count=count,
                 )
-            except (RedisError, OSError) as e:
+            except REDIS_AWAY as e:
+                outage.failed(e, during="reclaim")
+                continue
+            except RedisError as e:
                 log.warning("reclaim_failed", stream=stream, error=str(e))
                 continue
+            outage.succeeded()
             for entry in claimed:
                 # Our own entry can only look idle if this loop was starved; it is still
                 # running here, and XAUTOCLAIM just renewed it.

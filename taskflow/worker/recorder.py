@@ -15,6 +15,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from taskflow.dispatch import HeldDispatch
 from taskflow.events import AnyEvent, TaskCancelled, TaskSucceeded, TaskTimedOut, encode, tag_of
+from taskflow.outage import REDIS_AWAY, Outage
 from taskflow.scripts import AppendKind, Scripts
 from taskflow.states import TaskState
 from taskflow.worker.entry import DispatchEntry
@@ -38,8 +39,9 @@ class RecorderFailed(Exception):
 
 
 class Recorder:
-    def __init__(self, scripts: Scripts, namespace: str, consumer: str) -> None:
+    def __init__(self, scripts: Scripts, namespace: str, consumer: str, outage: Outage) -> None:
         self._scripts = scripts
+        self._outage = outage
         self._namespace = namespace
         self._consumer = consumer
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -106,10 +108,15 @@ class Recorder:
         while pending:
             try:
                 answers = await self._flush(pending)
-            except (RedisError, OSError) as e:
+            except REDIS_AWAY as e:
+                self._outage.failed(e, during="record", batch=len(pending))
+                await asyncio.sleep(RETRY_DELAY_S)
+                continue
+            except RedisError as e:
                 log.warning("record_failed_retrying", error=str(e), batch=len(pending))
                 await asyncio.sleep(RETRY_DELAY_S)
                 continue
+            self._outage.succeeded()
             failed = [(item, answer) for item, answer in zip(pending, answers, strict=True) if _resend(item, answer)]
             pending = [item for item, _ in failed]
             if pending:

@@ -68,12 +68,12 @@ class Worker:
         self.id = uuid4().hex
         self.queues = queues
         self.scripts = Scripts(redis)
-        self.recorder = Recorder(self.scripts, settings.namespace, self.id)
+        # Shared by every loop that talks to Redis: one line when it goes, one when back.
+        self.redis_outage = Outage("redis")
+        self.recorder = Recorder(self.scripts, settings.namespace, self.id, self.redis_outage)
         self.inflight = InFlight(concurrency)
         self.children = ChildPool(concurrency, (*settings.task_modules, *task_modules))
         self.processed = 0
-        # Shared by the read, heartbeat and order loops: one line when Redis goes, one back.
-        self.redis_outage = Outage("redis")
         self._stopping = asyncio.Event()
         self._housekeeping: set[asyncio.Task[None]] = set()
         self._cancel_requested: set[str] = set()
@@ -100,7 +100,9 @@ class Worker:
             asyncio.create_task(self._follow_orders()),
             asyncio.create_task(self._beat_forever()),
             asyncio.create_task(
-                renew_leases_forever(self.scripts, self.id, self.inflight, self.settings.lease_seconds / 3, self._lost)
+                renew_leases_forever(
+                    self.scripts, self.id, self.inflight, self.settings.lease_seconds / 3, self._lost, self.redis_outage
+                )
             ),
             asyncio.create_task(
                 reclaim_forever(
@@ -112,6 +114,7 @@ class Worker:
                     RECLAIM_EVERY_S,
                     self._take_reclaimed,
                     lambda stream: keys.starts(self.settings.namespace, self._streams[stream][1]),
+                    self.redis_outage,
                 )
             ),
         ]
@@ -124,11 +127,19 @@ class Worker:
             await asyncio.gather(*background, return_exceptions=True)
             await self.recorder.drain()
             self.children.close()
-        await heartbeat.leave(self.redis, self.settings, self.id)
-        await append_event(self.redis, self.settings, self._stopped_event())
+        await self._leave()
         log.info("worker_stopped", worker_id=self.id, processed=self.processed)
         if self.recorder.failed is not None:
             raise self.recorder.failed  # exit non-zero: a supervisor restarts the worker
+
+    async def _leave(self) -> None:
+        """Deregister and record the stop. With Redis away the worker still exits: the
+        coordinator declares it dead after its silence and hands on what it held."""
+        try:
+            await heartbeat.leave(self.redis, self.settings, self.id)
+            await append_event(self.redis, self.settings, self._stopped_event())
+        except REDIS_AWAY as e:
+            log.warning("worker_left_unrecorded", worker_id=self.id, error=repr(e))
 
     def _on_recorder_stopped(self, recorder: asyncio.Task[None]) -> None:
         if not recorder.cancelled() and recorder.exception() is not None:

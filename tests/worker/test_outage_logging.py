@@ -57,5 +57,34 @@ async def test_worker_logs_a_redis_outage_once_and_its_recovery_once(settings: S
     unavailable, recovered = await logged("dependency_unavailable"), await logged("dependency_recovered")
     assert len(unavailable) == 1 and unavailable[0]["dependency"] == "redis", unavailable
     assert len(recovered) == 1 and float(str(recovered[0]["outage_s"])) >= OUTAGE_S, recovered
-    for per_retry in ("read_failed", "heartbeat_failed", "order_poll_failed"):
+    for per_retry in (
+        "read_failed",
+        "heartbeat_failed",
+        "order_poll_failed",
+        "reclaim_failed",
+        "lease_renewal_failed",
+        "record_failed_retrying",
+    ):
         assert not await logged(per_retry)
+
+
+async def test_a_worker_stopped_while_redis_is_down_exits_cleanly(settings: Settings, redis_dir: Path) -> None:
+    """It cannot deregister; it says so once and exits, instead of dying with a traceback
+    (the coordinator declares it dead after its silence)."""
+    server = start_redis(redis_dir)
+    settings = msgspec.structs.replace(settings, redis_url=server.url)
+    redis = await open_redis(settings)
+    with capture_logs() as logs:
+        try:
+            async with running_worker(settings, redis):
+                await eventually(lambda: _has(logs, "worker_started"))
+                server.stop()
+                await eventually(lambda: _has(logs, "dependency_unavailable"), timeout_s=10)
+        finally:
+            await redis.aclose()
+            server.stop()
+    assert await _has(logs, "worker_left_unrecorded") and await _has(logs, "worker_stopped")
+
+
+async def _has(logs: list[dict[str, object]], name: str) -> bool:
+    return any(entry["event"] == name for entry in logs)
