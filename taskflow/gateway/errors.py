@@ -38,8 +38,6 @@ from taskflow.gateway.request_id import request_id_of
 
 log = structlog.get_logger()
 
-log = structlog.get_logger()
-
 Dependency = Literal["redis", "postgres"]
 
 
