@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_table(
         "quarantined_entries",
         sa.Column("stream", sa.String(255), nullable=False),
-        sa.Column("entry_id", sa.String(32), nullable=False),
+        sa.Column("entry_id", sa.String(64), nullable=False),
         sa.Column("partition", sa.SmallInteger(), nullable=False),
         sa.Column("id_ms", sa.BigInteger(), nullable=False),
         sa.Column("id_seq", sa.BigInteger(), nullable=False),

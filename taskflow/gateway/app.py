@@ -9,6 +9,7 @@ from litestar import Litestar
 from litestar.exceptions import ClientException
 from litestar.middleware import DefineMiddleware
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskflow.connections import open_pool, open_redis
@@ -67,6 +68,8 @@ def create_app(settings: Settings) -> Litestar:
             DependencyUnavailable: dependency_unavailable,
             RedisConnectionError: dependency_unavailable,
             RedisTimeoutError: dependency_unavailable,
+            # A replica promoted away under us, or a failover in progress: Redis, not the request.
+            RedisReadOnlyError: dependency_unavailable,
             Exception: internal_error,
         },
         before_send=[send_request_id],

@@ -31,6 +31,8 @@ POSTGRES_AWAY = (
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,
     asyncpg.ConnectionDoesNotExistError,
+    # Out of connections, memory or disk (SQLSTATE class 53): the server, not the request.
+    asyncpg.InsufficientResourcesError,
 )
 
 

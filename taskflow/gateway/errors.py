@@ -31,6 +31,7 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskflow.errors import TaskFlowError
@@ -57,7 +58,8 @@ class DependencyUnavailable(GatewayError):
 
 
 def dependency_unavailable(
-    request: Request[Any, Any, Any], exc: DependencyUnavailable | RedisConnectionError | RedisTimeoutError
+    request: Request[Any, Any, Any],
+    exc: DependencyUnavailable | RedisConnectionError | RedisTimeoutError | RedisReadOnlyError,
 ) -> Response[dict[str, Any]]:
     if isinstance(exc, DependencyUnavailable):
         error = exc

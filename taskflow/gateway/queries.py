@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Awaitable
 from datetime import datetime
 from typing import cast
@@ -16,7 +14,7 @@ from taskflow import keys
 from taskflow.events import AnyEvent, EventDecodeError, TaskSubmitted, decode
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
-from taskflow.gateway.errors import invalid
+from taskflow.gateway.cursor import decode_cursor, encode_cursor
 from taskflow.gateway.schemas import JSON_NULL, LogLine, Progress, TaskError, TaskView
 from taskflow.projections.rows import TaskRow
 from taskflow.projections.tasks import fold_task
@@ -35,21 +33,11 @@ class TaskFilter(msgspec.Struct, frozen=True, kw_only=True):
     cursor: str | None = None
 
 
-class _Cursor(msgspec.Struct, array_like=True):
+class TaskCursor(msgspec.Struct, array_like=True):
+    """Where a page of tasks (or of dead letters) ended: its sort key."""
+
     created_at: datetime
     task_id: UUID
-
-
-def encode_cursor(created_at: datetime, task_id: UUID) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(_Cursor(created_at, task_id))).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> _Cursor:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return msgspec.json.decode(raw, type=_Cursor)
-    except (binascii.Error, ValueError, msgspec.DecodeError) as e:
-        raise invalid("cursor", "is not a cursor this API returned", source="query") from e
 
 
 def _view(row: asyncpg.Record) -> TaskView:
@@ -165,7 +153,7 @@ async def list_tasks(ctx: GatewayContext, principal: Principal, flt: TaskFilter)
     if flt.campaign_id:
         add("t.campaign_id = ?", flt.campaign_id)
     if flt.cursor:
-        cursor = decode_cursor(flt.cursor)
+        cursor = decode_cursor(flt.cursor, TaskCursor)
         params.extend([cursor.created_at, cursor.task_id])
         where.append(f"(t.created_at, t.task_id) < (${len(params) - 1}, ${len(params)})")
     params.append(flt.limit + 1)
@@ -176,7 +164,7 @@ async def list_tasks(ctx: GatewayContext, principal: Principal, flt: TaskFilter)
     )
     rows = await ctx.pool.fetch(sql, *params)
     items = [_view(r) for r in rows[: flt.limit]]
-    next_cursor = encode_cursor(items[-1].created_at, items[-1].task_id) if len(rows) > flt.limit else None
+    next_cursor = encode_cursor(TaskCursor(items[-1].created_at, items[-1].task_id)) if len(rows) > flt.limit else None
     return items, next_cursor
 
 

@@ -17,8 +17,9 @@ from msgspec import Meta
 from taskflow.gateway import lifecycle
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
+from taskflow.gateway.cursor import decode_cursor, encode_cursor
 from taskflow.gateway.lifecycle import RetryAnswer
-from taskflow.gateway.queries import decode_cursor, encode_cursor
+from taskflow.gateway.queries import TaskCursor
 
 AuthedRequest = Request[Principal, str, State]
 
@@ -110,11 +111,11 @@ class DeadLetterController(Controller):
         if requeued is not None:
             conditions.append(("(d.requeued_at IS NOT NULL) = ?", (requeued,)))
         if cursor:
-            after = decode_cursor(cursor)
+            after = decode_cursor(cursor, TaskCursor)
             conditions.append(("(d.moved_at, d.dlq_id) < (?, ?)", (after.created_at, after.task_id)))
         items = await _select(_ctx(request), request.user, conditions, limit + 1)
         page = items[:limit]
-        next_cursor = encode_cursor(page[-1].moved_at, page[-1].dlq_id) if len(items) > limit else None
+        next_cursor = encode_cursor(TaskCursor(page[-1].moved_at, page[-1].dlq_id)) if len(items) > limit else None
         return DeadLetterPage(items=page, next_cursor=next_cursor)
 
     @post("/{task_id:uuid}/requeue", status_code=HTTP_202_ACCEPTED)

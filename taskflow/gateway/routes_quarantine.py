@@ -4,7 +4,6 @@ kept whole with their error (ADR 0014), newest first."""
 from __future__ import annotations
 
 import base64
-import binascii
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -16,7 +15,7 @@ from litestar.params import FromQuery, QueryParameter
 
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
-from taskflow.gateway.errors import invalid
+from taskflow.gateway.cursor import decode_cursor, encode_cursor
 
 
 class QuarantinedEntry(msgspec.Struct, kw_only=True):
@@ -65,7 +64,7 @@ async def list_quarantine(
         params.append(source)
         where.append(f"source = ${len(params)}")
     if cursor is not None:
-        after = _decode_cursor(cursor)
+        after = decode_cursor(cursor, _Cursor)
         params += [after.quarantined_at, after.stream, after.entry_id]
         n = len(params)
         where.append(f"(quarantined_at, stream, entry_id) < (${n - 2}, ${n - 1}, ${n})")
@@ -84,17 +83,5 @@ async def list_quarantine(
         for r in rows[:limit]
     ]
     last = items[-1] if len(rows) > limit else None
-    next_cursor = None if last is None else _encode_cursor(_Cursor(last.quarantined_at, last.stream, last.entry_id))
+    next_cursor = None if last is None else encode_cursor(_Cursor(last.quarantined_at, last.stream, last.entry_id))
     return QuarantinePage(items=items, next_cursor=next_cursor)
-
-
-def _encode_cursor(cursor: _Cursor) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> _Cursor:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return msgspec.json.decode(raw, type=_Cursor)
-    except (binascii.Error, ValueError, msgspec.DecodeError) as e:
-        raise invalid("cursor", "is not a cursor this API returned", source="query") from e

@@ -11,7 +11,15 @@ import structlog
 from taskflow.events import AnyEvent, DispatchRejected, ScheduleCreated, ScheduleDeleted, TaskDeadLettered, TaskQueued
 from taskflow.projections.ids import as_uuid, uuids_of
 from taskflow.projections.quarantine import QuarantineRecord, of_rejected
-from taskflow.projections.rows import DeadLetterRow, ExecutionRow, LogRow, ResultRow, TaskRow, WorkerRow
+from taskflow.projections.rows import (
+    TERMINAL_STATUSES,
+    DeadLetterRow,
+    ExecutionRow,
+    LogRow,
+    ResultRow,
+    TaskRow,
+    WorkerRow,
+)
 from taskflow.projections.tasks import TaskEvent, dead_letter_of, execution_of, fold_task, log_of, result_of
 from taskflow.projections.workers import WORKER_EVENTS, fold_worker
 
@@ -98,13 +106,19 @@ def _fold_event(
         return
     if isinstance(event, DispatchRejected):
         record = of_rejected(event)
-        if event.task_id:
+        if event.task_id and _still_live(changes, stored_tasks, event.task_id):
             # The task can never run from that entry: it fails, dead-lettered with the
             # reason, and a retry or requeue dispatches its intact TaskSubmitted again.
             _fold_task_event(changes, rejected_as_dead_letter(event, event.task_id), stored_tasks)
         changes.quarantined.append(record)
         return
     _fold_task_event(changes, event, stored_tasks)
+
+
+def _still_live(changes: Changes, stored_tasks: dict[UUID, TaskRow], task_id: str) -> bool:
+    """A task that ended already is not failed by a stray entry naming it."""
+    row = changes.tasks.get(as_uuid(task_id)) or stored_tasks.get(as_uuid(task_id))
+    return row is not None and row.status not in TERMINAL_STATUSES
 
 
 def rejected_as_dead_letter(event: DispatchRejected, task_id: str) -> TaskDeadLettered:

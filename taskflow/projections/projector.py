@@ -61,6 +61,7 @@ POSTGRES_AWAY = (
     OSError,
 )
 RETRY_DELAY_S = 1.0
+STUCK_RETRY_MAX_S = 60.0
 
 
 class Folded(msgspec.Struct, frozen=True):
@@ -190,6 +191,7 @@ class Projector:
             blocking=False,
             thread_local=False,
         )
+        stuck_s = RETRY_DELAY_S
         while not self._stopping.is_set():
             try:
                 await self._hold(partition, lock)
@@ -207,6 +209,15 @@ class Projector:
                     log.warning("projector_partition_interrupted", partition=partition, error=repr(e))
                 await self.pool.expire_connections()
                 await asyncio.sleep(RETRY_DELAY_S)
+                stuck_s = RETRY_DELAY_S
+            except Exception as e:  # the partition loop's one catch-all (HOUSE_STYLE §6)
+                # What no one event explains: a constraint our folds broke, a missing table,
+                # a stream id no checkpoint column can hold. Never skip it and never die on
+                # it (a restart would meet it again): the partition stops here, loudly, and
+                # is tried again with a growing pause until someone fixes the cause.
+                log.error("projector_partition_stuck", partition=partition, retry_in_s=stuck_s, exc_info=e)
+                await asyncio.sleep(stuck_s)
+                stuck_s = min(stuck_s * 2, STUCK_RETRY_MAX_S)
 
     async def _hold(self, partition: int, lock: Lock) -> None:
         """Project the partition while its lock is ours; a short wait when another has it."""
@@ -268,7 +279,7 @@ class Projector:
             await self._apply_halving(partition, newer, fence)
             return
         # Refused alone; quarantined alone. Should even that be refused, the error is not
-        # the event's and goes up (the partition is retried, nothing is skipped).
+        # the event's and goes up (the partition is stuck and retried, nothing is skipped).
         await apply_batch(self.pool, partition, batch.refused(f"refused by PostgreSQL: {error}"), fence)
 
     async def _project(self, partition: int, lock: Lock, fence: int) -> None:

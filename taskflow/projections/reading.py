@@ -66,9 +66,10 @@ class Batch(msgspec.Struct):
         )
 
     def refused(self, error: str) -> Batch:
-        """This one-entry batch with its event quarantined instead of projected."""
-        (record,) = self.records
-        return Batch(self.stream, self.entry_ids, [], [], [quarantined_record(self.stream, record, error)])
+        """This one-entry batch with its event quarantined instead of projected (an entry
+        quarantined already, which PostgreSQL refused too, stays as it is)."""
+        kept = [quarantined_record(self.stream, record, error) for record in self.records]
+        return Batch(self.stream, self.entry_ids, [], [], kept + self.undecodable)
 
 
 def quarantined_record(stream: str, record: store.ArchiveRecord, error: str) -> QuarantineRecord:

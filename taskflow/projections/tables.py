@@ -219,7 +219,8 @@ quarantined_entries = Table(
     "quarantined_entries",
     metadata,
     Column("stream", String(255), nullable=False),
-    Column("entry_id", String(32), nullable=False),
+    # Any stream id: two unsigned 64-bit numbers, up to 41 characters.
+    Column("entry_id", String(64), nullable=False),
     Column("partition", SmallInteger, nullable=False),
     Column("id_ms", BigInteger, nullable=False),
     Column("id_seq", BigInteger, nullable=False),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
-from taskflow.events import EventDecodeError, TaskSubmitted, decode
-from taskflow.streams import field_bytes
+from taskflow.events import TaskSubmitted, decode
+from taskflow.streams import field_bytes, field_text
 from taskflow.worker.errors import MalformedDispatchEntry
 
 
@@ -24,11 +26,17 @@ class DispatchEntry(msgspec.Struct, frozen=True, kw_only=True):
 def parse_entry(
     *, stream: str, entry_id: str, partition: int, delivery_count: int, runs_begun: int, fields: dict[str, str]
 ) -> DispatchEntry:
-    """Turn the raw fields written by ``submit.lua`` into a typed entry."""
+    """Turn the raw fields written by ``submit.lua`` into a typed entry; anything else is a
+    ``MalformedDispatchEntry`` (its text then goes into events: it must be encodable)."""
     try:
-        event = decode(fields["event_id"], field_bytes(fields["event"]))
-    except (KeyError, EventDecodeError) as e:
-        raise MalformedDispatchEntry(f"{stream} {entry_id}: {e}") from e
+        event_id, retry_count = fields["event_id"], fields.get("retry_count", "0")
+        if not _STREAM_ID.fullmatch(event_id) or not retry_count.isdigit():
+            raise ValueError(
+                f"event_id {field_text(event_id)!r} or retry_count {field_text(retry_count)!r} is malformed"
+            )
+        event = decode(event_id, field_bytes(fields["event"]))
+    except (KeyError, ValueError) as e:  # EventDecodeError is a ValueError
+        raise MalformedDispatchEntry(f"{stream} {entry_id}: {field_text(str(e))}") from e
     if not isinstance(event, TaskSubmitted):
         raise MalformedDispatchEntry(f"{stream} {entry_id}: holds {type(event).__name__}, not TaskSubmitted")
     return DispatchEntry(
@@ -37,6 +45,10 @@ def parse_entry(
         partition=partition,
         delivery_count=delivery_count,
         runs_begun=runs_begun,
-        retry_count=int(fields.get("retry_count", 0)),
+        retry_count=int(retry_count),
         task=event,
     )
+
+
+# What submit.lua writes: the TaskSubmitted's own stream id.
+_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")

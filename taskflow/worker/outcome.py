@@ -10,6 +10,7 @@ from uuid import UUID
 
 import msgspec
 
+from taskflow import keys
 from taskflow.dispatch import HeldDispatch
 from taskflow.events import (
     DispatchRejected,
@@ -227,14 +228,22 @@ def dead_lettered(
 
 
 def rejected(
-    *, stream: str, entry_id: str, partition: int, fields: dict[str, str], error: str, worker_id: str, now: datetime
+    *,
+    stream: str,
+    entry_id: str,
+    partition: int,
+    partitions: int,
+    fields: dict[str, str],
+    error: str,
+    worker_id: str,
+    now: datetime,
 ) -> DispatchRejected:
     """A dispatch entry this worker cannot read, kept whole for the quarantine (bytes that
-    are not UTF-8 written as ``\\xNN``). The task it names (when it names a valid id)
-    fails with it."""
+    are not UTF-8 written as ``\\xNN``). The task it names fails with it, when it names
+    one as the submit script does: a canonical id of this partition (invariant 6)."""
     fields = {field_text(k): field_text(v) for k, v in fields.items()}
     task_id = fields.get("task_id")
-    if task_id is not None and not _is_uuid(task_id):
+    if task_id is not None and not (_is_uuid(task_id) and keys.partition_of(task_id, partitions) == partition):
         task_id = None
     return DispatchRejected(
         aggregate_id=task_id or f"dispatch-{entry_id}",
@@ -245,14 +254,14 @@ def rejected(
         entry_id=entry_id,
         partition=partition,
         fields=fields,
-        error=escape_nul(error),
+        error=field_text(escape_nul(error)),
         task_id=task_id,
     )
 
 
 def _is_uuid(text: str) -> bool:
+    """Canonical only (lower-case, hyphenated), as the gateway writes task ids."""
     try:
-        UUID(text)
+        return str(UUID(text)) == text
     except ValueError:
         return False
-    return True

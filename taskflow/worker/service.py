@@ -208,6 +208,7 @@ class Worker:
                 stream=stream,
                 entry_id=entry_id,
                 partition=partition,
+                partitions=self.settings.partitions,
                 fields=fields,
                 error=str(e),
                 worker_id=self.id,

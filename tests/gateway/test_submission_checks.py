@@ -3,8 +3,11 @@ and arguments that do not convert to the task function's annotations."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
+from uuid import uuid4
 
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
@@ -147,3 +150,28 @@ async def test_a_nul_in_any_json_body_is_a_422_naming_its_path(client: Client, s
     )
     assert response.status_code == 422, response.text
     assert response.json()["detail"].startswith("task_name: contains a NUL")
+
+
+NUL_STREAM = "a\x00b"
+
+
+def _cursor(*key: object) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(list(key))).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("path", "admin"),
+    [
+        (f"/api/v1/tasks?cursor={_cursor('0001-01-01T00:00:00+01:00', str(uuid4()))}", False),
+        (f"/api/v1/dlq?cursor={_cursor('0001-01-01T00:00:00+01:00', str(uuid4()))}", False),
+        (f"/api/v1/tasks?cursor={_cursor('2026-01-01T00:00:00', str(uuid4()))}", False),  # no time zone
+        (f"/api/v1/quarantine?cursor={_cursor('2026-01-01T00:00:00Z', NUL_STREAM, '1-0')}", True),
+    ],
+    ids=["year-0-in-utc", "dlq-year-0", "naive-time", "nul-inside"],
+)
+async def test_a_cursor_this_api_never_returned_is_a_422_not_a_500(
+    client: Client, settings: Settings, path: str, admin: bool
+) -> None:
+    response = await client.get(path, headers=auth(settings, "ops", "admin") if admin else auth(settings))
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("cursor:")

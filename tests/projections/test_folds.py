@@ -220,3 +220,23 @@ def test_a_rejected_dispatch_entry_fails_its_task_and_is_quarantined() -> None:
         task_id,
     )
     assert msgspec.json.decode(record.raw) == {"task_id": task_id, "event": "{"}
+
+
+def test_a_rejected_dispatch_entry_never_fails_a_task_that_ended() -> None:
+    task_id = str(uuid4())
+    completed = fold_batch(_history(task_id), {}, {}).tasks  # type: ignore[arg-type]
+    rejected = DispatchRejected(
+        aggregate_id=task_id,
+        occurred_at=_at(9),
+        correlation_id="c",
+        event_id="9-0",
+        stream="ns:{0}:q:medium",
+        entry_id="8-0",
+        partition=0,
+        fields={"task_id": task_id},
+        error="stray",
+        task_id=task_id,
+    )
+    changes = fold_batch([rejected], completed, {})
+    assert changes.tasks == {} and changes.dead_letters == {}
+    assert [q.entry_id for q in changes.quarantined] == ["8-0"]

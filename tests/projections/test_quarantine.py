@@ -4,12 +4,15 @@ projected as usual. Real Redis and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime
 from uuid import uuid4
 
 import asyncpg
 import msgspec
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from taskflow import keys
 from taskflow.events import WorkerStarted, encode, tag_of
@@ -156,3 +159,44 @@ async def test_an_event_a_fold_fails_on_is_quarantined_with_the_rest_of_its_batc
     row = await pool.fetchrow("SELECT * FROM quarantined_entries")
     assert row is not None and row["entry_id"] == bad_id and row["error"].startswith("fold failed")
     assert row["aggregate_id"] == "not-a-uuid"
+
+
+async def test_an_entry_whose_id_does_not_fit_the_archive_is_quarantined(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """A 33-character stream id (seq 10^18, appended by hand): too long for the archive's
+    event_id, kept whole in the quarantine."""
+    await ensure_groups(redis, settings)
+    stream = keys.events(settings.namespace, 0)
+    odd = submitted("echo")
+    odd_id = f"{int(time.time() * 1000)}-1000000000000000000"
+    await redis.xadd(stream, {"type": "task.submitted", "data": encode(odd)}, id=odd_id)
+    good = submitted("echo")
+    await submit(redis, settings, good)
+    async with running_projector(settings, redis, pool):
+        await eventually(lambda: _projected(pool, [good.aggregate_id]))
+    row = await pool.fetchrow("SELECT entry_id, id_seq, error FROM quarantined_entries")
+    assert row is not None and (row["entry_id"], row["id_seq"]) == (odd_id, 10**18)
+
+
+async def test_an_entry_no_checkpoint_can_hold_leaves_the_projector_stuck_but_alive(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """A stream id above 2^63 cannot be checkpointed (the columns are signed): nothing
+    after it can be projected, so the projector says so, loudly, and keeps trying instead
+    of dying or skipping it."""
+    good = submitted("echo")
+    await submit(redis, settings, good)
+    stream = keys.events(settings.namespace, 0)
+    with capture_logs() as logs:
+        async with running_projector(settings, redis, pool) as projector:
+            await eventually(lambda: _projected(pool, [good.aggregate_id]))
+            await redis.xadd(stream, {"type": "task.submitted", "data": encode(submitted("echo"))}, id=f"{2**63}-0")
+            await eventually(lambda: _logged(logs, "projector_partition_stuck"))
+            await asyncio.sleep(1.5)  # past the first retry: still there, still stuck
+            assert not projector_stopped(projector)
+    assert sum(entry["event"] == "projector_partition_stuck" for entry in logs) <= 3  # backing off, not spinning
+
+
+async def _logged(logs: list[dict[str, object]], name: str) -> bool:
+    return any(entry["event"] == name for entry in logs)

@@ -8,6 +8,7 @@ from uuid import uuid4
 import msgspec
 import pytest
 
+from taskflow import keys
 from taskflow.worker import outcome
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -35,19 +36,30 @@ def test_what_a_run_returns_is_made_storable(result: outcome.RunResult, expected
         assert stored.error.startswith("result.a[1] holds a NUL")
 
 
+def _task_in(partition: int, partitions: int) -> str:
+    while keys.partition_of(task_id := str(uuid4()), partitions) != partition:
+        pass
+    return task_id
+
+
 @pytest.mark.parametrize(
     ("fields", "names_task"),
     [
         ({"task_id": "TASK", "event": "{"}, True),
         ({"task_id": "not-a-uuid", "event": "{"}, False),
+        ({"task_id": "UPPER", "event": "{"}, False),  # not as the gateway writes ids
+        ({"task_id": "OTHER-PARTITION", "event": "{"}, False),  # invariant 6
         ({"other": "x"}, False),
     ],
 )
-def test_a_rejected_entry_names_its_task_only_when_the_id_is_valid(fields: dict[str, str], names_task: bool) -> None:
-    task_id = str(uuid4())
-    fields = {k: task_id if v == "TASK" else v for k, v in fields.items()}
+def test_a_rejected_entry_names_its_task_only_when_the_id_is_one_of_its_partition(
+    fields: dict[str, str], names_task: bool
+) -> None:
+    task_id = _task_in(1, 4)
+    spelled = {"TASK": task_id, "UPPER": task_id.upper(), "OTHER-PARTITION": _task_in(2, 4)}
+    fields = {k: spelled.get(v, v) for k, v in fields.items()}
     event = outcome.rejected(
-        stream="s", entry_id="5-0", partition=0, fields=fields, error="bad\x00", worker_id="w", now=NOW
+        stream="s", entry_id="5-0", partition=1, partitions=4, fields=fields, error="bad\x00", worker_id="w", now=NOW
     )
     assert event.task_id == (task_id if names_task else None)
     assert event.aggregate_id == (task_id if names_task else "dispatch-5-0")

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import msgspec
+import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
@@ -134,16 +135,30 @@ async def test_nuls_in_log_lines_progress_and_errors_are_kept_escaped(
     assert await pool.fetchval("SELECT count(*) FROM quarantined_entries") == 0
 
 
-async def test_a_dispatch_entry_that_is_not_utf8_is_rejected_not_fatal(
-    redis: Redis, settings: Settings, pool: asyncpg.Pool
+@pytest.mark.parametrize(
+    ("fields", "kept"),
+    [
+        ({"task_id": "x", "event": b"\xff{"}, {"task_id": "x", "event": "\\xff{"}),
+        ({"event_id": b"1-\xff", "event": "{}"}, {"event_id": "1-\\xff", "event": "{}"}),
+        (
+            {"event_id": "1-0", "event": "{}", "retry_count": "many"},
+            {"event_id": "1-0", "event": "{}", "retry_count": "many"},
+        ),
+    ],
+    ids=["event-not-utf8", "event-id-not-utf8", "retry-count-not-a-number"],
+)
+async def test_a_dispatch_entry_with_unreadable_fields_is_rejected_not_fatal(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool, fields: dict[str, object], kept: dict[str, str]
 ) -> None:
+    """Read from the stream or reclaimed from a dead worker alike, such an entry never
+    stops a worker (nor its recorder): it is taken off and kept."""
     stream = keys.dispatch(settings.namespace, 0, "medium")
     await submit(redis, settings, submitted("echo"))  # creates the groups
-    entry_id = await _replace_dispatch_entry(redis, settings, {"task_id": "x", "event": b"\xff{"})  # type: ignore[dict-item]
+    entry_id = await _replace_dispatch_entry(redis, settings, fields)  # type: ignore[arg-type]
     good = submitted("echo")
     await submit(redis, settings, good)
     async with _stack(settings, redis, pool):
         await eventually(lambda: _status_is(pool, good.aggregate_id, "COMPLETED"))
         row = await eventually(lambda: pool.fetchrow("SELECT * FROM quarantined_entries"))
     assert row["entry_id"] == entry_id and row["stream"] == stream
-    assert msgspec.json.decode(bytes(row["raw"])) == {"task_id": "x", "event": "\\xff{"}
+    assert msgspec.json.decode(bytes(row["raw"])) == kept
