@@ -26,6 +26,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from taskflow.errors import TaskFlowError
+
 _LOCALHOST = "127.0.0.1"
 
 _MIN_REDIS_VERSION = (7, 0)
@@ -51,7 +53,7 @@ class _RunAs(TypedDict, total=False):
     cwd: str
 
 
-class EmbeddedServerError(Exception):
+class EmbeddedServerError(TaskFlowError):
     """An embedded server could not be started."""
 
 

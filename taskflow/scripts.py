@@ -18,6 +18,7 @@ from redis.typing import EncodableT
 
 from taskflow import keys
 from taskflow.dispatch import HeldDispatch, encode_held
+from taskflow.errors import TaskFlowError
 from taskflow.events import Priority, TaskSubmitted, encode
 
 
@@ -308,11 +309,11 @@ class Scripts:
         return [(str(entry_id), _pairs(fields)) for entry_id, fields in answer]
 
 
-class LeadershipLost(Exception):
+class LeadershipLost(TaskFlowError):
     """Raised by ``promote`` when the caller's leader value is no longer current."""
 
 
-class LockLost(Exception):
+class LockLost(TaskFlowError):
     """Raised by ``projector_read`` when the caller no longer holds the partition lock."""
 
 

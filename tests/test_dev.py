@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import free_port
+from taskflow.devservers import free_port
 
 
 @pytest.fixture

@@ -9,10 +9,11 @@ import httpx
 from redis.asyncio import Redis
 
 from taskflow import keys
+from taskflow.devservers import free_port
 from taskflow.events import TaskDeadLettered, TaskFailed, TaskSucceeded
 from taskflow.gateway.auth import issue_token
 from taskflow.settings import Settings
-from tests.support.processes import env_for, free_port, services, start
+from tests.support.processes import env_for, services, start
 from tests.support.stack import all_events
 from tests.support.waiting import eventually
 

@@ -15,6 +15,7 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
+from taskflow.errors import TaskFlowError
 from taskflow.projections.batch import Changes
 from taskflow.projections.quarantine import QuarantineRecord
 from taskflow.projections.rows import DeadLetterRow, ExecutionRow, LogRow, ResultRow, TaskRow, WorkerRow
@@ -49,7 +50,7 @@ class ArchiveRecord(msgspec.Struct, frozen=True, array_like=True, gc=False):
 ARCHIVE_COLUMNS = list(ArchiveRecord.__struct_fields__)
 
 
-class FencedOut(Exception):
+class FencedOut(TaskFlowError):
     """Raised when a projector whose lock lapsed (paused, partitioned) tries to commit after
     a successor with a newer fencing token already has; its transaction rolls back."""
 

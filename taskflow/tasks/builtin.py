@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from taskflow.errors import TaskFlowError
 from taskflow.tasks.registry import task
 
 
-class TaskFailedOnPurpose(Exception):
+class TaskFailedOnPurpose(TaskFlowError):
     """Raised by the ``fail`` task."""
 
 

@@ -21,6 +21,7 @@ import msgspec
 
 from taskflow.tasks import TaskRun, get_task, load_task_modules
 from taskflow.tasks.context import LogLevel, Note, enter_task, leave_task
+from taskflow.worker.errors import WorkerError
 
 _encoder = msgspec.json.Encoder()
 
@@ -133,7 +134,7 @@ class _Child:
     conn: Connection
 
 
-class ChildKilled(Exception):
+class ChildKilled(WorkerError):
     """Raised to the caller whose child was killed (timeout or cancel)."""
 
 

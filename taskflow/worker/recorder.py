@@ -19,6 +19,7 @@ from taskflow.outage import REDIS_AWAY, Outage
 from taskflow.scripts import AppendKind, Scripts
 from taskflow.states import TaskState
 from taskflow.worker.entry import DispatchEntry
+from taskflow.worker.errors import WorkerError
 
 log = structlog.get_logger()
 MAX_BATCH = 500
@@ -33,7 +34,7 @@ class _Pending(msgspec.Struct):
     done: asyncio.Future[str | None]
 
 
-class RecorderFailed(Exception):
+class RecorderFailed(WorkerError):
     """The recorder stopped on an unexpected error (a bug, not Redis being away, which it
     waits out): no outcome can be recorded any more, so the worker must stop."""
 
