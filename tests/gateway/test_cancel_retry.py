@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -58,20 +57,28 @@ async def test_a_scheduled_task_cancelled_leaves_the_schedule(client: Client, se
     assert await redis.zcard(keys.schedule(settings.namespace, 0)) == 0
 
 
-@pytest.mark.parametrize("task_name", ["sleep", "blocking_sleep"])
-async def test_a_running_task_is_stopped_within_two_seconds(
-    client: Client, settings: Settings, redis: Redis, task_name: str
+@pytest.mark.parametrize(("task_name", "children_while_running"), [("sleep", 0), ("blocking_sleep", 1)])
+async def test_a_running_task_is_stopped_and_nothing_of_it_runs_on(
+    client: Client, settings: Settings, redis: Redis, task_name: str, children_while_running: int
 ) -> None:
+    """The stop itself, not its speed: the 2 s target is measured in bench/lifecycle.py
+    (docs/benchmarks.md, cancel latency), never with a wall clock in a test."""
     task_id = await _submit(client, settings, task_name=task_name, kwargs={"seconds": 60})
     async with running_worker(settings, redis) as worker:
         await eventually(lambda: _has(redis, settings, task_id, TaskStarted))
-        asked = time.monotonic()
+        # An async task runs on the worker's loop; a sync one in a child process.
+        assert worker.children.live_processes() == children_while_running
         response = await client.delete(f"/api/v1/tasks/{task_id}", headers=auth(settings))
         assert response.status_code == 202 and response.json()["status"] == "CANCELLING"
-        await eventually(lambda: _has(redis, settings, task_id, TaskCancelled), timeout_s=5)
-        assert time.monotonic() - asked < 2.0
-        assert worker.children.live_processes() == 0 or task_name == "sleep"
+        await eventually(lambda: _has(redis, settings, task_id, TaskCancelled))
+        # Stopped for real: nothing of it is running, on the loop or in a child.
+        await eventually(lambda: _nothing_running(worker))
+        assert worker.children.live_processes() == 0
     assert not await _has(redis, settings, task_id, TaskSucceeded)
+
+
+async def _nothing_running(worker: object) -> bool:
+    return not worker.inflight.running  # type: ignore[attr-defined]
 
 
 async def _has(redis: Redis, settings: Settings, task_id: str, kind: type) -> bool:
