@@ -19,7 +19,18 @@ from redis.typing import EncodableT
 from taskflow import keys
 from taskflow.dispatch import HeldDispatch, encode_held
 from taskflow.errors import TaskFlowError
-from taskflow.events import Priority, TaskSubmitted, encode
+from taskflow.events import (
+    Priority,
+    ScheduleCreated,
+    ScheduleDeleted,
+    TaskCancelled,
+    TaskCancelRequested,
+    TaskQueued,
+    TaskSubmitted,
+    WorkerDied,
+    encode,
+    tag_of,
+)
 
 
 def _source(name: str) -> str:
@@ -198,7 +209,7 @@ class Scripts:
         partition: int,
         leader: str,
         held: HeldDispatch,
-        payload: bytes,
+        queued: TaskQueued,
         pipeline: Pipeline | None = None,
         from_waiting: bool = False,
     ) -> str | None:
@@ -214,13 +225,19 @@ class Scripts:
                 keys.events(ns, partition),
                 keys.task_marker(ns, partition, held.task_id),
             ],
-            args=[leader, held.task_id, payload],
+            args=[leader, held.task_id, encode(queued), tag_of(queued)],
             client=pipeline,
         )
         return None if pipeline is not None or not answer else str(answer)
 
     async def cancel(
-        self, *, ns: str, partition: int, task_id: str, cancelled: bytes, requested: bytes
+        self,
+        *,
+        ns: str,
+        partition: int,
+        task_id: str,
+        cancelled: TaskCancelled,
+        requested: TaskCancelRequested | None,
     ) -> tuple[str, str]:
         """Cancel by live state: ("cancelled" | "cancelling" | "terminal:<state>" | "unknown", event id)."""
         outcome, event_id = await self._cancel(
@@ -231,7 +248,13 @@ class Scripts:
                 keys.events(ns, partition),
                 keys.waiting(ns, partition),
             ],
-            args=[task_id, cancelled, requested],
+            args=[
+                task_id,
+                encode(cancelled),
+                b"" if requested is None else encode(requested),
+                tag_of(cancelled),
+                "" if requested is None else tag_of(requested),
+            ],
         )
         return str(outcome), str(event_id)
 
@@ -241,7 +264,7 @@ class Scripts:
         ns: str,
         partition: int,
         submitted: TaskSubmitted,
-        queued: bytes,
+        queued: TaskQueued,
         marker_ttl_seconds: int,
         projected_state: str,
     ) -> tuple[str, str]:
@@ -254,12 +277,20 @@ class Scripts:
                 keys.dispatch(ns, partition, submitted.priority),
                 keys.events(ns, partition),
             ],
-            args=[task_id, submitted.event_id, encode(submitted), queued, marker_ttl_seconds, projected_state],
+            args=[
+                task_id,
+                submitted.event_id,
+                encode(submitted),
+                encode(queued),
+                marker_ttl_seconds,
+                projected_state,
+                tag_of(queued),
+            ],
         )
         return str(outcome), str(detail)
 
     async def bury(
-        self, *, ns: str, partition: int, leader: str, worker_id: str, silent_since_ms: int, payload: bytes
+        self, *, ns: str, partition: int, leader: str, worker_id: str, silent_since_ms: int, died: WorkerDied
     ) -> str | None:
         """Record WorkerDied if the worker is still silent and we still lead ``partition``."""
         answer = await self._bury(
@@ -268,23 +299,32 @@ class Scripts:
                 keys.worker_registry(ns, partition),
                 keys.events(ns, partition),
             ],
-            args=[leader, worker_id, silent_since_ms, payload],
+            args=[leader, worker_id, silent_since_ms, encode(died), tag_of(died)],
         )
         return str(answer) if answer else None
 
     async def schedule_create(
-        self, *, ns: str, partition: int, schedule_id: str, definition: bytes, first_due_ms: int, payload: bytes
+        self,
+        *,
+        ns: str,
+        partition: int,
+        schedule_id: str,
+        definition: bytes,
+        first_due_ms: int,
+        created: ScheduleCreated,
     ) -> str:
         answer = await self._schedule_create(
             keys=[keys.schedules(ns, partition), keys.schedule_due(ns, partition), keys.events(ns, partition)],
-            args=[schedule_id, definition, first_due_ms, payload],
+            args=[schedule_id, definition, first_due_ms, encode(created), tag_of(created)],
         )
         return str(answer)
 
-    async def schedule_delete(self, *, ns: str, partition: int, schedule_id: str, payload: bytes) -> str | None:
+    async def schedule_delete(
+        self, *, ns: str, partition: int, schedule_id: str, deleted: ScheduleDeleted
+    ) -> str | None:
         answer = await self._schedule_delete(
             keys=[keys.schedules(ns, partition), keys.schedule_due(ns, partition), keys.events(ns, partition)],
-            args=[schedule_id, payload],
+            args=[schedule_id, encode(deleted), tag_of(deleted)],
         )
         return str(answer) if answer else None
 

@@ -182,3 +182,20 @@ def test_lua_scripts_write_only_the_task_states_python_knows() -> None:
             written |= set(re.findall(r"state = '(\w+)'", text))
     assert written and written <= known, written - known
     assert set(STATE_OF_STATUS.values()) == known
+
+
+def test_lua_scripts_take_every_event_type_from_python() -> None:
+    """The wire tags live in taskflow.events alone: each XADD's 'type' is an ARGV the
+    caller filled with tag_of(event), so renaming a tag cannot leave a Lua copy behind."""
+    from taskflow.events import CURRENT_VERSION
+
+    appends = 0
+    for script in files("taskflow.lua").iterdir():
+        if not script.name.endswith(".lua"):
+            continue
+        text = script.read_text()
+        for value in re.findall(r"'type',\s*([^,)]+)", text):
+            appends += 1
+            assert value.startswith("ARGV["), f"{script.name}: 'type', {value}"
+        assert not [tag for tag in CURRENT_VERSION if f"'{tag}'" in text], script.name
+    assert appends >= 9  # every script that appends an event

@@ -119,7 +119,7 @@ class Coordinator:
                     partition=partition,
                     leader=leader,
                     held=held,
-                    payload=encode(queued_event(held, child, leader, now, parents_done=True)),
+                    queued=queued_event(held, child, leader, now, parents_done=True),
                     from_waiting=True,
                 )
             elif decision != "wait":
@@ -127,8 +127,8 @@ class Coordinator:
                     ns=ns,
                     partition=partition,
                     task_id=held.task_id,
-                    cancelled=encode(child_cancelled_event(child, decision, leader, now)),
-                    requested=b"",
+                    cancelled=child_cancelled_event(child, decision, leader, now),
+                    requested=None,
                 )
                 log.info("waiting_task_cancelled", task_id=held.task_id, reason=decision)
 
@@ -187,7 +187,7 @@ class Coordinator:
                 leader=leader,
                 worker_id=worker_id,
                 silent_since_ms=silent_since_ms,
-                payload=encode(event),
+                died=event,
             )
             if buried:
                 handed = await _hand_off(self.redis, self.settings, worker_id)
@@ -211,7 +211,7 @@ class Coordinator:
                 assert isinstance(submitted, TaskSubmitted)
                 event = queued_event(held, submitted, leader, now)
                 await self.scripts.promote(
-                    ns=ns, partition=partition, leader=leader, held=held, payload=encode(event), pipeline=pipe
+                    ns=ns, partition=partition, leader=leader, held=held, queued=event, pipeline=pipe
                 )
                 queued += 1
             answers = await pipe.execute() if queued else []

@@ -18,7 +18,6 @@ from taskflow.events import (
     TaskQueued,
     TaskSubmitted,
     decode,
-    encode,
 )
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
@@ -58,8 +57,8 @@ async def cancel_task(ctx: GatewayContext, principal: Principal, task_id: UUID) 
         ns=ctx.settings.namespace,
         partition=keys.partition_of(str(task_id), ctx.settings.partitions),
         task_id=str(task_id),
-        cancelled=encode(TaskCancelled(**envelope, reason=reason)),  # type: ignore[arg-type]
-        requested=encode(TaskCancelRequested(**envelope, reason=reason)),  # type: ignore[arg-type]
+        cancelled=TaskCancelled(**envelope, reason=reason),  # type: ignore[arg-type]
+        requested=TaskCancelRequested(**envelope, reason=reason),  # type: ignore[arg-type]
     )
     if outcome == "cancelled":
         return CancelAnswer(task_id=task_id, status="CANCELLED", event_id=event_id)
@@ -82,7 +81,7 @@ async def retry_task(ctx: GatewayContext, principal: Principal, task_id: UUID) -
         ns=ctx.settings.namespace,
         partition=keys.partition_of(str(task_id), ctx.settings.partitions),
         submitted=submitted,
-        queued=encode(queued),
+        queued=queued,
         marker_ttl_seconds=ctx.settings.idempotency_ttl_seconds,
         projected_state=STATE_OF_STATUS.get(view.status, "pending"),
     )

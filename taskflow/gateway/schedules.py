@@ -15,7 +15,7 @@ from litestar.params import FromPath
 
 from taskflow import cron, keys
 from taskflow.dispatch import ScheduleDefinition, TaskTemplate, decode_schedule
-from taskflow.events import ScheduleCreated, ScheduleDeleted, encode
+from taskflow.events import ScheduleCreated, ScheduleDeleted
 from taskflow.events.upcasters import priority_level
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
@@ -81,7 +81,7 @@ async def create_schedule(ctx: GatewayContext, submission: TaskSubmission, princ
         schedule_id=schedule_id,
         definition=msgspec.json.encode(definition),
         first_due_ms=int(first.timestamp() * 1000),
-        payload=encode(event),
+        created=event,
     )
     return _view(msgspec.structs.replace(definition, created_event_id=event_id), first.timestamp() * 1000)
 
@@ -135,7 +135,7 @@ class ScheduleController(Controller):
             ns=ctx.settings.namespace,
             partition=keys.partition_of(str(schedule_id), ctx.settings.partitions),
             schedule_id=str(schedule_id),
-            payload=encode(event),
+            deleted=event,
         )
         if event_id is None:
             raise NotFoundException(f"schedule {schedule_id} not found")

@@ -2,6 +2,7 @@
 -- KEYS[1] task marker hash  KEYS[2] schedule zset  KEYS[3] held hash  KEYS[4] events stream
 -- KEYS[5] waiting zset
 -- ARGV[1] task id  ARGV[2] TaskCancelled payload  ARGV[3] TaskCancelRequested payload
+-- ARGV[4], ARGV[5] their types (taskflow.events)
 -- Returns {outcome, event id}: outcome "cancelled" (it will never run), "cancelling" (it
 -- runs now; its worker is told to stop it), "terminal:<state>" (too late) or "unknown".
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -15,11 +16,11 @@ if state == 'running' then
   if redis.call('HSETNX', KEYS[1], 'cancel', '1') == 0 then
     return {'cancelling', ''}  -- asked already
   end
-  return {'cancelling', redis.call('XADD', KEYS[4], '*', 'type', 'task.cancel_requested', 'data', ARGV[3])}
+  return {'cancelling', redis.call('XADD', KEYS[4], '*', 'type', ARGV[5], 'data', ARGV[3])}
 end
 -- scheduled, waiting or pending: it has not started, so it never will.
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[1], 'state', 'cancelled')
-return {'cancelled', redis.call('XADD', KEYS[4], '*', 'type', 'task.cancelled', 'data', ARGV[2])}
+return {'cancelled', redis.call('XADD', KEYS[4], '*', 'type', ARGV[4], 'data', ARGV[2])}

@@ -4,6 +4,7 @@
 -- KEYS[1] leader key  KEYS[2] schedule or waiting zset  KEYS[3] held hash  KEYS[4] dispatch stream
 -- KEYS[5] events stream  KEYS[6] task marker hash
 -- ARGV[1] leader value ("id|fence")  ARGV[2] task id  ARGV[3] TaskQueued payload
+-- ARGV[4] its type (taskflow.events)
 -- Returns the TaskQueued event id, or false (not leader, or already promoted).
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return false
@@ -22,4 +23,4 @@ redis.call('XADD', KEYS[4], '*', 'task_id', fields.task_id, 'event_id', fields.e
 if redis.call('EXISTS', KEYS[6]) == 1 then  -- never revive an expired marker
   redis.call('HSET', KEYS[6], 'state', 'pending')
 end
-return redis.call('XADD', KEYS[5], '*', 'type', 'task.queued', 'data', ARGV[3])
+return redis.call('XADD', KEYS[5], '*', 'type', ARGV[4], 'data', ARGV[3])

@@ -2,6 +2,7 @@
 -- KEYS[1] task marker hash  KEYS[2] dispatch stream  KEYS[3] events stream
 -- ARGV[1] task id  ARGV[2] TaskSubmitted event id  ARGV[3] TaskSubmitted payload
 -- ARGV[4] TaskQueued payload  ARGV[5] marker ttl (s)  ARGV[6] state the projection shows
+-- ARGV[7] the TaskQueued type (taskflow.events)
 -- Returns {"requeued", event id} or {"conflict", state}.
 local state = redis.call('HGET', KEYS[1], 'state') or ARGV[6]
 if state ~= 'failed' and state ~= 'timed_out' and state ~= 'cancelled' then
@@ -11,4 +12,4 @@ redis.call('XADD', KEYS[2], '*', 'task_id', ARGV[1], 'event_id', ARGV[2], 'event
 redis.call('HSET', KEYS[1], 'state', 'pending', 'event_id', ARGV[2])
 redis.call('HDEL', KEYS[1], 'cancel')
 redis.call('EXPIRE', KEYS[1], ARGV[5])
-return {'requeued', redis.call('XADD', KEYS[3], '*', 'type', 'task.queued', 'data', ARGV[4])}
+return {'requeued', redis.call('XADD', KEYS[3], '*', 'type', ARGV[7], 'data', ARGV[4])}
