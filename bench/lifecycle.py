@@ -10,7 +10,7 @@ database cloned from a template migrated by ``taskflow migrate`` (helpers shared
 * ``sched``   dispatch delay of scheduled tasks. ``taskflow coordinator`` + ONE
               ``taskflow worker`` (no projector) are started and waited for (coordinator
               leading, WorkerStarted appended); then --sched-tasks ``echo`` tasks are
-              submitted through the submit script (``Scripts.submit`` with ``due_ms``, as
+              submitted through the submit script (``Scripts.submit``, which holds them until due, as
               tests/support/stack.py ``submit`` and the gateway do) with ``scheduled_at``
               spread evenly over [now + --sched-lead, now + --sched-lead + --sched-spread].
               Once every task succeeded, the event stream is read back and, per task,

@@ -106,8 +106,7 @@ sys.path.insert(0, str(BENCH_DIR))
 from taskiq_app import NOOP_ASYNC, NOOP_SYNC, make_broker  # noqa: E402
 
 from taskflow import keys  # noqa: E402
-from taskflow.dispatch import due_ms  # noqa: E402
-from taskflow.events import TaskSubmitted, encode, tag_of  # noqa: E402
+from taskflow.events import TaskSubmitted  # noqa: E402
 from taskflow.scripts import Scripts  # noqa: E402
 from taskflow.settings import load_settings  # noqa: E402
 from taskflow.streams import ensure_groups  # noqa: E402
@@ -559,14 +558,10 @@ class TaskFlowStack:
         async def one(event: TaskSubmitted) -> None:
             outcome = await scripts.submit(
                 ns=settings.namespace,
-                partition=keys.partition_of(event.aggregate_id, settings.partitions),
-                priority=event.priority,
-                task_id=event.aggregate_id,
-                event_type=tag_of(event),
-                payload=encode(event),
+                partitions=settings.partitions,
+                event=event,
                 fingerprint="bench",
                 marker_ttl_seconds=settings.idempotency_ttl_seconds,
-                due_ms=due_ms(event),
             )
             if not outcome.created:
                 raise PhaseError("a submit was not created")

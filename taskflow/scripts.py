@@ -6,7 +6,6 @@ tag, so the scripts run unchanged on Redis Cluster (ARCHITECTURE invariant 7).
 
 from __future__ import annotations
 
-import time
 from importlib.resources import files
 from typing import Any, Literal
 
@@ -17,10 +16,9 @@ from redis.commands.core import AsyncScript
 from redis.typing import EncodableT
 
 from taskflow import keys
-from taskflow.dispatch import HeldDispatch, encode_held
+from taskflow.dispatch import HeldDispatch, dispatch_mode, due_ms, encode_held
 from taskflow.errors import TaskFlowError
 from taskflow.events import (
-    Priority,
     ScheduleCreated,
     ScheduleDeleted,
     TaskCancelled,
@@ -76,39 +74,38 @@ class Scripts:
         self._all = [v for v in vars(self).values() if isinstance(v, AsyncScript)]
 
     async def submit(
-        self,
-        *,
-        ns: str,
-        partition: int,
-        priority: Priority,
-        task_id: str,
-        event_type: str,
-        payload: bytes,
-        fingerprint: str,
-        marker_ttl_seconds: int,
-        due_ms: int | None = None,
-        wait_for_parents: bool = False,
+        self, *, ns: str, partitions: int, event: TaskSubmitted, fingerprint: str, marker_ttl_seconds: int
     ) -> SubmitOutcome:
-        """Append TaskSubmitted and dispatch it now, hold it until ``due_ms``, or hold it
-        until its parents complete."""
+        """Append ``event`` and put its task in line as ``dispatch_mode`` decides (on its
+        dispatch stream, held until due, or waiting for its parents), in one atomic step
+        (invariants 2, 3). The one way a submission is appended: the gateway, cron ticks,
+        the benchmarks and the tests all come here.
+
+        The marker remembers the task for ``marker_ttl_seconds`` past its due time: it
+        also carries the task's live state, so it must outlast a far schedule."""
+        task_id = event.aggregate_id
+        partition = keys.partition_of(task_id, partitions)
+        mode = dispatch_mode(event)
+        occurred_ms = int(event.occurred_at.timestamp() * 1000)
+        held_until_ms = due_ms(event) or occurred_ms
         result: list[Any] = await self._submit(
             keys=[
                 keys.events(ns, partition),
-                keys.dispatch(ns, partition, priority),
+                keys.dispatch(ns, partition, event.priority),
                 keys.task_marker(ns, partition, task_id),
                 keys.schedule(ns, partition),
                 keys.held(ns, partition),
                 keys.waiting(ns, partition),
             ],
             args=[
-                event_type,
-                payload,
+                tag_of(event),
+                encode(event),
                 task_id,
                 fingerprint,
-                marker_ttl_seconds,
-                "wait" if wait_for_parents else "dispatch" if due_ms is None else "schedule",
-                due_ms or int(time.time() * 1000),
-                priority,
+                marker_ttl_seconds + max(0, (held_until_ms - occurred_ms) // 1000),
+                mode,
+                held_until_ms,
+                event.priority,
             ],
         )
         return SubmitOutcome(created=bool(result[0]), event_id=str(result[1]), fingerprint=str(result[2] or ""))

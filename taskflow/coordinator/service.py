@@ -23,7 +23,7 @@ from taskflow.coordinator.schedule import (
     tick_event,
 )
 from taskflow.dispatch import HeldDispatch, ScheduleDefinition, decode_held, decode_schedule
-from taskflow.events import EventDecodeError, TaskSubmitted, decode, encode, tag_of
+from taskflow.events import EventDecodeError, TaskSubmitted, decode
 from taskflow.outage import REDIS_AWAY, Outage
 from taskflow.scripts import Scripts
 from taskflow.settings import Settings
@@ -161,11 +161,8 @@ class Coordinator:
         event = tick_event(definition, tick, now)
         outcome = await self.scripts.submit(
             ns=self.settings.namespace,
-            partition=keys.partition_of(event.aggregate_id, self.settings.partitions),
-            priority=event.priority,
-            task_id=event.aggregate_id,
-            event_type=tag_of(event),
-            payload=encode(event),
+            partitions=self.settings.partitions,
+            event=event,
             fingerprint=f"cron:{definition.schedule_id}",
             marker_ttl_seconds=self.settings.idempotency_ttl_seconds,
         )

@@ -11,8 +11,8 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_409_CONFLICT
 
 from taskflow import keys
-from taskflow.dispatch import due_ms
-from taskflow.events import TaskSubmitted, encode, tag_of
+from taskflow.dispatch import INITIAL_STATUS, dispatch_mode
+from taskflow.events import TaskSubmitted
 from taskflow.events.upcasters import priority_level
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
@@ -122,27 +122,18 @@ def waiting_for_parents(intake: Intake) -> Intake:
 async def submit(ctx: GatewayContext, intake: Intake) -> tuple[TaskAccepted, bool]:
     """Append atomically; returns the answer and whether it replays an earlier submit."""
     settings = ctx.settings
-    task_id = str(intake.task_id)
     if intake.client_chose_id or intake.event.idempotency_key:
         await _refuse_if_projected_elsewhere(ctx, intake)
     outcome = await ctx.scripts.submit(
         ns=settings.namespace,
-        partition=keys.partition_of(task_id, settings.partitions),
-        priority=intake.event.priority,
-        task_id=task_id,
-        event_type=tag_of(intake.event),
-        payload=encode(intake.event),
+        partitions=settings.partitions,
+        event=intake.event,
         fingerprint=intake.fingerprint,
-        # The marker also carries the task's live state, so it must outlast a far schedule.
-        marker_ttl_seconds=settings.idempotency_ttl_seconds + _seconds_until(due_ms(intake.event)),
-        due_ms=due_ms(intake.event),
-        wait_for_parents=intake.event.waits_for_parents,
+        marker_ttl_seconds=settings.idempotency_ttl_seconds,
     )
     if not outcome.created and outcome.fingerprint != intake.fingerprint:
         raise _conflict(intake)
-    status: TaskStatus = "PENDING" if due_ms(intake.event) is None else "SCHEDULED"
-    if intake.event.waits_for_parents:
-        status = "WAITING"
+    status: TaskStatus = INITIAL_STATUS[dispatch_mode(intake.event)]
     return TaskAccepted(task_id=intake.task_id, status=status, event_id=outcome.event_id), not outcome.created
 
 
@@ -166,9 +157,3 @@ def _conflict(intake: Intake) -> Exception:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
-
-
-def _seconds_until(when_ms: int | None) -> int:
-    if when_ms is None:
-        return 0
-    return max(0, int(when_ms / 1000 - datetime.now(UTC).timestamp()))

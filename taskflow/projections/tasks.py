@@ -12,6 +12,7 @@ from uuid import UUID
 
 import msgspec
 
+from taskflow.dispatch import INITIAL_STATUS, dispatch_mode
 from taskflow.events import (
     TaskCancelled,
     TaskCancelRequested,
@@ -156,11 +157,7 @@ def _submitted(event: TaskSubmitted) -> TaskRow:
 
 
 def _initial_status(event: TaskSubmitted) -> str:
-    if event.waits_for_parents:
-        return "WAITING"  # for its parents to complete
-    if event.scheduled_at is not None and event.scheduled_at > event.occurred_at:
-        return "SCHEDULED"
-    return "PENDING"
+    return INITIAL_STATUS[dispatch_mode(event)]
 
 
 def result_of(event: TaskEvent) -> ResultRow | None:

@@ -13,8 +13,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from taskflow import keys
-from taskflow.dispatch import due_ms
-from taskflow.events import AnyEvent, TaskSubmitted, decode, encode, tag_of
+from taskflow.events import AnyEvent, TaskSubmitted, decode
 from taskflow.projections.projector import Projector
 from taskflow.scripts import Scripts
 from taskflow.settings import Settings
@@ -41,15 +40,7 @@ async def submit(redis: Redis, settings: Settings, event: TaskSubmitted) -> str:
     """Submit through the real submit script, as the gateway does."""
     await ensure_groups(redis, settings)
     outcome = await Scripts(redis).submit(
-        ns=settings.namespace,
-        partition=keys.partition_of(event.aggregate_id, settings.partitions),
-        priority=event.priority,
-        task_id=event.aggregate_id,
-        event_type=tag_of(event),
-        payload=encode(event),
-        fingerprint="f",
-        marker_ttl_seconds=60,
-        due_ms=due_ms(event),
+        ns=settings.namespace, partitions=settings.partitions, event=event, fingerprint="f", marker_ttl_seconds=60
     )
     return outcome.event_id
 
