@@ -277,7 +277,7 @@ def child_pids(pgid: int) -> list[int]:
         if pgrp != pgid:
             continue
         with contextlib.suppress(OSError):
-            if b"taskflow.worker.child" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if b"taskflow.worker.child_process" in Path(f"/proc/{pid}/cmdline").read_bytes():
                 found.append(pid)
     return found
 

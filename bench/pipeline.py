@@ -155,7 +155,7 @@ class Proc:
             argv,
             env=env,
             # The snapshot, not ROOT: the worker starts its sync-task children with
-            # `python -m taskflow.worker.child`, which puts the working directory first on
+            # `python -m taskflow.worker.child_process`, which puts the working directory first on
             # sys.path; from ROOT they would import the live tree, not the snapshot.
             cwd=SNAPSHOT,
             stdin=subprocess.DEVNULL,

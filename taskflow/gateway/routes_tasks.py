@@ -15,9 +15,9 @@ from taskflow.events import AnyEvent
 from taskflow.gateway import intake, lifecycle, queries
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
-from taskflow.gateway.dependencies import check_parents
 from taskflow.gateway.errors import invalid
 from taskflow.gateway.lifecycle import CancelAnswer, RetryAnswer
+from taskflow.gateway.parents import check_parents
 from taskflow.gateway.schedules import ScheduleView, create_schedule
 from taskflow.gateway.schemas import LogPage, TaskAccepted, TaskPage, TaskStatus, TaskSubmission, TaskView
 

@@ -11,7 +11,7 @@ import msgspec
 
 from taskflow.tasks import TaskDefinition, TaskRun
 from taskflow.tasks.context import enter_task, leave_task
-from taskflow.worker.children import ChildPool
+from taskflow.worker.child_pool import ChildPool
 from taskflow.worker.outcome import Failed, RunResult, Succeeded, TimedOut
 
 _args_decoder = msgspec.json.Decoder(list[Any])

@@ -28,7 +28,7 @@ from taskflow.streams import append_event, ensure_groups
 from taskflow.tasks import TaskRun, UnknownTaskError, get_task
 from taskflow.tasks.context import Note
 from taskflow.worker import heartbeat, orders, outcome
-from taskflow.worker.children import ChildPool
+from taskflow.worker.child_pool import ChildPool
 from taskflow.worker.entry import DispatchEntry, parse_entry
 from taskflow.worker.errors import MalformedDispatchEntry
 from taskflow.worker.execute import run_task

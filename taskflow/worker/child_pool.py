@@ -187,7 +187,7 @@ class ChildPool:
         # multiprocessing's spawn: it re-imports the parent's __main__, here the CLI).
         parent_end, child_end = socket.socketpair()
         process = subprocess.Popen(
-            [sys.executable, "-m", "taskflow.worker.child", str(child_end.fileno()), *self._modules],
+            [sys.executable, "-m", "taskflow.worker.child_process", str(child_end.fileno()), *self._modules],
             pass_fds=(child_end.fileno(),),
         )
         child_end.close()
