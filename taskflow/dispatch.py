@@ -69,7 +69,7 @@ class TaskTemplate(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ScheduleDefinition(msgspec.Struct, frozen=True, kw_only=True):
-    """A recurring schedule as kept in Redis (``keys.schedules``) while it exists."""
+    """A recurring schedule as kept in Redis (``keys.cron_schedules``) while it exists."""
 
     schedule_id: str
     cron: str

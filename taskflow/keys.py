@@ -74,8 +74,10 @@ def projector_lock(ns: str, p: int) -> str:
     return f"{ns}:{{{p}}}:projector:lock"
 
 
-def schedule(ns: str, p: int) -> str:
-    """Sorted set: task id -> due time (ms) of tasks held for later (scheduled, retrying)."""
+def held_due(ns: str, p: int) -> str:
+    """Sorted set: task id -> due time (ms) of tasks held for later (a future
+    ``scheduled_at``, a retry not yet due). The key keeps its first name, ``schedule``, so
+    tasks held by an older version are still found; in code, "schedule" means cron."""
     return f"{ns}:{{{p}}}:schedule"
 
 
@@ -94,12 +96,12 @@ def coordinator_fence(ns: str, p: int) -> str:
     return f"{ns}:{{{p}}}:coordinator:fence"
 
 
-def schedules(ns: str, p: int) -> str:
+def cron_schedules(ns: str, p: int) -> str:
     """Hash: schedule id -> its definition (cron, task template) while it exists."""
     return f"{ns}:{{{p}}}:cron"
 
 
-def schedule_due(ns: str, p: int) -> str:
+def cron_due(ns: str, p: int) -> str:
     """Sorted set: schedule id -> its next tick (ms), which the coordinator fires."""
     return f"{ns}:{{{p}}}:cron:due"
 

@@ -93,7 +93,7 @@ class Scripts:
                 keys.events(ns, partition),
                 keys.dispatch(ns, partition, event.priority),
                 keys.task_marker(ns, partition, task_id),
-                keys.schedule(ns, partition),
+                keys.held_due(ns, partition),
                 keys.held(ns, partition),
                 keys.waiting(ns, partition),
             ],
@@ -136,7 +136,7 @@ class Scripts:
             dispatch_stream,
             keys.events(ns, partition),
             keys.starts(ns, partition),
-            keys.schedule(ns, partition),
+            keys.held_due(ns, partition),
             keys.held(ns, partition),
             keys.task_marker(ns, partition, task_id),
         ]
@@ -216,7 +216,7 @@ class Scripts:
         answer = await self._promote(
             keys=[
                 keys.coordinator_leader(ns, partition),
-                keys.waiting(ns, partition) if from_waiting else keys.schedule(ns, partition),
+                keys.waiting(ns, partition) if from_waiting else keys.held_due(ns, partition),
                 keys.held(ns, partition),
                 keys.dispatch(ns, partition, held.priority),
                 keys.events(ns, partition),
@@ -240,7 +240,7 @@ class Scripts:
         outcome, event_id = await self._cancel(
             keys=[
                 keys.task_marker(ns, partition, task_id),
-                keys.schedule(ns, partition),
+                keys.held_due(ns, partition),
                 keys.held(ns, partition),
                 keys.events(ns, partition),
                 keys.waiting(ns, partition),
@@ -311,7 +311,7 @@ class Scripts:
         created: ScheduleCreated,
     ) -> str:
         answer = await self._schedule_create(
-            keys=[keys.schedules(ns, partition), keys.schedule_due(ns, partition), keys.events(ns, partition)],
+            keys=[keys.cron_schedules(ns, partition), keys.cron_due(ns, partition), keys.events(ns, partition)],
             args=[schedule_id, definition, first_due_ms, encode(created), tag_of(created)],
         )
         return str(answer)
@@ -320,7 +320,7 @@ class Scripts:
         self, *, ns: str, partition: int, schedule_id: str, deleted: ScheduleDeleted
     ) -> str | None:
         answer = await self._schedule_delete(
-            keys=[keys.schedules(ns, partition), keys.schedule_due(ns, partition), keys.events(ns, partition)],
+            keys=[keys.cron_schedules(ns, partition), keys.cron_due(ns, partition), keys.events(ns, partition)],
             args=[schedule_id, encode(deleted), tag_of(deleted)],
         )
         return str(answer) if answer else None
@@ -329,7 +329,7 @@ class Scripts:
         self, *, ns: str, partition: int, leader: str, schedule_id: str, tick_ms: int, next_ms: int
     ) -> bool:
         answer = await self._schedule_advance(
-            keys=[keys.coordinator_leader(ns, partition), keys.schedule_due(ns, partition)],
+            keys=[keys.coordinator_leader(ns, partition), keys.cron_due(ns, partition)],
             args=[leader, schedule_id, tick_ms, next_ms],
         )
         return bool(answer)

@@ -168,12 +168,12 @@ def test_lua_scripts_touch_only_keys_passed_in_keys() -> None:
 
 
 def test_lua_scripts_write_only_the_task_states_python_knows() -> None:
-    """The marker's state words are shared by Lua and Python (taskflow/states.py)."""
+    """The marker's state words are shared by Lua and Python (taskflow/marker_states.py)."""
     from typing import get_args
 
-    from taskflow.states import STATE_OF_STATUS, TaskState
+    from taskflow.marker_states import STATE_OF_STATUS, MarkerState
 
-    known = set(get_args(TaskState))
+    known = set(get_args(MarkerState))
     written: set[str] = set()
     for script in files("taskflow.lua").iterdir():
         if script.name.endswith(".lua"):

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from taskflow import cron, keys
-from taskflow.coordinator.schedule import (
+from taskflow.coordinator.decisions import (
     child_cancelled_event,
     decide_waiting,
     died_event,
@@ -136,10 +136,10 @@ class Coordinator:
         ns = self.settings.namespace
         now = datetime.now(UTC)
         due = await self.redis.zrangebyscore(
-            keys.schedule_due(ns, partition), "-inf", int(now.timestamp() * 1000), withscores=True
+            keys.cron_due(ns, partition), "-inf", int(now.timestamp() * 1000), withscores=True
         )
         for schedule_id, score in due:
-            raw = await cast("Awaitable[str | None]", self.redis.hget(keys.schedules(ns, partition), schedule_id))
+            raw = await cast("Awaitable[str | None]", self.redis.hget(keys.cron_schedules(ns, partition), schedule_id))
             if raw is None:
                 continue  # deleted meanwhile
             definition = decode_schedule(raw)
@@ -193,7 +193,7 @@ class Coordinator:
     async def _promote_due(self, partition: int, leader: str) -> None:
         ns = self.settings.namespace
         now_ms = int(time.time() * 1000)
-        due = await self.redis.zrangebyscore(keys.schedule(ns, partition), "-inf", now_ms, start=0, num=PROMOTE_BATCH)
+        due = await self.redis.zrangebyscore(keys.held_due(ns, partition), "-inf", now_ms, start=0, num=PROMOTE_BATCH)
         if not due:
             return
         raw = await cast("Awaitable[list[str | None]]", self.redis.hmget(keys.held(ns, partition), due))

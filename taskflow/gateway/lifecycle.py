@@ -22,7 +22,7 @@ from taskflow.events import (
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.queries import get_task_view, submitted_event
-from taskflow.states import STATE_OF_STATUS
+from taskflow.marker_states import STATE_OF_STATUS
 
 
 class CancelAnswer(msgspec.Struct, kw_only=True):

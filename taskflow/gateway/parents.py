@@ -12,7 +12,7 @@ from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.errors import invalid
 from taskflow.gateway.queries import submitted_event, visible_to
-from taskflow.states import ENDED_BADLY, STATE_OF_STATUS
+from taskflow.marker_states import ENDED_BADLY, STATE_OF_STATUS
 
 
 async def check_parents(ctx: GatewayContext, principal: Principal, task_id: UUID, parents: list[UUID]) -> bool:

@@ -57,7 +57,7 @@ async def _queue_depths(ctx: GatewayContext) -> tuple[dict[str, QueueDepth], int
                 stream = keys.dispatch(ns, p, level)
                 pipe.xlen(stream)
                 pipe.xpending(stream, keys.WORKERS_GROUP)
-            pipe.zcard(keys.schedule(ns, p))
+            pipe.zcard(keys.held_due(ns, p))
         answers: list[Any] = await pipe.execute()
     queues: dict[str, QueueDepth] = {level: QueueDepth(waiting=0, in_flight=0) for level in PRIORITIES}
     scheduled = 0

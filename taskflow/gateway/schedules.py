@@ -101,10 +101,10 @@ def _view(definition: ScheduleDefinition, next_ms: float | None) -> ScheduleView
 async def _all(ctx: GatewayContext) -> list[ScheduleView]:
     views = []
     for p in range(ctx.settings.partitions):
-        definitions: dict[str, str] = await ctx.redis.hgetall(keys.schedules(ctx.settings.namespace, p))  # type: ignore[misc]
+        definitions: dict[str, str] = await ctx.redis.hgetall(keys.cron_schedules(ctx.settings.namespace, p))  # type: ignore[misc]
         if not definitions:
             continue
-        scores: list[Any] = await ctx.redis.zmscore(keys.schedule_due(ctx.settings.namespace, p), list(definitions))
+        scores: list[Any] = await ctx.redis.zmscore(keys.cron_due(ctx.settings.namespace, p), list(definitions))
         views += [_view(decode_schedule(raw), score) for raw, score in zip(definitions.values(), scores, strict=True)]
     return sorted(views, key=lambda v: str(v.schedule_id))
 

@@ -1,5 +1,5 @@
 -- Cancel a task according to its live state, in one atomic step.
--- KEYS[1] task marker hash  KEYS[2] schedule zset  KEYS[3] held hash  KEYS[4] events stream
+-- KEYS[1] task marker hash  KEYS[2] held-due zset  KEYS[3] held hash  KEYS[4] events stream
 -- KEYS[5] waiting zset
 -- ARGV[1] task id  ARGV[2] TaskCancelled payload  ARGV[3] TaskCancelRequested payload
 -- ARGV[4], ARGV[5] their types (taskflow.events)

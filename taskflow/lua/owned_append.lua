@@ -1,7 +1,7 @@
 -- Append an event for a dispatch entry only while this consumer still owns the entry
 -- (ARCHITECTURE invariant 2). A worker whose entry was taken over (a zombie) writes nothing.
 -- KEYS[1] dispatch stream  KEYS[2] events stream  KEYS[3] starts hash (entry id -> runs begun)
--- KEYS[4] schedule zset    KEYS[5] held hash (task id -> dispatch fields as JSON)
+-- KEYS[4] held-due zset    KEYS[5] held hash (task id -> dispatch fields as JSON)
 -- KEYS[6] task marker hash (the task's state, see submit.lua)
 -- ARGV[1] group  ARGV[2] consumer  ARGV[3] entry id  ARGV[4] event type  ARGV[5] payload
 -- ARGV[6] "start": the run begins (count it) | "finish": the outcome (XACK + XDEL + forget)

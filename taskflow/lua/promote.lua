@@ -1,7 +1,7 @@
 -- Move one held task onto its dispatch stream, with its TaskQueued event, at most once:
 -- ZREM decides who promotes it, and a stale leader writes nothing. Held means in the
 -- schedule (its time came) or waiting on parents (they all completed).
--- KEYS[1] leader key  KEYS[2] schedule or waiting zset  KEYS[3] held hash  KEYS[4] dispatch stream
+-- KEYS[1] leader key  KEYS[2] held-due or waiting zset  KEYS[3] held hash  KEYS[4] dispatch stream
 -- KEYS[5] events stream  KEYS[6] task marker hash
 -- ARGV[1] leader value ("id|fence")  ARGV[2] task id  ARGV[3] TaskQueued payload
 -- ARGV[4] its type (taskflow.events)

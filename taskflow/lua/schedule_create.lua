@@ -1,5 +1,5 @@
 -- Create a recurring schedule with its event, atomically.
--- KEYS[1] schedules hash  KEYS[2] schedule due zset  KEYS[3] events stream
+-- KEYS[1] cron schedules hash  KEYS[2] cron due zset  KEYS[3] events stream
 -- ARGV[1] schedule id  ARGV[2] definition JSON (without created_event_id)
 -- ARGV[3] first tick (ms)  ARGV[4] ScheduleCreated payload  ARGV[5] its type (taskflow.events)
 -- Returns the ScheduleCreated event id.

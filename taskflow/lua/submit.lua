@@ -1,7 +1,7 @@
 -- Append TaskSubmitted and put the task in line, in one atomic step (ARCHITECTURE
 -- invariants 2, 3): on its dispatch stream now, or held in the schedule until its time.
 -- KEYS[1] events stream  KEYS[2] dispatch stream  KEYS[3] task marker hash
--- KEYS[4] schedule zset  KEYS[5] held hash (task id -> dispatch fields as JSON)
+-- KEYS[4] held-due zset  KEYS[5] held hash (task id -> dispatch fields as JSON)
 -- ARGV[1] event type  ARGV[2] event payload  ARGV[3] task id  ARGV[4] request fingerprint
 -- KEYS[6] waiting zset (tasks held until their parents complete)
 -- ARGV[5] marker ttl seconds  ARGV[6] "dispatch" | "schedule" | "wait"  ARGV[7] due time (ms)

@@ -15,9 +15,9 @@ from redis.exceptions import NoScriptError, RedisError
 
 from taskflow.dispatch import HeldDispatch
 from taskflow.events import AnyEvent, TaskCancelled, TaskSucceeded, TaskTimedOut, encode, tag_of
+from taskflow.marker_states import MarkerState
 from taskflow.outage import REDIS_AWAY, Outage
 from taskflow.scripts import AppendKind, Scripts
-from taskflow.states import TaskState
 from taskflow.worker.entry import DispatchEntry
 from taskflow.worker.errors import WorkerError
 
@@ -175,7 +175,7 @@ def _resend(item: _Pending, answer: object) -> bool:
     return False
 
 
-def final_state_of(event: AnyEvent) -> TaskState:
+def final_state_of(event: AnyEvent) -> MarkerState:
     """The task state a finishing event leaves in the task marker (see submit.lua)."""
     match event:
         case TaskSucceeded():

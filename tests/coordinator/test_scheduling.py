@@ -12,7 +12,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from taskflow import keys
-from taskflow.coordinator.schedule import queued_event
+from taskflow.coordinator.decisions import queued_event
 from taskflow.coordinator.service import Coordinator
 from taskflow.events import TaskFailed, TaskQueued, TaskStarted, TaskSucceeded
 from taskflow.settings import Settings
@@ -111,4 +111,4 @@ async def test_a_stale_leader_cannot_promote(redis: Redis, settings: Settings) -
         queued = queued_event(held, event, old, datetime.now(UTC))
         await scripts.promote(ns=ns, partition=0, leader=old, held=held, queued=queued, pipeline=pipe)
         assert await pipe.execute() == [None]
-    assert await redis.zscore(keys.schedule(ns, 0), event.aggregate_id) is not None
+    assert await redis.zscore(keys.held_due(ns, 0), event.aggregate_id) is not None

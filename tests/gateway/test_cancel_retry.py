@@ -54,7 +54,7 @@ async def test_a_scheduled_task_cancelled_leaves_the_schedule(client: Client, se
     task_id = await _submit(client, settings, task_name="echo", scheduled_at="2099-01-01T00:00:00Z")
     response = await client.delete(f"/api/v1/tasks/{task_id}", headers=auth(settings))
     assert response.json()["status"] == "CANCELLED"
-    assert await redis.zcard(keys.schedule(settings.namespace, 0)) == 0
+    assert await redis.zcard(keys.held_due(settings.namespace, 0)) == 0
 
 
 @pytest.mark.parametrize(("task_name", "children_while_running"), [("sleep", 0), ("blocking_sleep", 1)])

@@ -10,7 +10,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from taskflow.coordinator.schedule import decide_waiting
+from taskflow.coordinator.decisions import decide_waiting
 from taskflow.events import TaskCancelled, TaskStarted, TaskSucceeded
 from taskflow.gateway.app import create_app
 from taskflow.settings import Settings

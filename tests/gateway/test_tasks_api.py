@@ -292,7 +292,7 @@ async def test_a_future_scheduled_at_is_held_as_scheduled(client: Client, settin
     task = (await client.get(f"/api/v1/tasks/{created.json()['task_id']}", headers=auth(settings))).json()
     assert task["status"] == "SCHEDULED" and task["scheduled_at"].startswith("2099-01-01")
     assert await redis.xlen(keys.dispatch(settings.namespace, 0, "medium")) == 0
-    assert await redis.zcard(keys.schedule(settings.namespace, 0)) == 1
+    assert await redis.zcard(keys.held_due(settings.namespace, 0)) == 1
 
 
 async def test_scheduled_at_needs_a_timezone(client: Client, settings: Settings) -> None:

@@ -9,13 +9,13 @@ from uuid import NAMESPACE_URL, uuid5
 from taskflow.cron import tick_task_id
 from taskflow.dispatch import HeldDispatch, ScheduleDefinition
 from taskflow.events import TaskCancelled, TaskQueued, TaskSubmitted, WorkerDied
-from taskflow.states import ENDED_BADLY
+from taskflow.marker_states import ENDED_BADLY
 
 
 def queued_event(
     held: HeldDispatch, submitted: TaskSubmitted, leader: str, now: datetime, *, parents_done: bool = False
 ) -> TaskQueued:
-    """The event that puts a held task in line: its time came (a schedule or a retry), or
+    """The event that puts a held task in line: its time came (its scheduled_at or a retry), or
     with ``parents_done`` its parents all completed."""
     reason: Literal["scheduled", "retry", "dependencies_met"] = (
         "dependencies_met" if parents_done else "retry" if held.retry_count else "scheduled"
