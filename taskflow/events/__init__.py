@@ -3,7 +3,7 @@
 This package imports nothing else from TaskFlow, so it can be read and tested alone.
 """
 
-from taskflow.events.base import Event
+from taskflow.events.base import Envelope, Event
 from taskflow.events.codec import (
     CURRENT_VERSION,
     EVENT_TYPES,
@@ -45,6 +45,7 @@ __all__ = [
     "PRIORITIES",
     "AnyEvent",
     "DispatchRejected",
+    "Envelope",
     "Event",
     "EventDecodeError",
     "Priority",

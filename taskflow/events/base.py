@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypedDict
 
 import msgspec
 
@@ -29,3 +30,16 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=Fals
     actor: str | None = None
     schema_version: int = 1
     event_id: str = ""
+
+
+class Envelope(TypedDict):
+    """The envelope fields a writer fills for an event, as keyword arguments: the one
+    typed way to pass them on (``TaskStarted(**envelope, ...)``), so an event is never
+    built from an untyped dict."""
+
+    aggregate_id: str
+    occurred_at: datetime
+    correlation_id: str
+    causation_id: str | None
+    traceparent: str | None
+    actor: str | None

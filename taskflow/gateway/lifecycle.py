@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_409_CONFLICT
 
 from taskflow import keys
 from taskflow.events import (
+    Envelope,
     EventDecodeError,
     TaskCancelled,
     TaskCancelRequested,
@@ -38,11 +39,13 @@ class RetryAnswer(msgspec.Struct, kw_only=True):
     event_id: str
 
 
-def _envelope(task_id: UUID, principal: Principal, correlation_id: str) -> dict[str, object]:
+def _envelope(task_id: UUID, principal: Principal, correlation_id: str) -> Envelope:
     return {
         "aggregate_id": str(task_id),
         "occurred_at": datetime.now(UTC),
         "correlation_id": correlation_id,
+        "causation_id": None,
+        "traceparent": None,
         "actor": principal.sub,
     }
 
@@ -57,8 +60,8 @@ async def cancel_task(ctx: GatewayContext, principal: Principal, task_id: UUID) 
         ns=ctx.settings.namespace,
         partition=keys.partition_of(str(task_id), ctx.settings.partitions),
         task_id=str(task_id),
-        cancelled=TaskCancelled(**envelope, reason=reason),  # type: ignore[arg-type]
-        requested=TaskCancelRequested(**envelope, reason=reason),  # type: ignore[arg-type]
+        cancelled=TaskCancelled(**envelope, reason=reason),
+        requested=TaskCancelRequested(**envelope, reason=reason),
     )
     if outcome == "cancelled":
         return CancelAnswer(task_id=task_id, status="CANCELLED", event_id=event_id)
@@ -76,7 +79,7 @@ async def retry_task(ctx: GatewayContext, principal: Principal, task_id: UUID) -
     submitted = await submitted_event(ctx, task_id) or await _archived_submission(ctx, task_id)
     if submitted is None:
         raise NotFoundException(f"task {task_id} has no submission on record")
-    queued = TaskQueued(**_envelope(task_id, principal, view.correlation_id), reason="requeued")  # type: ignore[arg-type]
+    queued = TaskQueued(**_envelope(task_id, principal, view.correlation_id), reason="requeued")
     outcome, detail = await ctx.scripts.requeue(
         ns=ctx.settings.namespace,
         partition=keys.partition_of(str(task_id), ctx.settings.partitions),

@@ -15,7 +15,7 @@ from litestar.params import FromPath
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from taskflow import keys
-from taskflow.events import WorkerPaused, WorkerResumed
+from taskflow.events import Envelope, WorkerPaused, WorkerResumed
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
 from taskflow.streams import append_event
@@ -111,13 +111,15 @@ async def _control(request: AuthedRequest, worker_id: UUID, order: Literal["paus
     views = await _views(ctx, worker_id)
     if not views:
         raise NotFoundException(f"worker {worker_id} not found")
-    envelope = {
+    envelope: Envelope = {
         "aggregate_id": worker_id.hex,
         "occurred_at": datetime.now(UTC),
         "correlation_id": worker_id.hex,
+        "causation_id": None,
+        "traceparent": None,
         "actor": request.user.sub,
     }
-    event = WorkerPaused(**envelope) if order == "pause" else WorkerResumed(**envelope)  # type: ignore[arg-type]
+    event = WorkerPaused(**envelope) if order == "pause" else WorkerResumed(**envelope)
     # The event first: the log says who ordered it even if the flag write is lost.
     event_id = await append_event(ctx.redis, ctx.settings, event)
     await ctx.redis.hset(

@@ -14,6 +14,7 @@ from taskflow import keys
 from taskflow.dispatch import HeldDispatch
 from taskflow.events import (
     DispatchRejected,
+    Envelope,
     TaskCancelled,
     TaskDeadLettered,
     TaskFailed,
@@ -110,7 +111,7 @@ def is_suspect(runs_begun: int) -> bool:
 SUSPECT_FROM_RUNS = 2
 
 
-def _envelope(entry: DispatchEntry, now: datetime, worker_id: str) -> dict[str, object]:
+def _envelope(entry: DispatchEntry, now: datetime, worker_id: str) -> Envelope:
     task = entry.task
     return {
         "aggregate_id": task.aggregate_id,
@@ -124,7 +125,7 @@ def _envelope(entry: DispatchEntry, now: datetime, worker_id: str) -> dict[str, 
 
 def started(entry: DispatchEntry, worker_id: str, now: datetime) -> TaskStarted:
     return TaskStarted(
-        **_envelope(entry, now, worker_id),  # type: ignore[arg-type]
+        **_envelope(entry, now, worker_id),
         worker_id=worker_id,
         attempt=entry.runs_begun + 1,
         dispatch_id=entry.entry_id,
@@ -137,7 +138,7 @@ def finished(
     envelope = _envelope(entry, now, worker_id)
     if isinstance(result, TimedOut):
         return TaskTimedOut(
-            **envelope,  # type: ignore[arg-type]
+            **envelope,
             worker_id=worker_id,
             attempt=entry.runs_begun + 1,
             timeout_seconds=result.timeout_s,
@@ -145,14 +146,14 @@ def finished(
         )
     if isinstance(result, Succeeded):
         return TaskSucceeded(
-            **envelope,  # type: ignore[arg-type]
+            **envelope,
             worker_id=worker_id,
             attempt=entry.runs_begun + 1,
             result=result.result,
             duration_ms=result.duration_ms,
         )
     return TaskFailed(
-        **envelope,  # type: ignore[arg-type]
+        **envelope,
         worker_id=worker_id,
         attempt=entry.runs_begun + 1,
         error_type=result.error_type,
@@ -169,12 +170,12 @@ def noted(entry: DispatchEntry, worker_id: str, note: Note, now: datetime) -> Ta
     envelope = _envelope(entry, now, worker_id)
     message = escape_nul(note.message)
     if note.kind == "progress":
-        return TaskProgressed(**envelope, percent=note.percent, message=message, worker_id=worker_id)  # type: ignore[arg-type]
+        return TaskProgressed(**envelope, percent=note.percent, message=message, worker_id=worker_id)
     encoded = msgspec.json.encode(note.metadata)
     if json_nul_path(encoded, "metadata") is not None:
         encoded = msgspec.json.encode(escape_nul_json(note.metadata))
     metadata = msgspec.Raw(encoded)
-    return TaskLogged(**envelope, level=note.level, message=message, worker_id=worker_id, metadata=metadata)  # type: ignore[arg-type]
+    return TaskLogged(**envelope, level=note.level, message=message, worker_id=worker_id, metadata=metadata)
 
 
 def storable(result: RunResult) -> RunResult:
@@ -202,12 +203,12 @@ def storable(result: RunResult) -> RunResult:
 
 
 def cancelled(entry: DispatchEntry, worker_id: str, reason: str, now: datetime) -> TaskCancelled:
-    return TaskCancelled(**_envelope(entry, now, worker_id), reason=escape_nul(reason), worker_id=worker_id)  # type: ignore[arg-type]
+    return TaskCancelled(**_envelope(entry, now, worker_id), reason=escape_nul(reason), worker_id=worker_id)
 
 
 def reclaimed(entry: DispatchEntry, worker_id: str, previous_owner: str, idle_ms: int, now: datetime) -> TaskReclaimed:
     return TaskReclaimed(
-        **_envelope(entry, now, worker_id),  # type: ignore[arg-type]
+        **_envelope(entry, now, worker_id),
         from_worker=previous_owner,
         to_worker=worker_id,
         delivery_count=entry.delivery_count,
@@ -219,7 +220,7 @@ def dead_lettered(
     entry: DispatchEntry, worker_id: str, reason: str, previous_owner: str, now: datetime
 ) -> TaskDeadLettered:
     return TaskDeadLettered(
-        **_envelope(entry, now, worker_id),  # type: ignore[arg-type]
+        **_envelope(entry, now, worker_id),
         reason=reason,
         deliveries=entry.delivery_count,
         attempts=entry.runs_begun,
