@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.di import Provide
 from litestar.exceptions import ClientException
 from litestar.middleware import DefineMiddleware
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -15,7 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskflow.connections import open_pool, open_redis
 from taskflow.gateway.auth import JWTAuthMiddleware
 from taskflow.gateway.bounded_pool import BoundedPool
-from taskflow.gateway.context import GatewayContext
+from taskflow.gateway.context import GatewayContext, provide_context, provide_principal
 from taskflow.gateway.errors import DependencyUnavailable, client_error, dependency_unavailable, internal_error
 from taskflow.gateway.openapi import RawDefaultStructSchemaPlugin, RawJSONSchemaPlugin
 from taskflow.gateway.request_body import MAX_BODY_BYTES, check_request
@@ -73,6 +74,12 @@ def create_app(settings: Settings) -> Litestar:
             Exception: internal_error,
         },
         before_send=[send_request_id],
+        # Handlers take ``ctx`` and ``principal`` as parameters instead of digging them out
+        # of the request.
+        dependencies={
+            "ctx": Provide(provide_context, sync_to_thread=False),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+        },
         plugins=[RawJSONSchemaPlugin(), RawDefaultStructSchemaPlugin()],
         before_request=check_request,
         request_max_body_size=MAX_BODY_BYTES,

@@ -7,8 +7,7 @@ from typing import Annotated
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, get, post
-from litestar.datastructures import State
+from litestar import Controller, get, post
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
@@ -16,12 +15,10 @@ from msgspec import Meta
 
 from taskflow.gateway import lifecycle
 from taskflow.gateway.auth import Principal
-from taskflow.gateway.context import GatewayContext
+from taskflow.gateway.context import Caller, Ctx, GatewayContext
 from taskflow.gateway.cursor import decode_cursor, encode_cursor
 from taskflow.gateway.lifecycle import RetryAnswer
 from taskflow.gateway.queries import TaskCursor
-
-AuthedRequest = Request[Principal, str, State]
 
 
 class DeadLetterView(msgspec.Struct, kw_only=True):
@@ -67,11 +64,6 @@ FROM dead_letter_queue d JOIN tasks t ON t.task_id = d.task_id
 """
 
 
-def _ctx(request: AuthedRequest) -> GatewayContext:
-    ctx: GatewayContext = request.app.state.ctx
-    return ctx
-
-
 Condition = tuple[str, tuple[object, ...]]  # SQL with "?" placeholders, and their values
 
 
@@ -99,7 +91,8 @@ class DeadLetterController(Controller):
     @get("/")
     async def list_dead_letters(
         self,
-        request: AuthedRequest,
+        ctx: Ctx,
+        principal: Caller,
         task_name: FromQuery[str | None] = None,
         requeued: FromQuery[bool | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
@@ -113,20 +106,20 @@ class DeadLetterController(Controller):
         if cursor:
             after = decode_cursor(cursor, TaskCursor)
             conditions.append(("(d.moved_at, d.dlq_id) < (?, ?)", (after.created_at, after.task_id)))
-        items = await _select(_ctx(request), request.user, conditions, limit + 1)
+        items = await _select(ctx, principal, conditions, limit + 1)
         page = items[:limit]
         next_cursor = encode_cursor(TaskCursor(page[-1].moved_at, page[-1].dlq_id)) if len(items) > limit else None
         return DeadLetterPage(items=page, next_cursor=next_cursor)
 
     @post("/{task_id:uuid}/requeue", status_code=HTTP_202_ACCEPTED)
-    async def requeue_one(self, request: AuthedRequest, task_id: FromPath[UUID]) -> RetryAnswer:
-        found = await _select(_ctx(request), request.user, [("d.task_id = ?", (task_id,))], 1)
+    async def requeue_one(self, ctx: Ctx, principal: Caller, task_id: FromPath[UUID]) -> RetryAnswer:
+        found = await _select(ctx, principal, [("d.task_id = ?", (task_id,))], 1)
         if not found:
             raise NotFoundException(f"task {task_id} is not in the dead-letter queue")
-        return await lifecycle.retry_task(_ctx(request), request.user, task_id)
+        return await lifecycle.retry_task(ctx, principal, task_id)
 
     @post("/requeue", status_code=HTTP_202_ACCEPTED)
-    async def requeue_many(self, request: AuthedRequest, data: JSONBody[BulkRequeue]) -> BulkRequeueAnswer:
+    async def requeue_many(self, ctx: Ctx, principal: Caller, data: JSONBody[BulkRequeue]) -> BulkRequeueAnswer:
         conditions: list[Condition] = [("d.requeued_at IS NULL", ())]
         if data.task_name:
             conditions.append(("t.task_name = ?", (data.task_name,)))
@@ -134,11 +127,11 @@ class DeadLetterController(Controller):
             conditions.append(("d.moved_at >= ?", (data.moved_after,)))
         if data.moved_before:
             conditions.append(("d.moved_at < ?", (data.moved_before,)))
-        entries = await _select(_ctx(request), request.user, conditions, data.limit)
+        entries = await _select(ctx, principal, conditions, data.limit)
         answer = BulkRequeueAnswer(requeued=[], skipped=[])
         for task_id in dict.fromkeys(e.task_id for e in entries):
             try:
-                answer.requeued.append(await lifecycle.retry_task(_ctx(request), request.user, task_id))
+                answer.requeued.append(await lifecycle.retry_task(ctx, principal, task_id))
             except HTTPException as e:
                 answer.skipped.append(Skipped(task_id=task_id, reason=str(e.detail)))
         return answer

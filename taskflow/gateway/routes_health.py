@@ -7,13 +7,12 @@ from collections.abc import Awaitable
 from typing import cast
 
 import asyncpg
-from litestar import Request, Response, get
-from litestar.datastructures import State
+from litestar import Response, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from redis.exceptions import RedisError
 
 from taskflow.database import current_revision, head_revision
-from taskflow.gateway.context import GatewayContext
+from taskflow.gateway.context import Ctx, GatewayContext
 from taskflow.gateway.errors import DependencyUnavailable
 from taskflow.gateway.schemas import Readiness
 
@@ -29,8 +28,7 @@ async def health() -> dict[str, str]:
 
 
 @get("/ready")
-async def ready(request: Request[object, object, State]) -> Response[Readiness]:
-    ctx: GatewayContext = request.app.state.ctx
+async def ready(ctx: Ctx) -> Response[Readiness]:
     redis_state, (postgres_state, migrations_state) = await asyncio.gather(_check_redis(ctx), _check_postgres(ctx))
     ok = redis_state == postgres_state == migrations_state == "ok"
     body = Readiness(

@@ -8,13 +8,11 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
-from litestar import Request, get
-from litestar.datastructures import State
+from litestar import get
 from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromQuery, QueryParameter
 
-from taskflow.gateway.auth import Principal
-from taskflow.gateway.context import GatewayContext
+from taskflow.gateway.context import Caller, Ctx
 from taskflow.gateway.cursor import decode_cursor, encode_cursor
 
 
@@ -49,15 +47,15 @@ _COLUMNS = "stream, entry_id, partition, source, event_type, aggregate_id, error
 
 @get("/api/v1/quarantine")
 async def list_quarantine(
-    request: Request[Principal, str, State],
+    ctx: Ctx,
+    principal: Caller,
     source: FromQuery[Literal["projector", "worker"] | None] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     cursor: FromQuery[str | None] = None,
 ) -> QuarantinePage:
     # Entries may hold any user's data, unowned once they cannot be read: admins only.
-    if not request.user.is_admin:
+    if not principal.is_admin:
         raise PermissionDeniedException("the quarantine needs the admin role")
-    ctx: GatewayContext = request.app.state.ctx
     where: list[str] = []
     params: list[object] = [limit + 1]
     if source is not None:

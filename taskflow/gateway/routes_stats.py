@@ -10,13 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Request, get
-from litestar.datastructures import State
+from litestar import get
 
 from taskflow import keys
 from taskflow.events import PRIORITIES
-from taskflow.gateway.auth import Principal
-from taskflow.gateway.context import GatewayContext
+from taskflow.gateway.context import Caller, Ctx, GatewayContext
 
 
 class QueueDepth(msgspec.Struct, kw_only=True):
@@ -33,9 +31,7 @@ class Stats(msgspec.Struct, kw_only=True):
 
 
 @get("/api/v1/stats")
-async def stats(request: Request[Principal, str, State]) -> Stats:
-    ctx: GatewayContext = request.app.state.ctx
-    principal = request.user
+async def stats(ctx: Ctx, principal: Caller) -> Stats:
     if not principal.is_admin:
         rows = await ctx.pool.fetch(
             "SELECT status, count(*) AS n FROM tasks WHERE created_by = $1 GROUP BY status", principal.sub

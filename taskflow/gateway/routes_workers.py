@@ -8,8 +8,7 @@ from uuid import UUID
 
 import asyncpg
 import msgspec
-from litestar import Controller, Request, get, post
-from litestar.datastructures import State
+from litestar import Controller, get, post
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_202_ACCEPTED
@@ -17,10 +16,8 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from taskflow import keys
 from taskflow.events import Envelope, WorkerPaused, WorkerResumed
 from taskflow.gateway.auth import Principal
-from taskflow.gateway.context import GatewayContext
+from taskflow.gateway.context import Caller, Ctx, GatewayContext
 from taskflow.streams import append_event
-
-AuthedRequest = Request[Principal, str, State]
 
 
 class WorkerView(msgspec.Struct, kw_only=True):
@@ -45,11 +42,6 @@ class ControlAnswer(msgspec.Struct, kw_only=True):
     worker_id: UUID
     paused: bool
     event_id: str
-
-
-def _ctx(request: AuthedRequest) -> GatewayContext:
-    ctx: GatewayContext = request.app.state.ctx
-    return ctx
 
 
 async def _views(ctx: GatewayContext, worker_id: UUID | None) -> list[WorkerView]:
@@ -84,30 +76,31 @@ class WorkerController(Controller):
     path = "/api/v1/workers"
 
     @get("/")
-    async def list_workers(self, request: AuthedRequest) -> WorkerList:
-        return WorkerList(items=await _views(_ctx(request), None))
+    async def list_workers(self, ctx: Ctx, principal: Caller) -> WorkerList:
+        return WorkerList(items=await _views(ctx, None))
 
     @get("/{worker_id:uuid}")
-    async def get_worker(self, request: AuthedRequest, worker_id: FromPath[UUID]) -> WorkerView:
-        views = await _views(_ctx(request), worker_id)
+    async def get_worker(self, ctx: Ctx, principal: Caller, worker_id: FromPath[UUID]) -> WorkerView:
+        views = await _views(ctx, worker_id)
         if not views:
             raise NotFoundException(f"worker {worker_id} not found")
         return views[0]
 
     @post("/{worker_id:uuid}/pause", status_code=HTTP_202_ACCEPTED)
-    async def pause(self, request: AuthedRequest, worker_id: FromPath[UUID]) -> ControlAnswer:
+    async def pause(self, ctx: Ctx, principal: Caller, worker_id: FromPath[UUID]) -> ControlAnswer:
         """It finishes what it holds and takes nothing new (admin only)."""
-        return await _control(request, worker_id, "pause")
+        return await _control(ctx, principal, worker_id, "pause")
 
     @post("/{worker_id:uuid}/resume", status_code=HTTP_202_ACCEPTED)
-    async def resume(self, request: AuthedRequest, worker_id: FromPath[UUID]) -> ControlAnswer:
-        return await _control(request, worker_id, "resume")
+    async def resume(self, ctx: Ctx, principal: Caller, worker_id: FromPath[UUID]) -> ControlAnswer:
+        return await _control(ctx, principal, worker_id, "resume")
 
 
-async def _control(request: AuthedRequest, worker_id: UUID, order: Literal["pause", "resume"]) -> ControlAnswer:
-    if not request.user.is_admin:
+async def _control(
+    ctx: GatewayContext, principal: Principal, worker_id: UUID, order: Literal["pause", "resume"]
+) -> ControlAnswer:
+    if not principal.is_admin:
         raise PermissionDeniedException("pausing and resuming workers needs the admin role")
-    ctx = _ctx(request)
     views = await _views(ctx, worker_id)
     if not views:
         raise NotFoundException(f"worker {worker_id} not found")
@@ -117,7 +110,7 @@ async def _control(request: AuthedRequest, worker_id: UUID, order: Literal["paus
         "correlation_id": worker_id.hex,
         "causation_id": None,
         "traceparent": None,
-        "actor": request.user.sub,
+        "actor": principal.sub,
     }
     event = WorkerPaused(**envelope) if order == "pause" else WorkerResumed(**envelope)
     # The event first: the log says who ordered it even if the flag write is lost.

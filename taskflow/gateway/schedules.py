@@ -8,8 +8,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import msgspec
-from litestar import Controller, Request, delete, get
-from litestar.datastructures import State
+from litestar import Controller, delete, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 
@@ -18,11 +17,9 @@ from taskflow.dispatch import ScheduleDefinition, TaskTemplate, decode_schedule
 from taskflow.events import ScheduleCreated, ScheduleDeleted
 from taskflow.events.upcasters import priority_level
 from taskflow.gateway.auth import Principal
-from taskflow.gateway.context import GatewayContext
+from taskflow.gateway.context import Caller, Ctx, GatewayContext
 from taskflow.gateway.errors import invalid
 from taskflow.gateway.schemas import TaskSubmission
-
-AuthedRequest = Request[Principal, str, State]
 
 
 class ScheduleView(msgspec.Struct, kw_only=True):
@@ -113,23 +110,21 @@ class ScheduleController(Controller):
     path = "/api/v1/schedules"
 
     @get("/")
-    async def list_schedules(self, request: AuthedRequest) -> ScheduleList:
-        ctx: GatewayContext = request.app.state.ctx
-        mine = [v for v in await _all(ctx) if request.user.is_admin or v.created_by == request.user.sub]
+    async def list_schedules(self, ctx: Ctx, principal: Caller) -> ScheduleList:
+        mine = [v for v in await _all(ctx) if principal.is_admin or v.created_by == principal.sub]
         return ScheduleList(items=mine)
 
     @delete("/{schedule_id:uuid}", status_code=200)
-    async def delete_schedule(self, request: AuthedRequest, schedule_id: FromPath[UUID]) -> ScheduleDeletedAnswer:
-        ctx: GatewayContext = request.app.state.ctx
+    async def delete_schedule(self, ctx: Ctx, principal: Caller, schedule_id: FromPath[UUID]) -> ScheduleDeletedAnswer:
         found = [v for v in await _all(ctx) if v.schedule_id == schedule_id]
-        if not found or not (request.user.is_admin or found[0].created_by == request.user.sub):
+        if not found or not (principal.is_admin or found[0].created_by == principal.sub):
             raise NotFoundException(f"schedule {schedule_id} not found")
         event = ScheduleDeleted(
             aggregate_id=str(schedule_id),
             occurred_at=datetime.now(UTC),
             correlation_id=uuid4().hex,
-            actor=request.user.sub,
-            reason=f"deleted by {request.user.sub}",
+            actor=principal.sub,
+            reason=f"deleted by {principal.sub}",
         )
         event_id = await ctx.scripts.schedule_delete(
             ns=ctx.settings.namespace,
