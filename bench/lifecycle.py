@@ -10,7 +10,7 @@ database cloned from a template migrated by ``taskflow migrate`` (helpers shared
 * ``sched``   dispatch delay of scheduled tasks. ``taskflow coordinator`` + ONE
               ``taskflow worker`` (no projector) are started and waited for (coordinator
               leading, WorkerStarted appended); then --sched-tasks ``echo`` tasks are
-              submitted through the submit script (``Scripts.submit``, which holds them until due, as
+              submitted through the submit script (``Submitter.submit``, which holds them until due, as
               tests/support/stack.py ``submit`` and the gateway do) with ``scheduled_at``
               spread evenly over [now + --sched-lead, now + --sched-lead + --sched-spread].
               Once every task succeeded, the event stream is read back and, per task,
@@ -69,9 +69,9 @@ from typing import Any
 import httpx
 import pipeline as pl
 
-from taskflow import keys
 from taskflow.events import PRIORITIES, TaskSubmitted, decode
 from taskflow.settings import load_settings
+from taskflow.streams.keyspace import PROJECTOR_GROUP, WORKERS_GROUP
 
 REAL_ROOT = pl.ROOT
 SNAPSHOT = pl.SNAPSHOT
@@ -120,7 +120,8 @@ class Stack(pl.TaskFlowStack):
         if extra_env:
             self.env.update(extra_env)
             self.settings = load_settings(self.env)
-        self.dispatch_streams = [keys.dispatch(self.ns, p, q) for p in range(self.partitions) for q in PRIORITIES]
+        ks = self.keyspace
+        self.dispatch_streams = [ks.dispatch(p, q) for p in ks.all_partitions for q in PRIORITIES]
 
 
 class EventLog:
@@ -195,7 +196,7 @@ async def scheduled_delay(bench: pl.Bench, args: argparse.Namespace) -> dict[str
         worker = st.worker()
         procs = [coordinator, worker]
         deadline = time.perf_counter() + 60
-        leader_key = keys.coordinator_leader(st.ns, 0)
+        leader_key = st.keyspace.coordinator_leader(0)
         await pl.wait_for(
             lambda: st.redis.exists(leader_key),
             what="the coordinator to lead",
@@ -455,21 +456,21 @@ async def drain(bench: pl.Bench, mode: str) -> dict[str, Any]:
         deadline = started + cfg.phase_timeout
         procs = [worker, projector]
         first = await pl.wait_for(
-            lambda: pl.any_started(st.redis, st.dispatch_streams, keys.WORKERS_GROUP),
+            lambda: pl.any_started(st.redis, st.dispatch_streams, WORKERS_GROUP),
             what="the worker's first read",
             interval=pl.FIRST_READ_POLL_S,
             deadline=deadline,
             procs=procs,
         )
         executed = await pl.wait_for(
-            lambda: pl.all_done(st.redis, st.dispatch_streams, keys.WORKERS_GROUP),
+            lambda: pl.all_done(st.redis, st.dispatch_streams, WORKERS_GROUP),
             what="every dispatch entry acknowledged",
             interval=pl.DONE_POLL_S,
             deadline=deadline,
             procs=procs,
         )
         ended = await pl.wait_for(
-            lambda: pl.all_done(st.redis, st.events_streams, keys.PROJECTOR_GROUP),
+            lambda: pl.all_done(st.redis, st.events_streams, PROJECTOR_GROUP),
             what="every event projected",
             interval=pl.DONE_POLL_S,
             deadline=deadline,

@@ -24,7 +24,7 @@ TaskFlow, a fresh PostgreSQL database cloned from a template migrated by `taskfl
                 full event log (3N + 2 events): projector events/s.
 
 Pre-submission is the same for both systems and not timed into the drain: N calls of
-the public submit API (TaskFlow: ``Scripts.submit``, the atomic Lua script the gateway
+the public submit API (TaskFlow: ``Submitter.submit``, the atomic Lua script the gateway
 uses; taskiq: ``task.kiq()``), 1,000 in flight at a time over a 50-connection pool.
 
 Times are taken from the moment the worker (and projector) processes are spawned, so
@@ -41,7 +41,7 @@ that snapshot through PYTHONPATH and runs with the snapshot as its working direc
 worker's sync-task children, started with ``python -m``, put the working directory first
 on sys.path), so all phases run the same code while the tree keeps changing; its sha256 is
 printed. The completion checks rely on the ``workers`` and
-``projector`` consumer groups (acknowledged = done) and on Scripts.submit.
+``projector`` consumer groups (acknowledged = done) and on Submitter.submit.
 
 After the runs, the REST gateway alone (no worker, no projector) serves sequential
 POST /api/v1/tasks and GET /api/v1/tasks/{id} (read-your-writes: the projection has not
@@ -105,11 +105,11 @@ sys.path.insert(0, str(BENCH_DIR))
 
 from taskiq_app import NOOP_ASYNC, NOOP_SYNC, make_broker  # noqa: E402
 
-from taskflow import keys  # noqa: E402
 from taskflow.events import TaskSubmitted  # noqa: E402
-from taskflow.scripts import Scripts  # noqa: E402
 from taskflow.settings import load_settings  # noqa: E402
-from taskflow.streams import ensure_groups  # noqa: E402
+from taskflow.streams.groups import ensure_groups  # noqa: E402
+from taskflow.streams.keyspace import PROJECTOR_GROUP, WORKERS_GROUP, Keyspace  # noqa: E402
+from taskflow.streams.submit import Submitter  # noqa: E402
 
 if Path(sys.modules["taskflow"].__file__ or "").resolve().parent != SNAPSHOT / "taskflow":
     raise SystemExit("error: taskflow was not imported from the benchmark's snapshot")
@@ -494,9 +494,9 @@ class TaskFlowStack:
         self.env = bench.taskflow_env(self.ns, self.db)
         self.settings = load_settings(self.env)
         self.procs: list[Proc] = []
-        self.partitions = self.settings.partitions
-        self.events_streams = [keys.events(self.ns, p) for p in range(self.partitions)]
-        self.dispatch_streams = [keys.dispatch(self.ns, p, "medium") for p in range(self.partitions)]
+        self.keyspace = Keyspace.of(self.settings)
+        self.events_streams = [self.keyspace.events(p) for p in self.keyspace.all_partitions]
+        self.dispatch_streams = [self.keyspace.dispatch(p, "medium") for p in self.keyspace.all_partitions]
 
     @property
     def redis(self) -> Redis:
@@ -508,7 +508,7 @@ class TaskFlowStack:
         await self.bench.admin(f'CREATE DATABASE "{self.db}" TEMPLATE "{self.bench.template}"')
         # The gateway does this at start-up; creating the groups before the first submit
         # makes them start at the first entry.
-        await ensure_groups(self.redis, self.settings)
+        await ensure_groups(self.redis, self.keyspace)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -552,17 +552,11 @@ class TaskFlowStack:
             self.bench.cfg.redis_url, max_connections=self.bench.cfg.submit_connections, decode_responses=True
         )
         client = Redis(connection_pool=pool)
-        scripts = Scripts(client)
-        settings = self.settings
+        submitter = Submitter(client, self.keyspace)
+        ttl = self.settings.idempotency_ttl_seconds
 
         async def one(event: TaskSubmitted) -> None:
-            outcome = await scripts.submit(
-                ns=settings.namespace,
-                partitions=settings.partitions,
-                event=event,
-                fingerprint="bench",
-                marker_ttl_seconds=settings.idempotency_ttl_seconds,
-            )
+            outcome = await submitter.submit(event, fingerprint="bench", marker_ttl_seconds=ttl)
             if not outcome.created:
                 raise PhaseError("a submit was not created")
 
@@ -630,21 +624,21 @@ async def taskflow_end_to_end(bench: Bench, task_name: str) -> dict[str, Any]:
         deadline = started + _phase_timeout(cfg)
         procs = [worker, projector]
         first = await wait_for(
-            lambda: any_started(st.redis, st.dispatch_streams, keys.WORKERS_GROUP),
+            lambda: any_started(st.redis, st.dispatch_streams, WORKERS_GROUP),
             what="the worker's first read",
             interval=FIRST_READ_POLL_S,
             deadline=deadline,
             procs=procs,
         )
         executed = await wait_for(
-            lambda: all_done(st.redis, st.dispatch_streams, keys.WORKERS_GROUP),
+            lambda: all_done(st.redis, st.dispatch_streams, WORKERS_GROUP),
             what="every dispatch entry acknowledged",
             interval=DONE_POLL_S,
             deadline=deadline,
             procs=procs,
         )
         ended = await wait_for(
-            lambda: all_done(st.redis, st.events_streams, keys.PROJECTOR_GROUP),
+            lambda: all_done(st.redis, st.events_streams, PROJECTOR_GROUP),
             what="every event projected",
             interval=DONE_POLL_S,
             deadline=deadline,
@@ -677,14 +671,14 @@ async def taskflow_split(bench: Bench) -> dict[str, Any]:
         worker = st.worker()
         deadline = started + _phase_timeout(cfg)
         first = await wait_for(
-            lambda: any_started(st.redis, st.dispatch_streams, keys.WORKERS_GROUP),
+            lambda: any_started(st.redis, st.dispatch_streams, WORKERS_GROUP),
             what="the worker's first read",
             interval=FIRST_READ_POLL_S,
             deadline=deadline,
             procs=[worker],
         )
         executed = await wait_for(
-            lambda: all_done(st.redis, st.dispatch_streams, keys.WORKERS_GROUP),
+            lambda: all_done(st.redis, st.dispatch_streams, WORKERS_GROUP),
             what="every dispatch entry acknowledged",
             interval=DONE_POLL_S,
             deadline=deadline,
@@ -696,7 +690,7 @@ async def taskflow_split(bench: Bench) -> dict[str, Any]:
         events = sum([int(await st.redis.xlen(stream)) for stream in st.events_streams])
         if events != 3 * n + 2:
             raise PhaseError(f"the event log holds {events} events, expected {3 * n + 2}")
-        if await any_started(st.redis, st.events_streams, keys.PROJECTOR_GROUP):
+        if await any_started(st.redis, st.events_streams, PROJECTOR_GROUP):
             raise PhaseError("something projected before the projector was started")
 
         cpu0 = await ServerCpu.sample(st.redis)
@@ -704,14 +698,14 @@ async def taskflow_split(bench: Bench) -> dict[str, Any]:
         projector = st.spawn("projector")
         deadline = p_started + _phase_timeout(cfg)
         p_first = await wait_for(
-            lambda: any_started(st.redis, st.events_streams, keys.PROJECTOR_GROUP),
+            lambda: any_started(st.redis, st.events_streams, PROJECTOR_GROUP),
             what="the projector's first read",
             interval=FIRST_READ_POLL_S,
             deadline=deadline,
             procs=[projector],
         )
         p_ended = await wait_for(
-            lambda: all_done(st.redis, st.events_streams, keys.PROJECTOR_GROUP),
+            lambda: all_done(st.redis, st.events_streams, PROJECTOR_GROUP),
             what="every event projected",
             interval=DONE_POLL_S,
             deadline=deadline,

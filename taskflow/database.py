@@ -1,4 +1,4 @@
-"""PostgreSQL plumbing shared by processes: URLs and running the migrations."""
+"""PostgreSQL plumbing shared by processes: opening a pool, URLs and running the migrations."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from asyncpg.pool import PoolConnectionProxy
+
+from taskflow.errors import ConfigurationError
+from taskflow.settings import CONNECT_TIMEOUT_SECONDS, Settings, redact
 
 # Migrations live at the repository top level (see docs/adr/0006); the package is
 # installed from the repository, editable in development and copied whole in the image.
@@ -49,3 +52,24 @@ async def current_revision(conn: asyncpg.Connection | PoolConnectionProxy) -> st
         return None
     value: str | None = await conn.fetchval("SELECT version_num FROM alembic_version")
     return value
+
+
+async def open_pool(
+    settings: Settings, *, min_size: int = 1, max_size: int = 10, command_timeout_seconds: float | None = None
+) -> asyncpg.Pool:
+    """An asyncpg pool for ``TASKFLOW_DATABASE_URL``.
+
+    With ``command_timeout_seconds`` (the gateway), connecting and each statement are
+    bounded by it; the gateway's ``BoundedPool`` also bounds acquiring and discards a
+    connection whose call timed out.
+    """
+    try:
+        return await asyncpg.create_pool(
+            settings.database_url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=command_timeout_seconds or CONNECT_TIMEOUT_SECONDS,
+            command_timeout=command_timeout_seconds,
+        )
+    except (TimeoutError, asyncpg.PostgresError, OSError, ValueError) as e:
+        raise ConfigurationError("TASKFLOW_DATABASE_URL", f"cannot reach {redact(settings.database_url)} ({e})") from e

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Literal, get_args, get_origin, get_type_hints
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -145,3 +145,16 @@ def _env_name_in(message: str) -> str:
         if f"$.{field}" in message:
             return env_name
     return "TASKFLOW_*"
+
+
+# How long opening a connection to Redis or PostgreSQL may take before it counts as down.
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit for an error message or a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from taskflow.database import migrate
 from taskflow.settings import Settings
-from taskflow.streams import DECODE_ERRORS
+from taskflow.streams.fields import DECODE_ERRORS
 from taskflow.tasks import load_task_modules
 from tests.support.servers import postgres_server, redis_server
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -17,13 +19,48 @@ def test_import_contracts_hold() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_only_keys_py_spells_redis_key_shapes() -> None:
-    """Every Redis key is built in taskflow/keys.py (HOUSE_STYLE section 5)."""
+KEYSPACE = ROOT / "taskflow" / "streams" / "keyspace.py"
+
+
+def test_only_the_keyspace_spells_redis_key_shapes() -> None:
+    """Every Redis key is built in taskflow/streams/keyspace.py (HOUSE_STYLE section 5)."""
     offenders = []
     for path in (ROOT / "taskflow").rglob("*.py"):
-        if path.name == "keys.py":
+        if path == KEYSPACE:
             continue
         text = path.read_text()
-        if ":{{{" in text or ":{{{p}}}" in text or '":q:' in text:
+        if ":{{{" in text or ":{{{p}}}" in text or '":q:' in text or ":task:" in text:
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
+
+
+def test_only_the_keyspace_reads_the_namespace_and_partition_count() -> None:
+    """A process makes its Keyspace once (``Keyspace.of(settings)``) and passes it down;
+    nothing else reads ``settings.namespace`` or ``settings.partitions`` to build a key."""
+    allowed = {KEYSPACE, ROOT / "taskflow" / "settings.py"}
+    offenders = []
+    for path in (ROOT / "taskflow").rglob("*.py"):
+        if path in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("namespace", "partitions"):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.attr}")
+    assert offenders == []
+
+
+def test_each_process_registers_only_the_scripts_beside_it() -> None:
+    """A ``LuaScripts`` subclass in taskflow/<package>/ loads from taskflow/<package>/lua/,
+    and every script there is registered by it (none loaded elsewhere, none left over)."""
+    registered: dict[Path, set[str]] = {}
+    for path in (ROOT / "taskflow").rglob("*.py"):
+        text = path.read_text()
+        for package in re.findall(r'super\(\).__init__\(redis, keyspace, "([\w.]+)"\)', text):
+            folder = ROOT / Path(*package.split("."))
+            assert folder == path.parent, f"{path.relative_to(ROOT)} loads scripts of {package}"
+            names = set(re.findall(r'self\.register\("(\w+)"\)', text))
+            registered.setdefault(folder, set()).update(names)
+    on_disk: dict[Path, set[str]] = {}
+    for script in (ROOT / "taskflow").rglob("lua/*.lua"):
+        on_disk.setdefault(script.parent.parent, set()).add(script.stem)
+    assert registered == on_disk
+    assert len(on_disk) == 5  # streams (shared submit, cancel), worker, coordinator, gateway, projections

@@ -8,11 +8,11 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
-from taskflow import keys
 from taskflow.devservers import free_port
 from taskflow.events import TaskDeadLettered, TaskFailed, TaskSucceeded
 from taskflow.gateway.auth import issue_token
 from taskflow.settings import Settings
+from taskflow.streams.keyspace import Keyspace
 from tests.support.processes import env_for, services, start
 from tests.support.stack import all_events
 from tests.support.waiting import eventually
@@ -59,14 +59,14 @@ async def test_tasks_submitted_over_http_complete_and_are_projected(
 
         async def archived_everything() -> bool:
             stored = await pool.fetchval("SELECT count(*) FROM event_archive")
-            return bool(stored == await redis.xlen(keys.events(settings.namespace, 0)))
+            return bool(stored == await redis.xlen(Keyspace.of(settings).events(0)))
 
         await eventually(archived_everything, timeout_s=30)  # the workers' stop events too
         assert running[1].terminate() == 0
     terminal = [e for e in await all_events(redis, settings) if isinstance(e, TERMINAL)]
     assert len(terminal) == 41 == len({e.aggregate_id for e in terminal})
     assert await pool.fetchval("SELECT count(*) FROM event_archive") == await redis.xlen(
-        keys.events(settings.namespace, 0)
+        Keyspace.of(settings).events(0)
     )
 
 

@@ -129,6 +129,6 @@ def test_a_bad_cli_option_is_one_usage_error(settings: Settings) -> None:
 
 
 def test_an_old_redis_is_refused_at_start_up() -> None:
-    from taskflow.connections import parse_version
+    from taskflow.streams.connection import parse_version
 
     assert parse_version("6.2.14") < (7, 0) <= parse_version("7.0.15") <= parse_version("7.2.4")

@@ -12,9 +12,10 @@ from typing import Any, NoReturn
 
 import click
 
-from taskflow.connections import open_pool, open_redis
+from taskflow.database import open_pool
 from taskflow.errors import ConfigurationError
 from taskflow.settings import Settings, load_settings
+from taskflow.streams.connection import open_redis
 from taskflow.telemetry import configure_logging
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from taskflow.cli._runtime import check_connections, fail, on_stop_signals, run, settings_from_env
-from taskflow.connections import open_pool, open_redis
+from taskflow.database import open_pool
 from taskflow.errors import ConfigurationError
 from taskflow.events import PRIORITIES, Priority
 from taskflow.settings import Settings
+from taskflow.streams.connection import open_redis
 from taskflow.tasks import load_task_modules
 
 

@@ -7,9 +7,10 @@ from typing import Literal
 from uuid import NAMESPACE_URL, uuid5
 
 from taskflow.cron import tick_task_id
-from taskflow.dispatch import HeldDispatch, ScheduleDefinition
 from taskflow.events import TaskCancelled, TaskQueued, TaskSubmitted, WorkerDied
-from taskflow.marker_states import ENDED_BADLY
+from taskflow.streams.dispatch import HeldDispatch
+from taskflow.streams.marker import ENDED_BADLY
+from taskflow.streams.schedules import ScheduleDefinition
 
 
 def queued_event(

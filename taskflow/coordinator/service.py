@@ -14,7 +14,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from taskflow import cron, keys
+from taskflow import cron
 from taskflow.coordinator.decisions import (
     child_cancelled_event,
     decide_waiting,
@@ -22,12 +22,16 @@ from taskflow.coordinator.decisions import (
     queued_event,
     tick_event,
 )
-from taskflow.dispatch import HeldDispatch, ScheduleDefinition, decode_held, decode_schedule
+from taskflow.coordinator.scripts import CoordinatorScripts
 from taskflow.events import EventDecodeError, TaskSubmitted, decode
 from taskflow.outage import REDIS_AWAY, Outage
-from taskflow.scripts import Scripts
 from taskflow.settings import Settings
-from taskflow.streams import ensure_groups
+from taskflow.streams.cancel import Canceller
+from taskflow.streams.dispatch import HeldDispatch, decode_held
+from taskflow.streams.groups import ensure_groups
+from taskflow.streams.keyspace import WORKERS_GROUP, Keyspace
+from taskflow.streams.schedules import ScheduleDefinition, decode_schedule
+from taskflow.streams.submit import Submitter
 
 log = structlog.get_logger()
 # The seed polls every 5 s; a due task must start within 1 s of its time.
@@ -40,7 +44,10 @@ class Coordinator:
     def __init__(self, settings: Settings, redis: Redis) -> None:
         self.settings = settings
         self.redis = redis
-        self.scripts = Scripts(redis)
+        self.keyspace = Keyspace.of(settings)
+        self.scripts = CoordinatorScripts(redis, self.keyspace)
+        self.submitter = Submitter(redis, self.keyspace)
+        self.canceller = Canceller(redis, self.keyspace)
         self.id = uuid.uuid4().hex
         self.promoted = 0
         self.ticks_fired = 0
@@ -53,7 +60,7 @@ class Coordinator:
         self._stopping.set()
 
     async def run(self) -> None:
-        await ensure_groups(self.redis, self.settings)
+        await ensure_groups(self.redis, self.keyspace)
         log.info("coordinator_started", coordinator_id=self.id)
         renew_s = self.settings.lease_seconds / 3
         next_renewal = 0.0
@@ -83,10 +90,8 @@ class Coordinator:
         log.info("coordinator_stopped", coordinator_id=self.id, promoted=self.promoted)
 
     async def _elect(self) -> None:
-        for p in range(self.settings.partitions):
-            value = await self.scripts.lead(
-                ns=self.settings.namespace, partition=p, candidate=self.id, lease_ms=self.settings.lease_ms
-            )
+        for p in self.keyspace.all_partitions:
+            value = await self.scripts.lead(partition=p, candidate=self.id, lease_ms=self.settings.lease_ms)
             if value is None and p in self.leading:
                 log.warning("coordinator_leadership_lost", partition=p)
                 del self.leading[p]
@@ -97,25 +102,24 @@ class Coordinator:
     async def _release_waiting(self, partition: int, leader: str) -> None:
         """Dispatch waiting tasks whose parents all completed; cancel those whose parent
         failed for good or was cancelled. Parent states come from their task markers."""
-        ns = self.settings.namespace
-        waiting = await self.redis.zrange(keys.waiting(ns, partition), 0, PROMOTE_BATCH - 1)
+        ks = self.keyspace
+        waiting = await self.redis.zrange(ks.waiting(partition), 0, PROMOTE_BATCH - 1)
         if not waiting:
             return
-        raw = await cast("Awaitable[list[str | None]]", self.redis.hmget(keys.held(ns, partition), waiting))
+        raw = await cast("Awaitable[list[str | None]]", self.redis.hmget(ks.held(partition), waiting))
         children = [
             (held, _submitted(held)) for held in (_parse(t, v) for t, v in zip(waiting, raw, strict=True)) if held
         ]
         parents = sorted({p for _, child in children for p in child.depends_on})
         async with self.redis.pipeline(transaction=False) as pipe:
             for parent in parents:
-                pipe.hget(keys.task_marker(ns, keys.partition_of(parent, self.settings.partitions), parent), "state")
+                pipe.hget(ks.task_marker(parent), "state")
             states = dict(zip(parents, await pipe.execute(), strict=True))
         now = datetime.now(UTC)
         for held, child in children:
             decision = decide_waiting({p: states[p] for p in child.depends_on})
             if decision == "release":
                 await self.scripts.promote(
-                    ns=ns,
                     partition=partition,
                     leader=leader,
                     held=held,
@@ -123,23 +127,17 @@ class Coordinator:
                     from_waiting=True,
                 )
             elif decision != "wait":
-                await self.scripts.cancel(
-                    ns=ns,
-                    partition=partition,
-                    task_id=held.task_id,
-                    cancelled=child_cancelled_event(child, decision, leader, now),
-                    requested=None,
-                )
+                await self.canceller.cancel(held.task_id, child_cancelled_event(child, decision, leader, now), None)
                 log.info("waiting_task_cancelled", task_id=held.task_id, reason=decision)
 
     async def _fire_due_schedules(self, partition: int, leader: str) -> None:
-        ns = self.settings.namespace
+        ks = self.keyspace
         now = datetime.now(UTC)
         due = await self.redis.zrangebyscore(
-            keys.cron_due(ns, partition), "-inf", int(now.timestamp() * 1000), withscores=True
+            ks.cron_due(partition), "-inf", int(now.timestamp() * 1000), withscores=True
         )
         for schedule_id, score in due:
-            raw = await cast("Awaitable[str | None]", self.redis.hget(keys.cron_schedules(ns, partition), schedule_id))
+            raw = await cast("Awaitable[str | None]", self.redis.hget(ks.cron_schedules(partition), schedule_id))
             if raw is None:
                 continue  # deleted meanwhile
             definition = decode_schedule(raw)
@@ -149,7 +147,6 @@ class Coordinator:
             for tick in ticks:
                 await self._submit_tick(definition, tick, now)
             await self.scripts.schedule_advance(
-                ns=ns,
                 partition=partition,
                 leader=leader,
                 schedule_id=schedule_id,
@@ -159,10 +156,8 @@ class Coordinator:
 
     async def _submit_tick(self, definition: ScheduleDefinition, tick: datetime, now: datetime) -> None:
         event = tick_event(definition, tick, now)
-        outcome = await self.scripts.submit(
-            ns=self.settings.namespace,
-            partitions=self.settings.partitions,
-            event=event,
+        outcome = await self.submitter.submit(
+            event,
             fingerprint=f"cron:{definition.schedule_id}",
             marker_ttl_seconds=self.settings.idempotency_ttl_seconds,
         )
@@ -171,15 +166,13 @@ class Coordinator:
             log.info("schedule_tick_fired", schedule_id=definition.schedule_id, tick=tick.isoformat())
 
     async def _bury_silent_workers(self, partition: int, leader: str) -> None:
-        ns = self.settings.namespace
         silent_since_ms = int((time.time() - self.settings.worker_dead_after_seconds) * 1000)
         silent = await self.redis.zrangebyscore(
-            keys.worker_registry(ns, partition), "-inf", silent_since_ms, withscores=True
+            self.keyspace.worker_registry(partition), "-inf", silent_since_ms, withscores=True
         )
         for worker_id, last_ms in silent:
             event = died_event(worker_id, last_ms, leader, datetime.now(UTC))
             buried = await self.scripts.bury(
-                ns=ns,
                 partition=partition,
                 leader=leader,
                 worker_id=worker_id,
@@ -187,16 +180,16 @@ class Coordinator:
                 died=event,
             )
             if buried:
-                handed = await _hand_off(self.redis, self.settings, worker_id)
+                handed = await _hand_off(self.redis, self.keyspace, self.settings.lease_ms, worker_id)
                 log.warning("worker_died", worker_id=worker_id, silent_s=event.silent_s, entries_handed_off=handed)
 
     async def _promote_due(self, partition: int, leader: str) -> None:
-        ns = self.settings.namespace
+        ks = self.keyspace
         now_ms = int(time.time() * 1000)
-        due = await self.redis.zrangebyscore(keys.held_due(ns, partition), "-inf", now_ms, start=0, num=PROMOTE_BATCH)
+        due = await self.redis.zrangebyscore(ks.held_due(partition), "-inf", now_ms, start=0, num=PROMOTE_BATCH)
         if not due:
             return
-        raw = await cast("Awaitable[list[str | None]]", self.redis.hmget(keys.held(ns, partition), due))
+        raw = await cast("Awaitable[list[str | None]]", self.redis.hmget(ks.held(partition), due))
         now = datetime.now(UTC)
         async with self.redis.pipeline(transaction=False) as pipe:
             queued = 0
@@ -207,9 +200,7 @@ class Coordinator:
                 submitted = decode(held.event_id, held.event.encode())
                 assert isinstance(submitted, TaskSubmitted)
                 event = queued_event(held, submitted, leader, now)
-                await self.scripts.promote(
-                    ns=ns, partition=partition, leader=leader, held=held, queued=event, pipeline=pipe
-                )
+                await self.scripts.promote(partition=partition, leader=leader, held=held, queued=event, pipeline=pipe)
                 queued += 1
             answers = await pipe.execute() if queued else []
         self.promoted += sum(1 for a in answers if a)
@@ -217,16 +208,16 @@ class Coordinator:
             log.info("promote_refused", partition=partition, refused=sum(1 for a in answers if not a))
 
 
-async def _hand_off(redis: Redis, settings: Settings, dead_worker: str) -> int:
+async def _hand_off(redis: Redis, keyspace: Keyspace, lease_ms: int, dead_worker: str) -> int:
     """Make a dead worker's entries look idle for a whole lease, so live workers' XAUTOCLAIM
     takes them on its next pass instead of after the lease (JUSTID: not a delivery)."""
     handed = 0
-    for p in range(settings.partitions):
-        for stream in keys.dispatch_streams(settings.namespace, p):
-            pending = await redis.xpending_range(stream, keys.WORKERS_GROUP, "-", "+", 10_000, consumername=dead_worker)
+    for p in keyspace.all_partitions:
+        for stream in keyspace.dispatch_streams(p):
+            pending = await redis.xpending_range(stream, WORKERS_GROUP, "-", "+", 10_000, consumername=dead_worker)
             ids = [entry["message_id"] for entry in pending]
             if ids:
-                await redis.xclaim(stream, keys.WORKERS_GROUP, dead_worker, 0, ids, idle=settings.lease_ms, justid=True)
+                await redis.xclaim(stream, WORKERS_GROUP, dead_worker, 0, ids, idle=lease_ms, justid=True)
                 handed += len(ids)
     return handed
 

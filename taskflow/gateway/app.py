@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from taskflow.connections import open_pool, open_redis
+from taskflow.database import open_pool
 from taskflow.gateway.auth import JWTAuthMiddleware
 from taskflow.gateway.bounded_pool import BoundedPool
 from taskflow.gateway.context import GatewayContext, provide_context, provide_principal
@@ -28,9 +28,9 @@ from taskflow.gateway.routes_stats import stats
 from taskflow.gateway.routes_tasks import TaskController
 from taskflow.gateway.routes_workers import WorkerController
 from taskflow.gateway.schedules import ScheduleController
-from taskflow.scripts import Scripts
 from taskflow.settings import Settings, require_jwt_secret
-from taskflow.streams import ensure_groups
+from taskflow.streams.connection import open_redis
+from taskflow.streams.groups import ensure_groups
 from taskflow.tasks import load_task_modules
 
 
@@ -44,8 +44,8 @@ def create_app(settings: Settings) -> Litestar:
         redis = await open_redis(settings, command_timeout_seconds=bound_s)
         pool = BoundedPool(await open_pool(settings, command_timeout_seconds=bound_s), bound_s)
         try:
-            await ensure_groups(redis, settings)
-            app.state.ctx = GatewayContext(settings=settings, redis=redis, pool=pool, scripts=Scripts(redis))
+            app.state.ctx = GatewayContext.build(settings, redis, pool)
+            await ensure_groups(redis, app.state.ctx.keyspace)
             yield
         finally:
             await pool.close()

@@ -12,17 +12,37 @@ from redis.asyncio import Redis
 
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.bounded_pool import BoundedPool
-from taskflow.scripts import Scripts
+from taskflow.gateway.scripts import GatewayScripts
 from taskflow.settings import Settings
+from taskflow.streams.cancel import Canceller
+from taskflow.streams.keyspace import Keyspace
+from taskflow.streams.submit import Submitter
 
 
 @dataclass(frozen=True)
 class GatewayContext:
     settings: Settings
-    # Both bounded by settings.dependency_timeout_seconds (connections.open_redis, BoundedPool).
+    keyspace: Keyspace
+    # Both bounded by settings.dependency_timeout_seconds (streams.connection.open_redis,
+    # BoundedPool).
     redis: Redis
     pool: BoundedPool
-    scripts: Scripts
+    scripts: GatewayScripts
+    submitter: Submitter
+    canceller: Canceller
+
+    @classmethod
+    def build(cls, settings: Settings, redis: Redis, pool: BoundedPool) -> GatewayContext:
+        keyspace = Keyspace.of(settings)
+        return cls(
+            settings=settings,
+            keyspace=keyspace,
+            redis=redis,
+            pool=pool,
+            scripts=GatewayScripts(redis, keyspace),
+            submitter=Submitter(redis, keyspace),
+            canceller=Canceller(redis, keyspace),
+        )
 
 
 def provide_context(state: State) -> GatewayContext:

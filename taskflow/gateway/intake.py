@@ -10,8 +10,6 @@ import msgspec
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_409_CONFLICT
 
-from taskflow import keys
-from taskflow.dispatch import INITIAL_STATUS, dispatch_mode
 from taskflow.events import TaskSubmitted
 from taskflow.events.upcasters import priority_level
 from taskflow.gateway.auth import Principal
@@ -20,6 +18,7 @@ from taskflow.gateway.errors import invalid
 from taskflow.gateway.request_text import NUL_REFUSED
 from taskflow.gateway.schemas import TaskAccepted, TaskStatus, TaskSubmission
 from taskflow.storable import json_nul_path, nul_path
+from taskflow.streams.dispatch import INITIAL_STATUS, dispatch_mode
 from taskflow.tasks import UnknownTaskError, get_task
 
 _IDEMPOTENCY_SPACE = uuid5(NAMESPACE_URL, "https://taskflow.dev/idempotency-key")
@@ -121,15 +120,10 @@ def waiting_for_parents(intake: Intake) -> Intake:
 
 async def submit(ctx: GatewayContext, intake: Intake) -> tuple[TaskAccepted, bool]:
     """Append atomically; returns the answer and whether it replays an earlier submit."""
-    settings = ctx.settings
     if intake.client_chose_id or intake.event.idempotency_key:
         await _refuse_if_projected_elsewhere(ctx, intake)
-    outcome = await ctx.scripts.submit(
-        ns=settings.namespace,
-        partitions=settings.partitions,
-        event=intake.event,
-        fingerprint=intake.fingerprint,
-        marker_ttl_seconds=settings.idempotency_ttl_seconds,
+    outcome = await ctx.submitter.submit(
+        intake.event, fingerprint=intake.fingerprint, marker_ttl_seconds=ctx.settings.idempotency_ttl_seconds
     )
     if not outcome.created and outcome.fingerprint != intake.fingerprint:
         raise _conflict(intake)
@@ -140,10 +134,8 @@ async def submit(ctx: GatewayContext, intake: Intake) -> tuple[TaskAccepted, boo
 async def _refuse_if_projected_elsewhere(ctx: GatewayContext, intake: Intake) -> None:
     """The Redis marker forgets an id after the idempotency TTL; the projection does not.
     While the marker lives the submit script decides; after it, a known id is taken."""
-    settings = ctx.settings
     task_id = str(intake.task_id)
-    marker = keys.task_marker(settings.namespace, keys.partition_of(task_id, settings.partitions), task_id)
-    if await ctx.redis.exists(marker):
+    if await ctx.redis.exists(ctx.keyspace.task_marker(task_id)):
         return
     if await ctx.pool.fetchval("SELECT EXISTS (SELECT 1 FROM tasks WHERE task_id = $1)", intake.task_id):
         raise HTTPException(status_code=HTTP_409_CONFLICT, detail=f"task_id {task_id} is already taken")

@@ -10,7 +10,6 @@ import msgspec
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.status_codes import HTTP_409_CONFLICT
 
-from taskflow import keys
 from taskflow.events import (
     Envelope,
     EventDecodeError,
@@ -23,7 +22,7 @@ from taskflow.events import (
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.queries import get_task_view, submitted_event
-from taskflow.marker_states import STATE_OF_STATUS
+from taskflow.streams.marker import STATE_OF_STATUS
 
 
 class CancelAnswer(msgspec.Struct, kw_only=True):
@@ -56,10 +55,8 @@ async def cancel_task(ctx: GatewayContext, principal: Principal, task_id: UUID) 
         raise NotFoundException(f"task {task_id} not found")
     envelope = _envelope(task_id, principal, view.correlation_id)
     reason = f"cancelled by {principal.sub}"
-    outcome, event_id = await ctx.scripts.cancel(
-        ns=ctx.settings.namespace,
-        partition=keys.partition_of(str(task_id), ctx.settings.partitions),
-        task_id=str(task_id),
+    outcome, event_id = await ctx.canceller.cancel(
+        str(task_id),
         cancelled=TaskCancelled(**envelope, reason=reason),
         requested=TaskCancelRequested(**envelope, reason=reason),
     )
@@ -81,8 +78,6 @@ async def retry_task(ctx: GatewayContext, principal: Principal, task_id: UUID) -
         raise NotFoundException(f"task {task_id} has no submission on record")
     queued = TaskQueued(**_envelope(task_id, principal, view.correlation_id), reason="requeued")
     outcome, detail = await ctx.scripts.requeue(
-        ns=ctx.settings.namespace,
-        partition=keys.partition_of(str(task_id), ctx.settings.partitions),
         submitted=submitted,
         queued=queued,
         marker_ttl_seconds=ctx.settings.idempotency_ttl_seconds,

@@ -7,12 +7,11 @@ from collections.abc import Awaitable
 from typing import cast
 from uuid import UUID
 
-from taskflow import keys
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.errors import invalid
 from taskflow.gateway.queries import submitted_event, visible_to
-from taskflow.marker_states import ENDED_BADLY, STATE_OF_STATUS
+from taskflow.streams.marker import ENDED_BADLY, STATE_OF_STATUS
 
 
 async def check_parents(ctx: GatewayContext, principal: Principal, task_id: UUID, parents: list[UUID]) -> bool:
@@ -35,9 +34,7 @@ async def check_parents(ctx: GatewayContext, principal: Principal, task_id: UUID
 async def _state_and_owner(ctx: GatewayContext, task_id: UUID) -> tuple[str | None, str | None]:
     """The live state from the task marker, else the projection's status in the same words."""
     row = await ctx.pool.fetchrow("SELECT status, created_by FROM tasks WHERE task_id = $1", task_id)
-    key = str(task_id)
-    marker = keys.task_marker(ctx.settings.namespace, keys.partition_of(key, ctx.settings.partitions), key)
-    state = await cast("Awaitable[str | None]", ctx.redis.hget(marker, "state"))
+    state = await cast("Awaitable[str | None]", ctx.redis.hget(ctx.keyspace.task_marker(str(task_id)), "state"))
     if row is not None:
         return state or STATE_OF_STATUS.get(row["status"], "pending"), row["created_by"]
     submitted = await submitted_event(ctx, task_id)

@@ -10,7 +10,6 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
-from taskflow import keys
 from taskflow.events import AnyEvent, EventDecodeError, TaskSubmitted, decode
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
@@ -118,14 +117,11 @@ async def get_task_view(ctx: GatewayContext, task_id: UUID, principal: Principal
 
 async def submitted_event(ctx: GatewayContext, task_id: UUID) -> TaskSubmitted | None:
     """The task's TaskSubmitted from the stream, found through the submit marker."""
-    settings = ctx.settings
     key = str(task_id)
-    p = keys.partition_of(key, settings.partitions)
-    marker = keys.task_marker(settings.namespace, p, key)
-    event_id = await cast("Awaitable[str | None]", ctx.redis.hget(marker, "event_id"))
+    event_id = await cast("Awaitable[str | None]", ctx.redis.hget(ctx.keyspace.task_marker(key), "event_id"))
     if not event_id:
         return None
-    entries = await ctx.redis.xrange(keys.events(settings.namespace, p), min=event_id, max=event_id, count=1)
+    entries = await ctx.redis.xrange(ctx.keyspace.events_of(key), min=event_id, max=event_id, count=1)
     if not entries:
         return None
     _, fields = entries[0]

@@ -12,9 +12,9 @@ from typing import Any
 import msgspec
 from litestar import get
 
-from taskflow import keys
 from taskflow.events import PRIORITIES
 from taskflow.gateway.context import Caller, Ctx, GatewayContext
+from taskflow.streams.keyspace import WORKERS_GROUP
 
 
 class QueueDepth(msgspec.Struct, kw_only=True):
@@ -46,19 +46,19 @@ async def stats(ctx: Ctx, principal: Caller) -> Stats:
 
 
 async def _queue_depths(ctx: GatewayContext) -> tuple[dict[str, QueueDepth], int]:
-    ns, partitions = ctx.settings.namespace, ctx.settings.partitions
+    ks = ctx.keyspace
     async with ctx.redis.pipeline(transaction=False) as pipe:
-        for p in range(partitions):
+        for p in ks.all_partitions:
             for level in PRIORITIES:
-                stream = keys.dispatch(ns, p, level)
+                stream = ks.dispatch(p, level)
                 pipe.xlen(stream)
-                pipe.xpending(stream, keys.WORKERS_GROUP)
-            pipe.zcard(keys.held_due(ns, p))
+                pipe.xpending(stream, WORKERS_GROUP)
+            pipe.zcard(ks.held_due(p))
         answers: list[Any] = await pipe.execute()
     queues: dict[str, QueueDepth] = {level: QueueDepth(waiting=0, in_flight=0) for level in PRIORITIES}
     scheduled = 0
     per_partition = 2 * len(PRIORITIES) + 1
-    for p in range(partitions):
+    for p in ks.all_partitions:
         chunk = answers[p * per_partition : (p + 1) * per_partition]
         for i, level in enumerate(PRIORITIES):
             length, pending = int(chunk[2 * i]), int(chunk[2 * i + 1]["pending"])

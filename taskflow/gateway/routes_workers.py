@@ -13,11 +13,10 @@ from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from taskflow import keys
 from taskflow.events import Envelope, WorkerPaused, WorkerResumed
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import Caller, Ctx, GatewayContext
-from taskflow.streams import append_event
+from taskflow.streams.groups import append_event
 
 
 class WorkerView(msgspec.Struct, kw_only=True):
@@ -51,7 +50,7 @@ async def _views(ctx: GatewayContext, worker_id: UUID | None) -> list[WorkerView
     rows = await ctx.pool.fetch(sql, *([worker_id] if worker_id else []))
     async with ctx.redis.pipeline(transaction=False) as pipe:
         for row in rows:
-            pipe.hgetall(keys.worker_heartbeat(ctx.settings.namespace, row["worker_id"].hex))
+            pipe.hgetall(ctx.keyspace.worker_heartbeat(row["worker_id"].hex))
         beats: list[dict[str, str]] = await pipe.execute() if rows else []
     return [_merge(row, beat) for row, beat in zip(rows, beats, strict=True)]
 
@@ -114,8 +113,6 @@ async def _control(
     }
     event = WorkerPaused(**envelope) if order == "pause" else WorkerResumed(**envelope)
     # The event first: the log says who ordered it even if the flag write is lost.
-    event_id = await append_event(ctx.redis, ctx.settings, event)
-    await ctx.redis.hset(
-        keys.worker_control(ctx.settings.namespace, worker_id.hex), "paused", "1" if order == "pause" else "0"
-    )  # type: ignore[misc]
+    event_id = await append_event(ctx.redis, ctx.keyspace, event)
+    await ctx.redis.hset(ctx.keyspace.worker_control(worker_id.hex), "paused", "1" if order == "pause" else "0")  # type: ignore[misc]
     return ControlAnswer(worker_id=worker_id, paused=order == "pause", event_id=event_id)

@@ -12,14 +12,14 @@ from litestar import Controller, delete, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 
-from taskflow import cron, keys
-from taskflow.dispatch import ScheduleDefinition, TaskTemplate, decode_schedule
+from taskflow import cron
 from taskflow.events import ScheduleCreated, ScheduleDeleted
 from taskflow.events.upcasters import priority_level
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import Caller, Ctx, GatewayContext
 from taskflow.gateway.errors import invalid
 from taskflow.gateway.schemas import TaskSubmission
+from taskflow.streams.schedules import ScheduleDefinition, TaskTemplate, decode_schedule
 
 
 class ScheduleView(msgspec.Struct, kw_only=True):
@@ -73,8 +73,6 @@ async def create_schedule(ctx: GatewayContext, submission: TaskSubmission, princ
         schedule_id=schedule_id, cron=submission.cron, template=template, created_by=principal.sub, created_event_id=""
     )
     event_id = await ctx.scripts.schedule_create(
-        ns=ctx.settings.namespace,
-        partition=keys.partition_of(schedule_id, ctx.settings.partitions),
         schedule_id=schedule_id,
         definition=msgspec.json.encode(definition),
         first_due_ms=int(first.timestamp() * 1000),
@@ -97,11 +95,11 @@ def _view(definition: ScheduleDefinition, next_ms: float | None) -> ScheduleView
 
 async def _all(ctx: GatewayContext) -> list[ScheduleView]:
     views = []
-    for p in range(ctx.settings.partitions):
-        definitions: dict[str, str] = await ctx.redis.hgetall(keys.cron_schedules(ctx.settings.namespace, p))  # type: ignore[misc]
+    for p in ctx.keyspace.all_partitions:
+        definitions: dict[str, str] = await ctx.redis.hgetall(ctx.keyspace.cron_schedules(p))  # type: ignore[misc]
         if not definitions:
             continue
-        scores: list[Any] = await ctx.redis.zmscore(keys.cron_due(ctx.settings.namespace, p), list(definitions))
+        scores: list[Any] = await ctx.redis.zmscore(ctx.keyspace.cron_due(p), list(definitions))
         views += [_view(decode_schedule(raw), score) for raw, score in zip(definitions.values(), scores, strict=True)]
     return sorted(views, key=lambda v: str(v.schedule_id))
 
@@ -127,8 +125,6 @@ class ScheduleController(Controller):
             reason=f"deleted by {principal.sub}",
         )
         event_id = await ctx.scripts.schedule_delete(
-            ns=ctx.settings.namespace,
-            partition=keys.partition_of(str(schedule_id), ctx.settings.partitions),
             schedule_id=str(schedule_id),
             deleted=event,
         )

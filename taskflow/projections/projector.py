@@ -24,7 +24,6 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
-from taskflow import keys
 from taskflow.outage import REDIS_AWAY, Outage
 from taskflow.projections import store
 from taskflow.projections.batch import Changes, fold_batch, fold_into, task_ids, worker_ids
@@ -32,9 +31,10 @@ from taskflow.projections.cache import RowCache
 from taskflow.projections.quarantine import describe, refused_by_postgres
 from taskflow.projections.reading import FOLD_SLICE, Batch, parse_batch, parse_in_slices, quarantined_record
 from taskflow.projections.rows import TaskRow, WorkerRow
-from taskflow.scripts import LockLost, Scripts
+from taskflow.projections.scripts import LockLost, ProjectorScripts
 from taskflow.settings import Settings
-from taskflow.streams import ensure_groups
+from taskflow.streams.groups import ensure_groups
+from taskflow.streams.keyspace import PROJECTOR_GROUP, Keyspace
 
 log = structlog.get_logger()
 # Up to this many events per transaction: per-batch costs (round trips, the checkpoint
@@ -153,7 +153,8 @@ class Projector:
         self.applied = 0
         self._stopping = asyncio.Event()
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
-        self.scripts = Scripts(redis)
+        self.keyspace = Keyspace.of(settings)
+        self.scripts = ProjectorScripts(redis, self.keyspace)
         # Each outage logged once and its end once, not each retry (taskflow.outage).
         self.redis_outage = Outage("redis")
         self.postgres_outage = Outage("postgres")
@@ -162,10 +163,10 @@ class Projector:
         self._stopping.set()
 
     async def run(self) -> None:
-        await ensure_groups(self.redis, self.settings)
+        await ensure_groups(self.redis, self.keyspace)
         purge = asyncio.create_task(self._purge_dead_letters_forever())
         try:
-            await asyncio.gather(*(self._run_partition(p) for p in range(self.settings.partitions)))
+            await asyncio.gather(*(self._run_partition(p) for p in self.keyspace.all_partitions))
         finally:
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -186,7 +187,7 @@ class Projector:
     async def _run_partition(self, partition: int) -> None:
         lock = Lock(
             self.redis,
-            keys.projector_lock(self.settings.namespace, partition),
+            self.keyspace.projector_lock(partition),
             timeout=self.settings.lease_seconds,
             blocking=False,
             thread_local=False,
@@ -227,7 +228,7 @@ class Projector:
             await asyncio.sleep(min(1.0, self.settings.lease_seconds / 3))
             return
         try:
-            fence = int(await self.redis.incr(keys.projector_fence(self.settings.namespace, partition)))
+            fence = int(await self.redis.incr(self.keyspace.projector_fence(partition)))
             log.info("projector_partition_acquired", partition=partition, fence=fence)
             # Raise the fence before reading anything: from now on a predecessor that
             # wakes up holding a batch cannot commit it.
@@ -254,7 +255,7 @@ class Projector:
         """Apply the partition's pending entries (what the failed batch and the one read
         after it held) a batch at a time, halving a refused batch until the entry refused
         alone is found and quarantined. False when the lock was lost meanwhile."""
-        stream = keys.events(self.settings.namespace, partition)
+        stream = self.keyspace.events(partition)
         reader = _Reader(self, partition, stream, lock, self._owner)
         while not reader.pending_done:
             entries = await reader.next_entries()
@@ -262,7 +263,7 @@ class Projector:
                 return False
             if entries:
                 await self._apply_halving(partition, parse_batch(partition, stream, entries), fence)
-                await self.redis.xack(stream, keys.PROJECTOR_GROUP, *[e for e, _ in entries])
+                await self.redis.xack(stream, PROJECTOR_GROUP, *[e for e, _ in entries])
         return True
 
     async def _apply_halving(self, partition: int, batch: Batch, fence: int) -> None:
@@ -286,7 +287,7 @@ class Projector:
         """Read, fold and commit batches while the lock is ours. One batch commits while
         the next is read and folded (on the rows the first will have written, kept in a
         RowCache), so PostgreSQL and this process work at the same time."""
-        stream = keys.events(self.settings.namespace, partition)
+        stream = self.keyspace.events(partition)
         # The fence is raised: from here on nobody else commits to this partition.
         async with self.pool.acquire() as conn:
             checkpoint = await store.read_checkpoint(conn, partition)
@@ -350,7 +351,7 @@ class Projector:
         applied = 0 if folded is None else await commit_folded(self.pool, partition, folded, fence)
         # Only after COMMIT. An entry left unacknowledged (Redis away) is read again by
         # whoever holds the partition next and skipped: it is at or below the checkpoint.
-        await self.redis.xack(stream, keys.PROJECTOR_GROUP, *entry_ids)
+        await self.redis.xack(stream, PROJECTOR_GROUP, *entry_ids)
         self.applied += applied
         log.debug("batch_projected", partition=partition, read=len(entry_ids), applied=applied)
 
@@ -365,7 +366,7 @@ class _Reader:
         self._token = token
         self._stream = stream
         self._lock = lock
-        self._lock_key = keys.projector_lock(projector.settings.namespace, partition)
+        self._partition = partition
         # The consumer name is the partition's, so a successor reads its predecessor's
         # pending entries.
         self._consumer = f"projector-{partition}"
@@ -391,8 +392,7 @@ class _Reader:
                 return None
             self._read_new = self._cursor == ">"
             entries = await p.scripts.projector_read(
-                lock_key=self._lock_key,
-                stream=self._stream,
+                partition=self._partition,
                 token=self._token,
                 consumer=self._consumer,
                 count=BATCH_SIZE,

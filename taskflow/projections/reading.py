@@ -11,7 +11,7 @@ import msgspec
 from taskflow.events import AnyEvent, EventDecodeError, decode_stored, tag_of
 from taskflow.projections import store
 from taskflow.projections.quarantine import QuarantineRecord, quarantined
-from taskflow.streams import field_bytes, field_text
+from taskflow.streams.fields import field_bytes, field_text
 
 # Events decoded or folded between two looks at the commit in flight.
 FOLD_SLICE = 100

@@ -12,7 +12,6 @@ from uuid import UUID
 
 import msgspec
 
-from taskflow.dispatch import INITIAL_STATUS, dispatch_mode
 from taskflow.events import (
     TaskCancelled,
     TaskCancelRequested,
@@ -36,6 +35,7 @@ from taskflow.projections.rows import (
     ResultRow,
     TaskRow,
 )
+from taskflow.streams.dispatch import INITIAL_STATUS, dispatch_mode
 
 # The seed's integer column keeps meaning "higher = more urgent".
 PRIORITY_NUMBER = {"critical": 10, "high": 8, "medium": 5, "low": 2}

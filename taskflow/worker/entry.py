@@ -7,7 +7,7 @@ import re
 import msgspec
 
 from taskflow.events import TaskSubmitted, decode
-from taskflow.streams import field_bytes, field_text
+from taskflow.streams.fields import field_bytes, field_text
 from taskflow.worker.errors import MalformedDispatchEntry
 
 

@@ -8,8 +8,8 @@ import time
 
 from redis.asyncio import Redis
 
-from taskflow import keys
 from taskflow.settings import Settings
+from taskflow.streams.keyspace import Keyspace
 from taskflow.worker.inflight import InFlight
 
 
@@ -23,10 +23,9 @@ def live_status(inflight: InFlight) -> str:
     return "BUSY" if load >= inflight.capacity else "ACTIVE"
 
 
-async def beat(redis: Redis, settings: Settings, worker_id: str, inflight: InFlight) -> None:
-    ns = settings.namespace
+async def beat(redis: Redis, keyspace: Keyspace, settings: Settings, worker_id: str, inflight: InFlight) -> None:
     now_ms = int(time.time() * 1000)
-    key = keys.worker_heartbeat(ns, worker_id)
+    key = keyspace.worker_heartbeat(worker_id)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hset(
             key,
@@ -41,14 +40,13 @@ async def beat(redis: Redis, settings: Settings, worker_id: str, inflight: InFli
         )
         # Three missed beats and the hash is gone: it never outlives a dead worker for long.
         pipe.pexpire(key, int(settings.heartbeat_seconds * 3000))
-        pipe.zadd(keys.worker_registry(ns, keys.partition_of(worker_id, settings.partitions)), {worker_id: now_ms})
+        pipe.zadd(keyspace.worker_registry(keyspace.partition_of(worker_id)), {worker_id: now_ms})
         await pipe.execute()
 
 
-async def leave(redis: Redis, settings: Settings, worker_id: str) -> None:
+async def leave(redis: Redis, keyspace: Keyspace, worker_id: str) -> None:
     """A clean exit: not a death, so the coordinator must not bury it."""
-    ns = settings.namespace
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.delete(keys.worker_heartbeat(ns, worker_id), keys.worker_control(ns, worker_id))
-        pipe.zrem(keys.worker_registry(ns, keys.partition_of(worker_id, settings.partitions)), worker_id)
+        pipe.delete(keyspace.worker_heartbeat(worker_id), keyspace.worker_control(worker_id))
+        pipe.zrem(keyspace.worker_registry(keyspace.partition_of(worker_id)), worker_id)
         await pipe.execute()

@@ -9,14 +9,14 @@ import structlog
 from redis.exceptions import RedisError
 
 from taskflow.outage import REDIS_AWAY, Outage
-from taskflow.scripts import ReclaimedEntry, Scripts
 from taskflow.worker.inflight import InFlight
+from taskflow.worker.scripts import ReclaimedEntry, WorkerScripts
 
 log = structlog.get_logger()
 
 
 async def renew_leases_forever(
-    scripts: Scripts,
+    scripts: WorkerScripts,
     consumer: str,
     inflight: InFlight,
     interval_s: float,
@@ -42,7 +42,7 @@ async def renew_leases_forever(
 
 
 async def reclaim_forever(
-    scripts: Scripts,
+    scripts: WorkerScripts,
     consumer: str,
     streams: list[str],
     inflight: InFlight,

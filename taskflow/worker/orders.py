@@ -8,24 +8,21 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from taskflow import keys
-from taskflow.settings import Settings
+from taskflow.streams.keyspace import Keyspace
 from taskflow.worker.entry import DispatchEntry
 
 
-async def pause_ordered(redis: Redis, settings: Settings, worker_id: str) -> bool:
-    value = await cast(
-        "Awaitable[str | None]", redis.hget(keys.worker_control(settings.namespace, worker_id), "paused")
-    )
+async def pause_ordered(redis: Redis, keyspace: Keyspace, worker_id: str) -> bool:
+    value = await cast("Awaitable[str | None]", redis.hget(keyspace.worker_control(worker_id), "paused"))
     return value == "1"
 
 
-async def cancel_requested(redis: Redis, settings: Settings, running: list[DispatchEntry]) -> list[DispatchEntry]:
+async def cancel_requested(redis: Redis, keyspace: Keyspace, running: list[DispatchEntry]) -> list[DispatchEntry]:
     """The running entries whose task a user asked to cancel."""
     if not running:
         return []
     async with redis.pipeline(transaction=False) as pipe:
         for entry in running:
-            pipe.hget(keys.task_marker(settings.namespace, entry.partition, entry.task.aggregate_id), "cancel")
+            pipe.hget(keyspace.task_marker(entry.task.aggregate_id, entry.partition), "cancel")
         flags = await pipe.execute()
     return [entry for entry, flag in zip(running, flags, strict=True) if flag]

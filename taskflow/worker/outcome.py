@@ -10,8 +10,6 @@ from uuid import UUID
 
 import msgspec
 
-from taskflow import keys
-from taskflow.dispatch import HeldDispatch
 from taskflow.events import (
     DispatchRejected,
     Envelope,
@@ -27,7 +25,9 @@ from taskflow.events import (
     encode,
 )
 from taskflow.storable import escape_nul, escape_nul_json, json_nul_path
-from taskflow.streams import field_text
+from taskflow.streams.dispatch import HeldDispatch
+from taskflow.streams.fields import field_text
+from taskflow.streams.keyspace import Keyspace
 from taskflow.tasks.context import Note
 from taskflow.worker.entry import DispatchEntry
 
@@ -233,7 +233,7 @@ def rejected(
     stream: str,
     entry_id: str,
     partition: int,
-    partitions: int,
+    keyspace: Keyspace,
     fields: dict[str, str],
     error: str,
     worker_id: str,
@@ -244,7 +244,7 @@ def rejected(
     one as the submit script does: a canonical id of this partition (invariant 6)."""
     fields = {field_text(k): field_text(v) for k, v in fields.items()}
     task_id = fields.get("task_id")
-    if task_id is not None and not (_is_uuid(task_id) and keys.partition_of(task_id, partitions) == partition):
+    if task_id is not None and not (_is_uuid(task_id) and keyspace.partition_of(task_id) == partition):
         task_id = None
     return DispatchRejected(
         aggregate_id=task_id or f"dispatch-{entry_id}",

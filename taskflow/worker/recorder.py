@@ -13,13 +13,13 @@ import msgspec
 import structlog
 from redis.exceptions import NoScriptError, RedisError
 
-from taskflow.dispatch import HeldDispatch
 from taskflow.events import AnyEvent, TaskCancelled, TaskSucceeded, TaskTimedOut, encode, tag_of
-from taskflow.marker_states import MarkerState
 from taskflow.outage import REDIS_AWAY, Outage
-from taskflow.scripts import AppendKind, Scripts
+from taskflow.streams.dispatch import HeldDispatch
+from taskflow.streams.marker import MarkerState
 from taskflow.worker.entry import DispatchEntry
 from taskflow.worker.errors import WorkerError
+from taskflow.worker.scripts import AppendKind, WorkerScripts
 
 log = structlog.get_logger()
 MAX_BATCH = 500
@@ -40,10 +40,9 @@ class RecorderFailed(WorkerError):
 
 
 class Recorder:
-    def __init__(self, scripts: Scripts, namespace: str, consumer: str, outage: Outage) -> None:
+    def __init__(self, scripts: WorkerScripts, consumer: str, outage: Outage) -> None:
         self._scripts = scripts
         self._outage = outage
-        self._namespace = namespace
         self._consumer = consumer
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self.failed: RecorderFailed | None = None
@@ -142,7 +141,6 @@ class Recorder:
             for item in batch:
                 entry = item.entry
                 await self._scripts.owned_append(
-                    ns=self._namespace,
                     partition=entry.partition,
                     dispatch_stream=entry.stream,
                     consumer=self._consumer,

@@ -19,12 +19,11 @@ from redis.exceptions import RedisError
 from redis.typing import KeyT, StreamIdT
 
 import taskflow
-from taskflow import keys
 from taskflow.events import DispatchRejected, Priority, WorkerStarted, WorkerStopped, encode, tag_of
 from taskflow.outage import REDIS_AWAY, Outage
-from taskflow.scripts import ReclaimedEntry, Scripts
 from taskflow.settings import Settings
-from taskflow.streams import append_event, ensure_groups
+from taskflow.streams.groups import append_event, ensure_groups
+from taskflow.streams.keyspace import WORKERS_GROUP, Keyspace
 from taskflow.tasks import TaskRun, UnknownTaskError, get_task
 from taskflow.tasks.context import Note
 from taskflow.worker import heartbeat, orders, outcome
@@ -35,6 +34,7 @@ from taskflow.worker.execute import run_task
 from taskflow.worker.inflight import InFlight
 from taskflow.worker.lease import reclaim_forever, renew_leases_forever
 from taskflow.worker.recorder import Recorder
+from taskflow.worker.scripts import ReclaimedEntry, WorkerScripts
 
 log = structlog.get_logger()
 READ_BLOCK_MS = 1000
@@ -67,10 +67,11 @@ class Worker:
         self.redis = redis
         self.id = uuid4().hex
         self.queues = queues
-        self.scripts = Scripts(redis)
+        self.keyspace = Keyspace.of(settings)
+        self.scripts = WorkerScripts(redis, self.keyspace)
         # Shared by every loop that talks to Redis: one line when it goes, one when back.
         self.redis_outage = Outage("redis")
-        self.recorder = Recorder(self.scripts, settings.namespace, self.id, self.redis_outage)
+        self.recorder = Recorder(self.scripts, self.id, self.redis_outage)
         self.inflight = InFlight(concurrency)
         self.children = ChildPool(concurrency, (*settings.task_modules, *task_modules))
         self.processed = 0
@@ -79,8 +80,8 @@ class Worker:
         self._cancel_requested: set[str] = set()
         # Every dispatch stream we serve -> (rank of its priority, its partition).
         self._streams = {
-            keys.dispatch(settings.namespace, p, q): (rank, p)
-            for p in range(settings.partitions)
+            self.keyspace.dispatch(p, q): (rank, p)
+            for p in self.keyspace.all_partitions
             for rank, q in enumerate(queues)
         }
 
@@ -89,9 +90,9 @@ class Worker:
         self._stopping.set()
 
     async def run(self) -> None:
-        await ensure_groups(self.redis, self.settings)
+        await ensure_groups(self.redis, self.keyspace)
         await self.scripts.load()  # the recorder sends EVALSHA only
-        await append_event(self.redis, self.settings, self._started_event())
+        await append_event(self.redis, self.keyspace, self._started_event())
         log.info("worker_started", worker_id=self.id, capacity=self.inflight.capacity, queues=list(self.queues))
         recorder = asyncio.create_task(self.recorder.run())
         recorder.add_done_callback(self._on_recorder_stopped)
@@ -113,13 +114,13 @@ class Worker:
                     self.settings.lease_ms,
                     RECLAIM_EVERY_S,
                     self._take_reclaimed,
-                    lambda stream: keys.starts(self.settings.namespace, self._streams[stream][1]),
+                    lambda stream: self.keyspace.starts(self._streams[stream][1]),
                     self.redis_outage,
                 )
             ),
         ]
         try:
-            await asyncio.gather(*(self._read_partition(p) for p in range(self.settings.partitions)))
+            await asyncio.gather(*(self._read_partition(p) for p in self.keyspace.all_partitions))
             await self._finish_in_flight()
         finally:
             for task in background:
@@ -136,8 +137,8 @@ class Worker:
         """Deregister and record the stop. With Redis away the worker still exits: the
         coordinator declares it dead after its silence and hands on what it held."""
         try:
-            await heartbeat.leave(self.redis, self.settings, self.id)
-            await append_event(self.redis, self.settings, self._stopped_event())
+            await heartbeat.leave(self.redis, self.keyspace, self.id)
+            await append_event(self.redis, self.keyspace, self._stopped_event())
         except REDIS_AWAY as e:
             log.warning("worker_left_unrecorded", worker_id=self.id, error=repr(e))
 
@@ -149,7 +150,7 @@ class Worker:
             self.stop()
 
     async def _read_partition(self, partition: int) -> None:
-        levels = {keys.dispatch(self.settings.namespace, partition, q): q for q in self.queues}
+        levels = {self.keyspace.dispatch(partition, q): q for q in self.queues}
         while not self._stopping.is_set():
             # Keep up to `capacity` entries of every level waiting here, so the weighted
             # picker always sees each level that has work (else a drained backlog would
@@ -164,7 +165,7 @@ class Worker:
             block = None if self.inflight.backlog else READ_BLOCK_MS
             try:
                 answer = await self.redis.xreadgroup(
-                    keys.WORKERS_GROUP, self.id, streams, count=min(wanted.values()), block=block
+                    WORKERS_GROUP, self.id, streams, count=min(wanted.values()), block=block
                 )
             except REDIS_AWAY as e:
                 self.redis_outage.failed(e, during="read")
@@ -208,7 +209,7 @@ class Worker:
                 stream=stream,
                 entry_id=entry_id,
                 partition=partition,
-                partitions=self.settings.partitions,
+                keyspace=self.keyspace,
                 fields=fields,
                 error=str(e),
                 worker_id=self.id,
@@ -229,7 +230,6 @@ class Worker:
         it. Redis away: the entry stays pending, is reclaimed later and rejected again."""
         try:
             await self.scripts.owned_append(
-                ns=self.settings.namespace,
                 partition=rejection.partition,
                 dispatch_stream=rejection.stream,
                 consumer=self.id,
@@ -353,7 +353,7 @@ class Worker:
     async def _beat_forever(self) -> None:
         while True:
             try:
-                await heartbeat.beat(self.redis, self.settings, self.id, self.inflight)
+                await heartbeat.beat(self.redis, self.keyspace, self.settings, self.id, self.inflight)
             except REDIS_AWAY as e:
                 self.redis_outage.failed(e, during="heartbeat")
             except RedisError as e:
@@ -367,9 +367,9 @@ class Worker:
         while True:
             await asyncio.sleep(CANCEL_POLL_S)
             try:
-                await self._apply_pause(await orders.pause_ordered(self.redis, self.settings, self.id))
+                await self._apply_pause(await orders.pause_ordered(self.redis, self.keyspace, self.id))
                 running = [e for e in self.inflight.entries() if e.entry_id in self.inflight.running]
-                cancelled = await orders.cancel_requested(self.redis, self.settings, running)
+                cancelled = await orders.cancel_requested(self.redis, self.keyspace, running)
             except REDIS_AWAY as e:
                 self.redis_outage.failed(e, during="order_poll")
                 continue
@@ -416,7 +416,7 @@ class Worker:
             try:
                 await self.redis.xclaim(
                     entry.stream,
-                    keys.WORKERS_GROUP,
+                    WORKERS_GROUP,
                     self.id,
                     0,
                     [entry.entry_id],

@@ -12,10 +12,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from taskflow import cron, keys
+from taskflow import cron
 from taskflow.events import TaskSubmitted
 from taskflow.gateway.app import create_app
 from taskflow.settings import Settings
+from taskflow.streams.keyspace import Keyspace
 from tests.gateway.test_tasks_api import auth
 from tests.support.processes import Service, env_for, services, start
 from tests.support.stack import all_events
@@ -135,7 +136,7 @@ async def test_each_tick_fires_exactly_once_while_the_leader_is_paused(
 
 
 async def _leader(redis: Redis, settings: Settings) -> str:
-    return str(await redis.get(keys.coordinator_leader(settings.namespace, 0))).split("|")[0]
+    return str(await redis.get(Keyspace.of(settings).coordinator_leader(0))).split("|")[0]
 
 
 async def _led_by_another(redis: Redis, settings: Settings, leader_id: str) -> bool:

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 from redis.asyncio import Redis
 
-from taskflow import keys
 from taskflow.coordinator.decisions import queued_event
 from taskflow.coordinator.service import Coordinator
 from taskflow.events import TaskFailed, TaskQueued, TaskStarted, TaskSucceeded
 from taskflow.settings import Settings
+from taskflow.streams.keyspace import Keyspace
 from tests.support.stack import all_events, events_of, running_worker, submit, submitted
 from tests.support.waiting import eventually
 
@@ -37,7 +37,7 @@ async def test_a_scheduled_task_is_held_until_its_time_then_runs_within_a_second
     due = datetime.now(UTC) + timedelta(seconds=1.5)
     event = msgspec.structs.replace(submitted("echo"), scheduled_at=due)
     await submit(redis, settings, event)
-    assert await redis.xlen(keys.dispatch(settings.namespace, 0, "medium")) == 0
+    assert await redis.xlen(Keyspace.of(settings).dispatch(0, "medium")) == 0
     async with running_coordinator(settings, redis), running_worker(settings, redis):
         await eventually(lambda: _has(redis, settings, event.aggregate_id, TaskSucceeded), timeout_s=10)
     history = await events_of(redis, settings, event.aggregate_id)
@@ -83,7 +83,7 @@ async def test_two_coordinators_elect_one_leader_and_queue_each_task_once(redis:
         assert (0 in a.leading) != (0 in b.leading)
     queued = [e.aggregate_id for e in await all_events(redis, settings) if isinstance(e, TaskQueued)]
     assert sorted(queued) == sorted(e.aggregate_id for e in tasks)
-    assert await redis.xlen(keys.dispatch(settings.namespace, 0, "medium")) == len(tasks)
+    assert await redis.xlen(Keyspace.of(settings).dispatch(0, "medium")) == len(tasks)
 
 
 async def _queued(redis: Redis, settings: Settings, n: int) -> bool:
@@ -92,23 +92,23 @@ async def _queued(redis: Redis, settings: Settings, n: int) -> bool:
 
 async def test_a_stale_leader_cannot_promote(redis: Redis, settings: Settings) -> None:
     """Writes carrying an old fencing token are refused."""
-    from taskflow.scripts import Scripts
+    from taskflow.coordinator.scripts import CoordinatorScripts
 
-    scripts = Scripts(redis)
-    ns = settings.namespace
-    old = await scripts.lead(ns=ns, partition=0, candidate="old", lease_ms=100)
+    keyspace = Keyspace.of(settings)
+    scripts = CoordinatorScripts(redis, keyspace)
+    old = await scripts.lead(partition=0, candidate="old", lease_ms=100)
     assert old is not None and old.endswith("|1")
     await asyncio.sleep(0.2)  # the old leader stalls past its lease
-    new = await scripts.lead(ns=ns, partition=0, candidate="new", lease_ms=10_000)
+    new = await scripts.lead(partition=0, candidate="new", lease_ms=10_000)
     assert new is not None and new.endswith("|2")
-    assert await scripts.lead(ns=ns, partition=0, candidate="old", lease_ms=100) is None
+    assert await scripts.lead(partition=0, candidate="old", lease_ms=100) is None
     event = msgspec.structs.replace(submitted("echo"), scheduled_at=datetime.now(UTC) + timedelta(milliseconds=1))
     await submit(redis, settings, event)
-    from taskflow.dispatch import decode_held
+    from taskflow.streams.dispatch import decode_held
 
-    held = decode_held(await redis.hget(keys.held(ns, 0), event.aggregate_id))  # type: ignore[arg-type]
+    held = decode_held(await redis.hget(keyspace.held(0), event.aggregate_id))  # type: ignore[arg-type]
     async with redis.pipeline(transaction=False) as pipe:
         queued = queued_event(held, event, old, datetime.now(UTC))
-        await scripts.promote(ns=ns, partition=0, leader=old, held=held, queued=queued, pipeline=pipe)
+        await scripts.promote(partition=0, leader=old, held=held, queued=queued, pipeline=pipe)
         assert await pipe.execute() == [None]
-    assert await redis.zscore(keys.held_due(ns, 0), event.aggregate_id) is not None
+    assert await redis.zscore(keyspace.held_due(0), event.aggregate_id) is not None

@@ -9,10 +9,10 @@ import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from taskflow import keys
 from taskflow.events import TaskCancelled, TaskStarted, TaskSucceeded
 from taskflow.gateway.app import create_app
 from taskflow.settings import Settings
+from taskflow.streams.keyspace import WORKERS_GROUP, Keyspace
 from tests.gateway.test_tasks_api import auth
 from tests.support.stack import events_of, running_projector, running_worker
 from tests.support.waiting import eventually
@@ -46,15 +46,15 @@ async def test_a_pending_task_cancelled_never_runs(client: Client, settings: Set
 
 
 async def _dispatch_drained(redis: Redis, settings: Settings) -> bool:
-    stream = keys.dispatch(settings.namespace, 0, "medium")
-    return bool(await redis.xlen(stream) == 0 and (await redis.xpending(stream, keys.WORKERS_GROUP))["pending"] == 0)
+    stream = Keyspace.of(settings).dispatch(0, "medium")
+    return bool(await redis.xlen(stream) == 0 and (await redis.xpending(stream, WORKERS_GROUP))["pending"] == 0)
 
 
 async def test_a_scheduled_task_cancelled_leaves_the_schedule(client: Client, settings: Settings, redis: Redis) -> None:
     task_id = await _submit(client, settings, task_name="echo", scheduled_at="2099-01-01T00:00:00Z")
     response = await client.delete(f"/api/v1/tasks/{task_id}", headers=auth(settings))
     assert response.json()["status"] == "CANCELLED"
-    assert await redis.zcard(keys.held_due(settings.namespace, 0)) == 0
+    assert await redis.zcard(Keyspace.of(settings).held_due(0)) == 0
 
 
 @pytest.mark.parametrize(("task_name", "children_while_running"), [("sleep", 0), ("blocking_sleep", 1)])

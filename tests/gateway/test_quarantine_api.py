@@ -9,11 +9,11 @@ import asyncpg
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from taskflow import keys
 from taskflow.gateway.app import create_app
 from taskflow.gateway.auth import issue_token
 from taskflow.settings import Settings
-from taskflow.streams import ensure_groups
+from taskflow.streams.groups import ensure_groups
+from taskflow.streams.keyspace import Keyspace
 from tests.support.stack import running_projector, submit, submitted
 from tests.support.waiting import eventually
 
@@ -25,8 +25,8 @@ def _auth(settings: Settings, role: str) -> dict[str, str]:
 async def test_admins_page_through_quarantined_entries_and_users_are_refused(
     redis: Redis, settings: Settings, pool: asyncpg.Pool
 ) -> None:
-    await ensure_groups(redis, settings)
-    stream = keys.events(settings.namespace, 0)
+    await ensure_groups(redis, Keyspace.of(settings))
+    stream = Keyspace.of(settings).events(0)
     bad = [b"{broken %d \xff" % i for i in range(3)]
     ids = [str(await redis.xadd(stream, {"type": "task.submitted", "data": raw})) for raw in bad]
     good = submitted("echo")

@@ -19,14 +19,14 @@ import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from taskflow import keys
-from taskflow.connections import open_pool
+from taskflow.database import open_pool
 from taskflow.events import decode
 from taskflow.gateway.app import create_app
 from taskflow.gateway.auth import issue_token
 from taskflow.gateway.bounded_pool import BoundedPool
 from taskflow.gateway.errors import DependencyUnavailable
 from taskflow.settings import Settings
+from taskflow.streams.keyspace import Keyspace
 from tests.support.stall import StallableServer, private_postgres, private_redis, stalled
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -173,7 +173,7 @@ async def submitted_on_stream(settings: Settings, event_id: str) -> str | None:
     """The task id of the TaskSubmitted stored under ``event_id``, if it is there."""
     client: Redis = Redis.from_url(settings.redis_url, decode_responses=True)
     try:
-        entries = await client.xrange(keys.events(settings.namespace, 0), min=event_id, max=event_id)
+        entries = await client.xrange(Keyspace.of(settings).events(0), min=event_id, max=event_id)
     finally:
         await client.aclose()
     if not entries or entries[0][1]["type"] != "task.submitted":

@@ -12,10 +12,10 @@ import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from taskflow import keys
 from taskflow.gateway.app import create_app
 from taskflow.gateway.intake import MAX_ARGUMENTS_BYTES
 from taskflow.settings import Settings
+from taskflow.streams.keyspace import Keyspace
 from tests.gateway.test_tasks_api import auth
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -36,7 +36,7 @@ async def _refused(client: Client, settings: Settings, body: dict[str, object], 
 
 
 async def _nothing_appended(redis: Redis, settings: Settings) -> bool:
-    return await redis.xlen(keys.events(settings.namespace, 0)) == 0
+    return await redis.xlen(Keyspace.of(settings).events(0)) == 0
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from taskflow import keys
 from taskflow.gateway.app import create_app
 from taskflow.gateway.auth import issue_token
 from taskflow.settings import Settings
+from taskflow.streams.keyspace import WORKERS_GROUP, Keyspace
 from tests.support.stack import running_projector, running_worker
 from tests.support.waiting import eventually
 
@@ -62,7 +62,7 @@ async def test_submit_returns_201_with_location_and_event_id(client: Client, set
     body = response.json()
     assert response.headers["location"] == f"/api/v1/tasks/{body['task_id']}"
     assert body["status"] == "PENDING"
-    ((event_id, _),) = await redis.xrange(keys.events(settings.namespace, 0))
+    ((event_id, _),) = await redis.xrange(Keyspace.of(settings).events(0))
     assert body["event_id"] == event_id
 
 
@@ -87,8 +87,8 @@ async def test_a_retried_submit_with_the_same_idempotency_key_returns_the_first_
     assert first.status_code == second.status_code == 201
     assert first.json() == second.json()
     assert second.headers["idempotent-replayed"] == "true"
-    assert await redis.xlen(keys.events(settings.namespace, 0)) == 1
-    assert await redis.xlen(keys.dispatch(settings.namespace, 0, "medium")) == 1
+    assert await redis.xlen(Keyspace.of(settings).events(0)) == 1
+    assert await redis.xlen(Keyspace.of(settings).dispatch(0, "medium")) == 1
 
 
 async def test_the_same_idempotency_key_from_another_user_is_another_task(client: Client, settings: Settings) -> None:
@@ -132,7 +132,7 @@ async def test_a_projected_task_id_stays_taken_after_the_marker_expires(
     await client.post("/api/v1/tasks", json={"task_name": "echo", "task_id": task_id}, headers=auth(settings))
     async with running_projector(settings, redis, pool):
         await eventually(lambda: pool.fetchval("SELECT count(*) FROM tasks"))
-    await redis.delete(keys.task_marker(settings.namespace, 0, task_id))
+    await redis.delete(Keyspace.of(settings).task_marker(task_id))
     response = await client.post(
         "/api/v1/tasks", json={"task_name": "echo", "task_id": task_id}, headers=auth(settings)
     )
@@ -291,8 +291,8 @@ async def test_a_future_scheduled_at_is_held_as_scheduled(client: Client, settin
     assert created.status_code == 201 and created.json()["status"] == "SCHEDULED"
     task = (await client.get(f"/api/v1/tasks/{created.json()['task_id']}", headers=auth(settings))).json()
     assert task["status"] == "SCHEDULED" and task["scheduled_at"].startswith("2099-01-01")
-    assert await redis.xlen(keys.dispatch(settings.namespace, 0, "medium")) == 0
-    assert await redis.zcard(keys.held_due(settings.namespace, 0)) == 1
+    assert await redis.xlen(Keyspace.of(settings).dispatch(0, "medium")) == 0
+    assert await redis.zcard(Keyspace.of(settings).held_due(0)) == 1
 
 
 async def test_scheduled_at_needs_a_timezone(client: Client, settings: Settings) -> None:
@@ -308,7 +308,7 @@ async def test_stats_show_queue_depth_per_priority(client: Client, settings: Set
     await client.post(
         "/api/v1/tasks", json={"task_name": "echo", "scheduled_at": "2099-01-01T00:00:00Z"}, headers=auth(settings)
     )
-    await redis.xreadgroup(keys.WORKERS_GROUP, "w", {keys.dispatch(settings.namespace, 0, "low"): ">"}, count=1)
+    await redis.xreadgroup(WORKERS_GROUP, "w", {Keyspace.of(settings).dispatch(0, "low"): ">"}, count=1)
     body = (await client.get("/api/v1/stats", headers=auth(settings, "ops", "admin"))).json()
     assert body["queues"]["critical"] == {"waiting": 2, "in_flight": 0}
     assert body["queues"]["low"] == {"waiting": 2, "in_flight": 1}

@@ -13,15 +13,15 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from taskflow import keys
 from taskflow.events import TaskDeadLettered, TaskFailed, TaskQueued, TaskSucceeded, encode, tag_of
 from taskflow.projections import projector as projector_module
 from taskflow.projections.projector import Projector, apply_batch
 from taskflow.projections.reading import parse_batch
+from taskflow.projections.scripts import LockLost, ProjectorScripts
 from taskflow.projections.store import FencedOut, raise_fence
-from taskflow.scripts import LockLost, Scripts
 from taskflow.settings import Settings
-from taskflow.streams import ensure_groups
+from taskflow.streams.groups import ensure_groups
+from taskflow.streams.keyspace import PROJECTOR_GROUP, Keyspace, partition_of
 from tests.support.stack import all_events, running_projector, running_worker, submit, submitted
 from tests.support.waiting import eventually
 
@@ -57,7 +57,7 @@ async def _finished(redis: Redis, settings: Settings, n: int) -> bool:
 
 
 async def _projected_everything(redis: Redis, settings: Settings, pool: asyncpg.Pool) -> bool:
-    total = await redis.xlen(keys.events(settings.namespace, 0))
+    total = await redis.xlen(Keyspace.of(settings).events(0))
     return await _count(pool, "SELECT count(*) FROM event_archive") == total
 
 
@@ -77,10 +77,10 @@ async def test_projection_builds_rows_archive_and_checkpoint(
         == 9
     )
     assert await _count(pool, "SELECT count(*) FROM workers WHERE status = 'STOPPED'") == 1
-    last_id = (await redis.xrevrange(keys.events(settings.namespace, 0), count=1))[0][0]
+    last_id = (await redis.xrevrange(Keyspace.of(settings).events(0), count=1))[0][0]
     checkpoint = await pool.fetchrow("SELECT last_ms, last_seq FROM projection_checkpoints WHERE partition = 0")
     assert f"{checkpoint['last_ms']}-{checkpoint['last_seq']}" == last_id
-    pending = await redis.xpending(keys.events(settings.namespace, 0), keys.PROJECTOR_GROUP)
+    pending = await redis.xpending(Keyspace.of(settings).events(0), PROJECTOR_GROUP)
     assert pending["pending"] == 0
 
 
@@ -88,15 +88,15 @@ async def test_a_crash_between_commit_and_xack_leaves_no_duplicate(
     redis: Redis, settings: Settings, pool: asyncpg.Pool
 ) -> None:
     await _run_tasks(redis, settings, 4)
-    await ensure_groups(redis, settings)
-    stream = keys.events(settings.namespace, 0)
+    await ensure_groups(redis, Keyspace.of(settings))
+    stream = Keyspace.of(settings).events(0)
     # The first projector reads and COMMITs, then dies before its XACK.
-    answer = await redis.xreadgroup(keys.PROJECTOR_GROUP, "projector-0", {stream: ">"}, count=1000)
-    fence = await redis.incr(keys.projector_fence(settings.namespace, 0))
+    answer = await redis.xreadgroup(PROJECTOR_GROUP, "projector-0", {stream: ">"}, count=1000)
+    fence = await redis.incr(Keyspace.of(settings).projector_fence(0))
     applied = await apply_batch(pool, 0, parse_batch(0, "events", answer[0][1]), fence)
     assert applied == await redis.xlen(stream)
     before = await _dump(pool)
-    assert (await redis.xpending(stream, keys.PROJECTOR_GROUP))["pending"] == applied
+    assert (await redis.xpending(stream, PROJECTOR_GROUP))["pending"] == applied
     # Its successor re-reads the unacknowledged entries first, skips them, and acks.
     async with running_projector(settings, redis, pool):
         await eventually(lambda: _no_pending(redis, stream))
@@ -106,14 +106,14 @@ async def test_a_crash_between_commit_and_xack_leaves_no_duplicate(
 
 
 async def _no_pending(redis: Redis, stream: str) -> bool:
-    return (await redis.xpending(stream, keys.PROJECTOR_GROUP))["pending"] == 0
+    return (await redis.xpending(stream, PROJECTOR_GROUP))["pending"] == 0
 
 
 async def test_redelivered_events_at_or_below_the_checkpoint_are_skipped(
     redis: Redis, settings: Settings, pool: asyncpg.Pool
 ) -> None:
     await _run_tasks(redis, settings, 2)
-    entries = await redis.xrange(keys.events(settings.namespace, 0))
+    entries = await redis.xrange(Keyspace.of(settings).events(0))
     assert await apply_batch(pool, 0, parse_batch(0, "events", entries), 1) == len(entries)
     assert await apply_batch(pool, 0, parse_batch(0, "events", entries), 1) == 0
     assert await apply_batch(pool, 0, parse_batch(0, "events", entries[:1]), 1) == 0
@@ -125,7 +125,7 @@ async def test_rows_are_the_same_whether_built_in_one_batch_or_one_event_at_a_ti
 ) -> None:
     """Invariant 4: projections converge however the events arrive."""
     await _run_tasks(redis, settings, 6)
-    entries = await redis.xrange(keys.events(settings.namespace, 0))
+    entries = await redis.xrange(Keyspace.of(settings).events(0))
     await apply_batch(pool, 0, parse_batch(0, "events", entries), 1)
     whole = await _dump(pool)
     for table in (*TABLES, "projection_checkpoints"):
@@ -150,7 +150,7 @@ async def test_the_pipelined_projector_builds_the_same_rows_as_one_transaction(
     pipelined = await _dump(pool)
     for table in (*TABLES, "projection_checkpoints"):
         await pool.execute(f"TRUNCATE {table} CASCADE")
-    entries = await redis.xrange(keys.events(settings.namespace, 0))
+    entries = await redis.xrange(Keyspace.of(settings).events(0))
     await apply_batch(pool, 0, parse_batch(0, "events", entries), 1)
     assert await _dump(pool) == pipelined
 
@@ -162,18 +162,18 @@ async def test_events_of_one_task_stay_in_one_partition_in_stream_order(
     settings = msgspec.structs.replace(settings, partitions=4)
     ids = await _run_tasks(redis, settings, 12)
     for task_id in ids:
-        home = keys.partition_of(task_id, 4)
+        home = partition_of(task_id, 4)
         for p in range(4):
-            mine = [f for _, f in await redis.xrange(keys.events(settings.namespace, p)) if task_id in f["data"]]
+            mine = [f for _, f in await redis.xrange(Keyspace.of(settings).events(p)) if task_id in f["data"]]
             assert bool(mine) == (p == home)
     async with running_projector(settings, redis, pool):
         await eventually(lambda: _all_partitions_projected(redis, settings, pool))
     assert await _count(pool, "SELECT count(*) FROM tasks WHERE status IN ('COMPLETED', 'FAILED')") == 12
-    assert len({keys.partition_of(t, 4) for t in ids}) > 1
+    assert len({partition_of(t, 4) for t in ids}) > 1
 
 
 async def _all_partitions_projected(redis: Redis, settings: Settings, pool: asyncpg.Pool) -> bool:
-    total = sum([await redis.xlen(keys.events(settings.namespace, p)) for p in range(settings.partitions)])
+    total = sum([await redis.xlen(Keyspace.of(settings).events(p)) for p in range(settings.partitions)])
     return await _count(pool, "SELECT count(*) FROM event_archive") == total
 
 
@@ -189,7 +189,7 @@ async def test_two_projectors_never_project_one_partition_at_once(
         first.stop()
         second.stop()
         await asyncio.gather(*runs)
-    assert sorted([first.applied, second.applied]) == [0, await redis.xlen(keys.events(settings.namespace, 0))]
+    assert sorted([first.applied, second.applied]) == [0, await redis.xlen(Keyspace.of(settings).events(0))]
 
 
 async def test_a_projector_with_a_stale_fencing_token_cannot_commit(
@@ -198,7 +198,7 @@ async def test_a_projector_with_a_stale_fencing_token_cannot_commit(
     """A projector paused past its lock (e.g. SIGSTOP) wakes up holding a batch; its
     successor has committed with a newer token, so the stale write is refused whole."""
     await _run_tasks(redis, settings, 3)
-    entries = await redis.xrange(keys.events(settings.namespace, 0))
+    entries = await redis.xrange(Keyspace.of(settings).events(0))
     early, late = entries[: len(entries) // 2], entries[len(entries) // 2 :]
     await apply_batch(pool, 0, parse_batch(0, "events", late), 2)  # the successor, token 2
     before = await _dump(pool)
@@ -211,26 +211,25 @@ async def test_a_projector_that_lost_its_lock_cannot_take_entries(redis: Redis, 
     """The read and the lock check are one step: a paused projector that wakes after its
     lock moved on gets nothing from the group, so nothing is left pending under it."""
     await _run_tasks(redis, settings, 1)
-    await ensure_groups(redis, settings)
-    lock = keys.projector_lock(settings.namespace, 0)
+    await ensure_groups(redis, Keyspace.of(settings))
+    lock = Keyspace.of(settings).projector_lock(0)
     await redis.set(lock, "successor-token")
     with pytest.raises(LockLost):
-        await Scripts(redis).projector_read(
-            lock_key=lock,
-            stream=keys.events(settings.namespace, 0),
+        await ProjectorScripts(redis, Keyspace.of(settings)).projector_read(
+            partition=0,
             token="sleeper-token",
             consumer="projector-0",
             count=100,
             start_id=">",
         )
-    assert (await redis.xpending(keys.events(settings.namespace, 0), keys.PROJECTOR_GROUP))["pending"] == 0
+    assert (await redis.xpending(Keyspace.of(settings).events(0), PROJECTOR_GROUP))["pending"] == 0
 
 
 async def test_a_new_projector_fences_out_its_predecessor_before_committing_anything(
     redis: Redis, settings: Settings, pool: asyncpg.Pool
 ) -> None:
     await _run_tasks(redis, settings, 2)
-    entries = await redis.xrange(keys.events(settings.namespace, 0))
+    entries = await redis.xrange(Keyspace.of(settings).events(0))
     await raise_fence(pool, 0, 2)  # the successor took the lock; it has committed nothing yet
     with pytest.raises(FencedOut):
         await apply_batch(pool, 0, parse_batch(0, "events", entries), 1)
@@ -254,7 +253,7 @@ async def test_a_requeue_closes_only_the_dead_letters_before_it_however_the_batc
         TaskQueued(**envelope(2), reason="requeued"),
         TaskDeadLettered(**envelope(3), reason="poison again", deliveries=3),
     ]
-    stream = keys.events(settings.namespace, 0)
+    stream = Keyspace.of(settings).events(0)
     entries = [(await redis.xadd(stream, {"type": tag_of(e), "data": encode(e)}), e) for e in events]
     raw = await redis.xrange(stream)
     assert len(raw) == len(entries)

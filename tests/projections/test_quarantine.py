@@ -13,10 +13,10 @@ import msgspec
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
-from taskflow import keys
 from taskflow.events import WorkerStarted, encode, tag_of
 from taskflow.settings import Settings
-from taskflow.streams import ensure_groups
+from taskflow.streams.groups import ensure_groups
+from taskflow.streams.keyspace import PROJECTOR_GROUP, Keyspace
 from tests.support.stack import running_projector, submit, submitted
 from tests.support.waiting import eventually
 
@@ -25,8 +25,8 @@ NUL_KWARGS = b'{"s":"a\\u0000b"}'
 
 async def _append_raw(redis: Redis, settings: Settings, event_type: str, payload: bytes) -> str:
     """An entry appended by hand, as a buggy or hostile writer would."""
-    await ensure_groups(redis, settings)
-    return str(await redis.xadd(keys.events(settings.namespace, 0), {"type": event_type, "data": payload}))
+    await ensure_groups(redis, Keyspace.of(settings))
+    return str(await redis.xadd(Keyspace.of(settings).events(0), {"type": event_type, "data": payload}))
 
 
 def _with_nul_kwargs(task_id: str) -> bytes:
@@ -63,12 +63,12 @@ async def test_an_event_postgresql_refuses_is_quarantined_and_the_projector_goes
         await submit(redis, settings, event)
     async with running_projector(settings, redis, pool) as projector:
         await eventually(lambda: _projected(pool, [e.aggregate_id for e in before + after]))
-        last_id = (await redis.xrevrange(keys.events(settings.namespace, 0), count=1))[0][0]
+        last_id = (await redis.xrevrange(Keyspace.of(settings).events(0), count=1))[0][0]
         await eventually(lambda: _caught_up(pool, last_id))
         rows = await pool.fetch("SELECT * FROM quarantined_entries")
         assert len(rows) == 1
         row = rows[0]
-        assert row["entry_id"] == poison_id and row["stream"] == keys.events(settings.namespace, 0)
+        assert row["entry_id"] == poison_id and row["stream"] == Keyspace.of(settings).events(0)
         assert bytes(row["raw"]) == poison_payload  # kept whole, byte for byte
         assert row["source"] == "projector" and row["event_type"] == "task.submitted"
         assert "refused by PostgreSQL" in row["error"] and "\\u0000" in row["error"]
@@ -80,7 +80,7 @@ async def test_an_event_postgresql_refuses_is_quarantined_and_the_projector_goes
         await submit(redis, settings, late)
         await eventually(lambda: _projected(pool, [late.aggregate_id]))
         assert not projector_stopped(projector)
-    pending = await redis.xpending(keys.events(settings.namespace, 0), keys.PROJECTOR_GROUP)
+    pending = await redis.xpending(Keyspace.of(settings).events(0), PROJECTOR_GROUP)
     assert pending["pending"] == 0  # every entry acked, the poison one included
 
 
@@ -126,7 +126,7 @@ async def test_an_entry_that_is_not_utf8_is_quarantined_byte_for_byte(
     """redis-py would fail every read of the stream on such an entry, not just this one."""
     raw = b'{"type":"task.submitted","s":"\xff\xfe"}'
     bad_id = await _append_raw(redis, settings, "task.submitted", raw)
-    nameless_id = str(await redis.xadd(keys.events(settings.namespace, 0), {b"\xff": b"\xfe"}))
+    nameless_id = str(await redis.xadd(Keyspace.of(settings).events(0), {b"\xff": b"\xfe"}))
     good = submitted("echo")
     await submit(redis, settings, good)
     async with running_projector(settings, redis, pool):
@@ -165,8 +165,8 @@ async def test_an_entry_whose_id_does_not_fit_the_archive_is_quarantined(
 ) -> None:
     """A 33-character stream id (seq 10^18, appended by hand): too long for the archive's
     event_id, kept whole in the quarantine."""
-    await ensure_groups(redis, settings)
-    stream = keys.events(settings.namespace, 0)
+    await ensure_groups(redis, Keyspace.of(settings))
+    stream = Keyspace.of(settings).events(0)
     odd = submitted("echo")
     odd_id = f"{int(time.time() * 1000)}-1000000000000000000"
     await redis.xadd(stream, {"type": "task.submitted", "data": encode(odd)}, id=odd_id)
@@ -186,7 +186,7 @@ async def test_an_entry_no_checkpoint_can_hold_leaves_the_projector_stuck_but_al
     of dying or skipping it."""
     good = submitted("echo")
     await submit(redis, settings, good)
-    stream = keys.events(settings.namespace, 0)
+    stream = Keyspace.of(settings).events(0)
     with capture_logs() as logs:
         async with running_projector(settings, redis, pool) as projector:
             await eventually(lambda: _projected(pool, [good.aggregate_id]))

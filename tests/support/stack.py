@@ -12,12 +12,12 @@ import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
-from taskflow import keys
-from taskflow.events import AnyEvent, TaskSubmitted, decode
+from taskflow.events import PRIORITIES, AnyEvent, TaskSubmitted, decode
 from taskflow.projections.projector import Projector
-from taskflow.scripts import Scripts
 from taskflow.settings import Settings
-from taskflow.streams import ensure_groups
+from taskflow.streams.groups import ensure_groups
+from taskflow.streams.keyspace import Keyspace
+from taskflow.streams.submit import Submitter
 from taskflow.worker.service import Worker
 
 
@@ -38,17 +38,17 @@ def submitted(
 
 async def submit(redis: Redis, settings: Settings, event: TaskSubmitted) -> str:
     """Submit through the real submit script, as the gateway does."""
-    await ensure_groups(redis, settings)
-    outcome = await Scripts(redis).submit(
-        ns=settings.namespace, partitions=settings.partitions, event=event, fingerprint="f", marker_ttl_seconds=60
-    )
+    keyspace = Keyspace.of(settings)
+    await ensure_groups(redis, keyspace)
+    outcome = await Submitter(redis, keyspace).submit(event, fingerprint="f", marker_ttl_seconds=60)
     return outcome.event_id
 
 
 async def all_events(redis: Redis, settings: Settings) -> list[AnyEvent]:
     events: list[AnyEvent] = []
-    for p in range(settings.partitions):
-        for event_id, fields in await redis.xrange(keys.events(settings.namespace, p)):
+    keyspace = Keyspace.of(settings)
+    for p in keyspace.all_partitions:
+        for event_id, fields in await redis.xrange(keyspace.events(p)):
             events.append(decode(event_id, fields["data"].encode()))
     return events
 
@@ -59,7 +59,7 @@ async def events_of(redis: Redis, settings: Settings, task_id: str) -> list[AnyE
 
 @asynccontextmanager
 async def running_worker(settings: Settings, redis: Redis, concurrency: int = 5) -> AsyncIterator[Worker]:
-    worker = Worker(settings, redis, concurrency=concurrency, queues=keys.PRIORITIES)
+    worker = Worker(settings, redis, concurrency=concurrency, queues=PRIORITIES)
     task = asyncio.create_task(worker.run())
     try:
         yield worker

@@ -7,9 +7,9 @@ from collections import Counter
 
 from redis.asyncio import Redis
 
-from taskflow import keys
 from taskflow.events import TaskDeadLettered, TaskFailed, TaskReclaimed, TaskStarted, TaskSucceeded
 from taskflow.settings import Settings
+from taskflow.streams.keyspace import WORKERS_GROUP, Keyspace
 from tests.support.processes import env_for, services, start
 from tests.support.stack import all_events, submit, submitted
 from tests.support.waiting import eventually
@@ -45,8 +45,8 @@ async def test_tasks_in_flight_on_a_killed_worker_complete_exactly_once_elsewher
     assert all(isinstance(e, TaskSucceeded) for e in events if isinstance(e, TERMINAL))
     assert sum(isinstance(e, TaskReclaimed) for e in events) >= in_flight_at_kill
     for p in range(settings.partitions):
-        for stream in keys.dispatch_streams(settings.namespace, p):
-            assert (await redis.xpending(stream, keys.WORKERS_GROUP))["pending"] == 0
+        for stream in Keyspace.of(settings).dispatch_streams(p):
+            assert (await redis.xpending(stream, WORKERS_GROUP))["pending"] == 0
 
 
 async def _at_least(redis: Redis, settings: Settings, kind: type | tuple[type, ...], n: int) -> bool:

@@ -12,9 +12,9 @@ import msgspec
 import pytest
 from structlog.testing import capture_logs
 
-from taskflow.connections import open_redis
 from taskflow.devservers import start_redis
 from taskflow.settings import Settings
+from taskflow.streams.connection import open_redis
 from tests.support.stack import running_worker
 from tests.support.waiting import eventually
 

@@ -8,7 +8,7 @@ from uuid import uuid4
 import msgspec
 import pytest
 
-from taskflow import keys
+from taskflow.streams.keyspace import Keyspace, partition_of
 from taskflow.worker import outcome
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -37,7 +37,7 @@ def test_what_a_run_returns_is_made_storable(result: outcome.RunResult, expected
 
 
 def _task_in(partition: int, partitions: int) -> str:
-    while keys.partition_of(task_id := str(uuid4()), partitions) != partition:
+    while partition_of(task_id := str(uuid4()), partitions) != partition:
         pass
     return task_id
 
@@ -59,7 +59,14 @@ def test_a_rejected_entry_names_its_task_only_when_the_id_is_one_of_its_partitio
     spelled = {"TASK": task_id, "UPPER": task_id.upper(), "OTHER-PARTITION": _task_in(2, 4)}
     fields = {k: spelled.get(v, v) for k, v in fields.items()}
     event = outcome.rejected(
-        stream="s", entry_id="5-0", partition=1, partitions=4, fields=fields, error="bad\x00", worker_id="w", now=NOW
+        stream="s",
+        entry_id="5-0",
+        partition=1,
+        keyspace=Keyspace("t", 4),
+        fields=fields,
+        error="bad\x00",
+        worker_id="w",
+        now=NOW,
     )
     assert event.task_id == (task_id if names_task else None)
     assert event.aggregate_id == (task_id if names_task else "dispatch-5-0")

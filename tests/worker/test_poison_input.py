@@ -13,11 +13,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from taskflow import keys
 from taskflow.events import DispatchRejected
 from taskflow.gateway.app import create_app
 from taskflow.gateway.auth import issue_token
 from taskflow.settings import Settings
+from taskflow.streams.keyspace import WORKERS_GROUP, Keyspace
 from tests.support.stack import all_events, running_projector, running_worker, submit, submitted
 from tests.support.waiting import eventually
 
@@ -40,7 +40,7 @@ async def _status_is(pool: asyncpg.Pool, task_id: str, wanted: str) -> bool:
 async def _replace_dispatch_entry(redis: Redis, settings: Settings, fields: dict[str, str]) -> str:
     """Drop the good dispatch entry of the stream and append ``fields`` instead, as a buggy
     producer or a damaged stream would leave it."""
-    stream = keys.dispatch(settings.namespace, 0, "medium")
+    stream = Keyspace.of(settings).dispatch(0, "medium")
     for entry_id, _ in await redis.xrange(stream):
         await redis.xdel(stream, entry_id)
     return str(await redis.xadd(stream, fields))
@@ -59,7 +59,7 @@ async def test_an_undecodable_dispatch_entry_is_quarantined_and_its_task_fails_t
         "retry_count": "0",
     }
     entry_id = await _replace_dispatch_entry(redis, settings, broken)
-    stream = keys.dispatch(settings.namespace, 0, "medium")
+    stream = Keyspace.of(settings).dispatch(0, "medium")
     async with _stack(settings, redis, pool):
         await eventually(lambda: _status_is(pool, task_id, "FAILED"))
         row = await pool.fetchrow("SELECT * FROM quarantined_entries")
@@ -70,7 +70,7 @@ async def test_an_undecodable_dispatch_entry_is_quarantined_and_its_task_fails_t
         assert entry_id in reason and "could not be read" in reason
         # Off its stream, acknowledged: nothing loops on it.
         assert await redis.xlen(stream) == 0
-        assert (await redis.xpending(stream, keys.WORKERS_GROUP))["pending"] == 0
+        assert (await redis.xpending(stream, WORKERS_GROUP))["pending"] == 0
         rejected = [e for e in await all_events(redis, settings) if isinstance(e, DispatchRejected)]
         assert [(e.entry_id, e.fields) for e in rejected] == [(entry_id, broken)]
         # The task's own submission was intact: a retry runs it.
@@ -152,7 +152,7 @@ async def test_a_dispatch_entry_with_unreadable_fields_is_rejected_not_fatal(
 ) -> None:
     """Read from the stream or reclaimed from a dead worker alike, such an entry never
     stops a worker (nor its recorder): it is taken off and kept."""
-    stream = keys.dispatch(settings.namespace, 0, "medium")
+    stream = Keyspace.of(settings).dispatch(0, "medium")
     await submit(redis, settings, submitted("echo"))  # creates the groups
     entry_id = await _replace_dispatch_entry(redis, settings, fields)  # type: ignore[arg-type]
     good = submitted("echo")

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from taskflow import keys
 from taskflow.events import (
+    PRIORITIES,
     TaskDeadLettered,
     TaskFailed,
     TaskReclaimed,
@@ -21,6 +21,7 @@ from taskflow.events import (
     WorkerStopped,
 )
 from taskflow.settings import Settings
+from taskflow.streams.keyspace import WORKERS_GROUP, Keyspace
 from taskflow.worker.recorder import RecorderFailed
 from taskflow.worker.service import Worker
 from tests.support.stack import all_events, events_of, running_worker, submit, submitted
@@ -88,22 +89,22 @@ async def test_a_live_worker_keeps_its_lease_past_the_lease_time(redis: Redis, s
     """A task running for twice the lease is never taken by another consumer."""
     event = submitted("sleep", seconds=settings.lease_seconds * 2)
     await submit(redis, settings, event)
-    stream = keys.dispatch(settings.namespace, 0, "medium")
+    stream = Keyspace.of(settings).dispatch(0, "medium")
     async with running_worker(settings, redis), running_worker(settings, redis):
         (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20)
     history = await events_of(redis, settings, event.aggregate_id)
     assert isinstance(done, TaskSucceeded)
     assert not any(isinstance(e, TaskReclaimed) for e in history)
     assert sum(isinstance(e, TaskStarted) for e in history) == 1
-    assert (await redis.xpending(stream, keys.WORKERS_GROUP))["pending"] == 0
+    assert (await redis.xpending(stream, WORKERS_GROUP))["pending"] == 0
 
 
 async def test_a_stale_entry_is_reclaimed_after_the_lease_expires(redis: Redis, settings: Settings) -> None:
     event = submitted("echo", n=1)
     await submit(redis, settings, event)
-    stream = keys.dispatch(settings.namespace, 0, "medium")
+    stream = Keyspace.of(settings).dispatch(0, "medium")
     # A consumer reads the entry and dies without a word: no renewal, no outcome.
-    await redis.xreadgroup(keys.WORKERS_GROUP, "crashed-worker", {stream: ">"}, count=1)
+    await redis.xreadgroup(WORKERS_GROUP, "crashed-worker", {stream: ">"}, count=1)
     async with running_worker(settings, redis) as worker:
         (done,) = await eventually(lambda: _terminal(redis, settings, event.aggregate_id), timeout_s=20)
     history = await events_of(redis, settings, event.aggregate_id)
@@ -121,14 +122,14 @@ async def test_a_stale_entry_is_reclaimed_after_the_lease_expires(redis: Redis, 
 async def _crashed_mid_run(redis: Redis, settings: Settings, runs: int, deliveries: int) -> str:
     """Leave the entry as workers that died would: claimed ``deliveries`` times, of which
     ``runs`` began running (the count owned_append.lua keeps), and idle past the lease."""
-    stream = keys.dispatch(settings.namespace, 0, "medium")
-    await redis.xreadgroup(keys.WORKERS_GROUP, "crasher", {stream: ">"}, count=1)
-    (entry,) = await redis.xpending_range(stream, keys.WORKERS_GROUP, min="-", max="+", count=1)
+    stream = Keyspace.of(settings).dispatch(0, "medium")
+    await redis.xreadgroup(WORKERS_GROUP, "crasher", {stream: ">"}, count=1)
+    (entry,) = await redis.xpending_range(stream, WORKERS_GROUP, min="-", max="+", count=1)
     for _ in range(deliveries - 1):
-        await redis.xclaim(stream, keys.WORKERS_GROUP, "crasher", 0, [entry["message_id"]])
+        await redis.xclaim(stream, WORKERS_GROUP, "crasher", 0, [entry["message_id"]])
     if runs:
-        await redis.hset(keys.starts(settings.namespace, 0), entry["message_id"], runs)
-    await redis.xclaim(stream, keys.WORKERS_GROUP, "crasher", 0, [entry["message_id"]], idle=60_000, justid=True)
+        await redis.hset(Keyspace.of(settings).starts(0), entry["message_id"], runs)
+    await redis.xclaim(stream, WORKERS_GROUP, "crasher", 0, [entry["message_id"]], idle=60_000, justid=True)
     return stream
 
 
@@ -145,8 +146,8 @@ async def test_an_entry_whose_runs_began_max_deliveries_times_is_dead_lettered_n
     assert done.last_worker == "crasher" and "poison" in done.reason
     history = await events_of(redis, settings, event.aggregate_id)
     assert not any(isinstance(e, TaskStarted) for e in history)
-    assert (await redis.xpending(stream, keys.WORKERS_GROUP))["pending"] == 0
-    assert not await redis.hgetall(keys.starts(settings.namespace, 0))
+    assert (await redis.xpending(stream, WORKERS_GROUP))["pending"] == 0
+    assert not await redis.hgetall(Keyspace.of(settings).starts(0))
 
 
 async def test_deliveries_to_workers_that_died_before_starting_it_do_not_make_an_entry_poison(
@@ -336,7 +337,7 @@ async def test_a_worker_whose_recorder_breaks_stops_and_leaves_the_entry_to_othe
     longer record, and the entry stays pending for another worker's reclaim."""
     event = submitted("echo", n=1)
     await submit(redis, settings, event)
-    worker = Worker(settings, redis, concurrency=5, queues=keys.PRIORITIES)
+    worker = Worker(settings, redis, concurrency=5, queues=PRIORITIES)
 
     async def broken(_batch: object) -> list[object]:
         raise RuntimeError("a bug in the recorder")
@@ -344,6 +345,7 @@ async def test_a_worker_whose_recorder_breaks_stops_and_leaves_the_entry_to_othe
     worker.recorder._flush = broken  # type: ignore[method-assign]
     with pytest.raises(RecorderFailed):
         await asyncio.wait_for(worker.run(), 30)
-    stream = keys.dispatch(settings.namespace, keys.partition_of(event.aggregate_id, settings.partitions), "medium")
-    assert (await redis.xpending(stream, keys.WORKERS_GROUP))["pending"] == 1
+    keyspace = Keyspace.of(settings)
+    stream = keyspace.dispatch(keyspace.partition_of(event.aggregate_id), "medium")
+    assert (await redis.xpending(stream, WORKERS_GROUP))["pending"] == 1
     assert [type(e).__name__ for e in await events_of(redis, settings, event.aggregate_id)] == ["TaskSubmitted"]

@@ -1,9 +1,9 @@
-"""The live states of a task kept in its submit marker (``keys.task_marker``), one
+"""The live states of a task kept in its submit marker (``Keyspace.task_marker``), one
 vocabulary for every process: ``MarkerState``, lower case, what Redis knows now.
 
 Not to be confused with a task's *status* (``TaskStatus``, upper case: PENDING, COMPLETED,
 ...), what the projection shows; ``STATE_OF_STATUS`` maps one onto the other. The Lua
-scripts write these same strings (lua/submit.lua lists them).
+scripts write these same strings (streams/lua/submit.lua lists them).
 """
 
 from __future__ import annotations

@@ -4,30 +4,36 @@ outcome + ack), 3 (idempotent intake), 5 (lease renewal and reclaim) and 7 (one 
 from __future__ import annotations
 
 import re
-from importlib.resources import files
+from pathlib import Path
 
 import msgspec
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-from taskflow import keys
 from taskflow.events import TaskSucceeded, encode, tag_of
-from taskflow.scripts import Scripts
 from taskflow.settings import Settings
+from taskflow.streams.keyspace import WORKERS_GROUP, Keyspace
+from taskflow.worker.scripts import WorkerScripts
 from tests.support.stack import submit, submitted
+
+LUA_SCRIPTS = sorted((Path(__file__).resolve().parents[2] / "taskflow").rglob("lua/*.lua"))
+
+
+def _scripts(redis: Redis, settings: Settings) -> WorkerScripts:
+    return WorkerScripts(redis, Keyspace.of(settings))
 
 
 async def _read_one(redis: Redis, settings: Settings, consumer: str) -> tuple[str, str]:
-    stream = keys.dispatch(settings.namespace, 0, "medium")
-    answer = await redis.xreadgroup(keys.WORKERS_GROUP, consumer, {stream: ">"}, count=1)
+    stream = Keyspace.of(settings).dispatch(0, "medium")
+    answer = await redis.xreadgroup(WORKERS_GROUP, consumer, {stream: ">"}, count=1)
     return stream, answer[0][1][0][0]
 
 
 async def test_submit_appends_the_event_and_the_dispatch_entry_together(redis: Redis, settings: Settings) -> None:
     event = submitted("echo", a=1)
     event_id = await submit(redis, settings, event)
-    ((stored_id, fields),) = await redis.xrange(keys.events(settings.namespace, 0))
-    ((_, dispatch),) = await redis.xrange(keys.dispatch(settings.namespace, 0, "medium"))
+    ((stored_id, fields),) = await redis.xrange(Keyspace.of(settings).events(0))
+    ((_, dispatch),) = await redis.xrange(Keyspace.of(settings).dispatch(0, "medium"))
     assert stored_id == event_id and fields["type"] == "task.submitted"
     assert dispatch["task_id"] == event.aggregate_id and dispatch["event_id"] == event_id
 
@@ -39,8 +45,8 @@ async def test_a_second_submit_of_the_same_task_returns_the_first_event_and_appe
     first = await submit(redis, settings, event)
     again = await submit(redis, settings, event)
     assert again == first
-    assert await redis.xlen(keys.events(settings.namespace, 0)) == 1
-    assert await redis.xlen(keys.dispatch(settings.namespace, 0, "medium")) == 1
+    assert await redis.xlen(Keyspace.of(settings).events(0)) == 1
+    assert await redis.xlen(Keyspace.of(settings).dispatch(0, "medium")) == 1
 
 
 async def test_finish_by_the_owner_appends_the_outcome_and_acknowledges_in_one_step(
@@ -58,8 +64,7 @@ async def test_finish_by_the_owner_appends_the_outcome_and_acknowledges_in_one_s
         result=msgspec.Raw(b"null"),
         duration_ms=1,
     )
-    new_id = await Scripts(redis).owned_append(
-        ns=settings.namespace,
+    new_id = await _scripts(redis, settings).owned_append(
         partition=0,
         dispatch_stream=stream,
         consumer="w1",
@@ -71,18 +76,17 @@ async def test_finish_by_the_owner_appends_the_outcome_and_acknowledges_in_one_s
         final_state="succeeded",
     )
     assert new_id is not None
-    assert (await redis.xpending(stream, keys.WORKERS_GROUP))["pending"] == 0
+    assert (await redis.xpending(stream, WORKERS_GROUP))["pending"] == 0
     assert await redis.xlen(stream) == 0  # acknowledged entries are deleted
-    assert await redis.xlen(keys.events(settings.namespace, 0)) == 2
+    assert await redis.xlen(Keyspace.of(settings).events(0)) == 2
 
 
 async def test_a_worker_that_no_longer_owns_the_entry_writes_nothing(redis: Redis, settings: Settings) -> None:
     await submit(redis, settings, submitted("echo"))
     stream, entry_id = await _read_one(redis, settings, "zombie")
     # Another worker takes the entry over, as XAUTOCLAIM would after the lease.
-    await redis.xclaim(stream, keys.WORKERS_GROUP, "rescuer", 0, [entry_id])
-    answer = await Scripts(redis).owned_append(
-        ns=settings.namespace,
+    await redis.xclaim(stream, WORKERS_GROUP, "rescuer", 0, [entry_id])
+    answer = await _scripts(redis, settings).owned_append(
         partition=0,
         dispatch_stream=stream,
         consumer="zombie",
@@ -93,23 +97,23 @@ async def test_a_worker_that_no_longer_owns_the_entry_writes_nothing(redis: Redi
         task_id="t",
     )
     assert answer is None
-    assert await redis.xlen(keys.events(settings.namespace, 0)) == 1
-    pending = await redis.xpending_range(stream, keys.WORKERS_GROUP, min="-", max="+", count=10)
+    assert await redis.xlen(Keyspace.of(settings).events(0)) == 1
+    pending = await redis.xpending_range(stream, WORKERS_GROUP, min="-", max="+", count=10)
     assert [p["consumer"] for p in pending] == ["rescuer"]
 
 
 async def test_lease_renewal_resets_idle_time_only_for_entries_still_owned(redis: Redis, settings: Settings) -> None:
     await submit(redis, settings, submitted("echo"))
     await submit(redis, settings, submitted("echo"))
-    stream = keys.dispatch(settings.namespace, 0, "medium")
-    answer = await redis.xreadgroup(keys.WORKERS_GROUP, "w1", {stream: ">"}, count=2)
+    stream = Keyspace.of(settings).dispatch(0, "medium")
+    answer = await redis.xreadgroup(WORKERS_GROUP, "w1", {stream: ">"}, count=2)
     mine, stolen = (e[0] for e in answer[0][1])
-    await redis.xclaim(stream, keys.WORKERS_GROUP, "w2", 0, [stolen])
-    await redis.xclaim(stream, keys.WORKERS_GROUP, "w1", 0, [mine], idle=60_000, justid=True)
-    kept = await Scripts(redis).renew_lease(dispatch_stream=stream, consumer="w1", entry_ids=[mine, stolen])
+    await redis.xclaim(stream, WORKERS_GROUP, "w2", 0, [stolen])
+    await redis.xclaim(stream, WORKERS_GROUP, "w1", 0, [mine], idle=60_000, justid=True)
+    kept = await _scripts(redis, settings).renew_lease(dispatch_stream=stream, consumer="w1", entry_ids=[mine, stolen])
     assert kept == {mine}
     pending = {
-        p["message_id"]: p for p in await redis.xpending_range(stream, keys.WORKERS_GROUP, min="-", max="+", count=10)
+        p["message_id"]: p for p in await redis.xpending_range(stream, WORKERS_GROUP, min="-", max="+", count=10)
     }
     assert pending[mine]["time_since_delivered"] < 1_000
     assert pending[mine]["times_delivered"] == 1  # renewing is not a delivery
@@ -119,14 +123,14 @@ async def test_lease_renewal_resets_idle_time_only_for_entries_still_owned(redis
 async def test_reclaim_takes_only_entries_idle_longer_than_the_lease(redis: Redis, settings: Settings) -> None:
     for _ in range(2):
         await submit(redis, settings, submitted("echo"))
-    stream = keys.dispatch(settings.namespace, 0, "medium")
-    answer = await redis.xreadgroup(keys.WORKERS_GROUP, "dead", {stream: ">"}, count=2)
+    stream = Keyspace.of(settings).dispatch(0, "medium")
+    answer = await redis.xreadgroup(WORKERS_GROUP, "dead", {stream: ">"}, count=2)
     stale, fresh = (e[0] for e in answer[0][1])
-    await redis.xclaim(stream, keys.WORKERS_GROUP, "dead", 0, [stale], idle=5_000, justid=True)
-    await redis.hset(keys.starts(settings.namespace, 0), stale, 1)
-    claimed = await Scripts(redis).reclaim(
+    await redis.xclaim(stream, WORKERS_GROUP, "dead", 0, [stale], idle=5_000, justid=True)
+    await redis.hset(Keyspace.of(settings).starts(0), stale, 1)
+    claimed = await _scripts(redis, settings).reclaim(
         dispatch_stream=stream,
-        starts_hash=keys.starts(settings.namespace, 0),
+        starts_hash=Keyspace.of(settings).starts(0),
         consumer="alive",
         min_idle_ms=2_000,
         count=10,
@@ -136,29 +140,34 @@ async def test_reclaim_takes_only_entries_idle_longer_than_the_lease(redis: Redi
     assert claimed[0].fields["task_id"]
     owners = {
         p["message_id"]: p["consumer"]
-        for p in await redis.xpending_range(stream, keys.WORKERS_GROUP, min="-", max="+", count=10)
+        for p in await redis.xpending_range(stream, WORKERS_GROUP, min="-", max="+", count=10)
     }
     assert owners == {stale: "alive", fresh: "dead"}
 
 
 def test_keys_of_one_partition_share_one_cluster_slot() -> None:
     """Invariant 7: every key a script touches hashes to the partition's slot."""
-    for p in range(8):
-        slot = key_slot(keys.events("tf", p).encode())
+    keyspace = Keyspace("tf", 8)
+    for p in keyspace.all_partitions:
+        slot = key_slot(keyspace.events(p).encode())
         same_slot = [
-            *keys.dispatch_streams("tf", p),
-            keys.task_marker("tf", p, "t-1"),
-            keys.projector_lock("tf", p),
-            keys.starts("tf", p),
+            *keyspace.dispatch_streams(p),
+            keyspace.task_marker("t-1", p),
+            keyspace.projector_lock(p),
+            keyspace.starts(p),
+            keyspace.held(p),
+            keyspace.held_due(p),
+            keyspace.waiting(p),
+            keyspace.cron_due(p),
+            keyspace.coordinator_leader(p),
         ]
         assert {key_slot(k.encode()) for k in same_slot} == {slot}
 
 
 def test_lua_scripts_touch_only_keys_passed_in_keys() -> None:
     """Keys built inside Lua cannot be routed by a cluster; every redis.call names KEYS[n]."""
-    for script in files("taskflow.lua").iterdir():
-        if not script.name.endswith(".lua"):
-            continue
+    assert LUA_SCRIPTS
+    for script in LUA_SCRIPTS:
         text = script.read_text()
         for command, first in re.findall(r"redis\.call\('(\w+)',\s*([^,)]+)", text):
             if command == "XREADGROUP":  # the key follows STREAMS
@@ -168,18 +177,17 @@ def test_lua_scripts_touch_only_keys_passed_in_keys() -> None:
 
 
 def test_lua_scripts_write_only_the_task_states_python_knows() -> None:
-    """The marker's state words are shared by Lua and Python (taskflow/marker_states.py)."""
+    """The marker's state words are shared by Lua and Python (taskflow/streams/marker.py)."""
     from typing import get_args
 
-    from taskflow.marker_states import STATE_OF_STATUS, MarkerState
+    from taskflow.streams.marker import STATE_OF_STATUS, MarkerState
 
     known = set(get_args(MarkerState))
     written: set[str] = set()
-    for script in files("taskflow.lua").iterdir():
-        if script.name.endswith(".lua"):
-            text = script.read_text()
-            written |= set(re.findall(r"'state', '(\w+)'", text)) | set(re.findall(r"set_state\('(\w+)'\)", text))
-            written |= set(re.findall(r"state = '(\w+)'", text))
+    for script in LUA_SCRIPTS:
+        text = script.read_text()
+        written |= set(re.findall(r"'state', '(\w+)'", text)) | set(re.findall(r"set_state\('(\w+)'\)", text))
+        written |= set(re.findall(r"state = '(\w+)'", text))
     assert written and written <= known, written - known
     assert set(STATE_OF_STATUS.values()) == known
 
@@ -190,9 +198,7 @@ def test_lua_scripts_take_every_event_type_from_python() -> None:
     from taskflow.events import CURRENT_VERSION
 
     appends = 0
-    for script in files("taskflow.lua").iterdir():
-        if not script.name.endswith(".lua"):
-            continue
+    for script in LUA_SCRIPTS:
         text = script.read_text()
         for value in re.findall(r"'type',\s*([^,)]+)", text):
             appends += 1

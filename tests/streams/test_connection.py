@@ -6,8 +6,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 
-from taskflow.connections import _HiredisPackedConnection, open_redis
 from taskflow.settings import Settings
+from taskflow.streams.connection import _HiredisPackedConnection, open_redis
 
 COMMANDS = [
     ("SET", "key", "value"),

@@ -1,12 +1,10 @@
-"""Opening Redis and PostgreSQL, with bad configuration turned into one clear line."""
+"""Opening Redis, with bad configuration turned into one clear line."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
@@ -17,20 +15,10 @@ from redis.exceptions import DataError, RedisError
 from redis.typing import EncodableT
 
 from taskflow.errors import ConfigurationError
-from taskflow.settings import Settings
-from taskflow.streams import DECODE_ERRORS
+from taskflow.settings import CONNECT_TIMEOUT_SECONDS, Settings, redact
+from taskflow.streams.fields import DECODE_ERRORS
 
 MIN_REDIS_VERSION = (7, 0)
-CONNECT_TIMEOUT_SECONDS = 5.0
-
-
-def redact(url: str) -> str:
-    """The URL without its password, fit for an error message or a log line."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -105,24 +93,3 @@ async def open_redis(settings: Settings, *, command_timeout_seconds: float | Non
             f"server is Redis {version}; TaskFlow needs Redis >= 7.0 (XAUTOCLAIM, XPENDING IDLE)",
         )
     return client
-
-
-async def open_pool(
-    settings: Settings, *, min_size: int = 1, max_size: int = 10, command_timeout_seconds: float | None = None
-) -> asyncpg.Pool:
-    """An asyncpg pool for ``TASKFLOW_DATABASE_URL``.
-
-    With ``command_timeout_seconds`` (the gateway), connecting and each statement are
-    bounded by it; the gateway's ``BoundedPool`` also bounds acquiring and discards a
-    connection whose call timed out.
-    """
-    try:
-        return await asyncpg.create_pool(
-            settings.database_url,
-            min_size=min_size,
-            max_size=max_size,
-            timeout=command_timeout_seconds or CONNECT_TIMEOUT_SECONDS,
-            command_timeout=command_timeout_seconds,
-        )
-    except (TimeoutError, asyncpg.PostgresError, OSError, ValueError) as e:
-        raise ConfigurationError("TASKFLOW_DATABASE_URL", f"cannot reach {redact(settings.database_url)} ({e})") from e

@@ -1,4 +1,5 @@
-"""What a dispatch entry carries, and the held form of it (scheduled or awaiting a retry)."""
+"""Whether a submission is dispatched now, held or waiting, and the held form of a dispatch
+(scheduled or awaiting a retry)."""
 
 from __future__ import annotations
 
@@ -55,31 +56,3 @@ def due_ms(event: TaskSubmitted) -> int | None:
         return None
     assert event.scheduled_at is not None  # "schedule" says so
     return int(event.scheduled_at.timestamp() * 1000)
-
-
-class TaskTemplate(msgspec.Struct, frozen=True, kw_only=True):
-    """What each tick of a recurring schedule submits."""
-
-    task_name: str
-    args: msgspec.Raw
-    kwargs: msgspec.Raw
-    priority: Priority
-    max_retries: int
-    timeout_seconds: int
-
-
-class ScheduleDefinition(msgspec.Struct, frozen=True, kw_only=True):
-    """A recurring schedule as kept in Redis (``keys.cron_schedules``) while it exists."""
-
-    schedule_id: str
-    cron: str
-    template: TaskTemplate
-    created_by: str | None
-    created_event_id: str
-
-
-_schedule_decoder = msgspec.json.Decoder(ScheduleDefinition)
-
-
-def decode_schedule(raw: str | bytes) -> ScheduleDefinition:
-    return _schedule_decoder.decode(raw)

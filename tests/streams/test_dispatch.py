@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from taskflow.dispatch import INITIAL_STATUS, DispatchMode, dispatch_mode, due_ms
+from taskflow.streams.dispatch import INITIAL_STATUS, DispatchMode, dispatch_mode, due_ms
 from tests.support.stack import submitted
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
