@@ -13,7 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from taskflow.connections import open_redis
-from taskflow.devservers import start_redis
+from taskflow.dev.redis_server import start_redis
 from taskflow.settings import Settings
 from tests.support.stack import running_worker
 from tests.support.waiting import eventually
