@@ -8,7 +8,7 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
-from taskflow.devservers import free_port
+from taskflow.dev.ports import free_port
 from taskflow.events import TaskDeadLettered, TaskFailed, TaskSucceeded
 from taskflow.gateway.auth import issue_token
 from taskflow.settings import Settings

