@@ -1,16 +1,17 @@
 """Checks on ``depends_on`` at submit time: parents exist, are yours, have not failed,
-and the new edge closes no cycle (a DFS over the stored graph)."""
+and the new edge closes no cycle (a breadth-first walk up the stored graph, one level per
+round trip)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import cast
 from uuid import UUID
 
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.errors import invalid
-from taskflow.gateway.queries import submitted_event, visible_to
+from taskflow.gateway.queries import submitted_event, submitted_events, visible_to
 from taskflow.streams.marker import ENDED_BADLY, STATE_OF_STATUS
 
 
@@ -26,7 +27,7 @@ async def check_parents(ctx: GatewayContext, principal: Principal, task_id: UUID
         if state in ENDED_BADLY:
             raise invalid("depends_on", f"task {parent} has already ended as {state}; it can never complete")
         completed = completed and state == "succeeded"
-    if await _reaches(ctx, start=parents, target=task_id):
+    if await reaches(parents, task_id, lambda tasks: _parents_of(ctx, tasks)):
         raise invalid("depends_on", f"task {task_id} is already an ancestor of its parents (a cycle)")
     return completed
 
@@ -41,23 +42,29 @@ async def _state_and_owner(ctx: GatewayContext, task_id: UUID) -> tuple[str | No
     return (state, submitted.actor) if submitted is not None else (None, None)
 
 
-async def _parents_of(ctx: GatewayContext, task_id: UUID) -> list[UUID]:
-    stored = await ctx.pool.fetchval("SELECT depends_on FROM tasks WHERE task_id = $1", task_id)
-    if stored is not None:
-        return list(stored)
-    submitted = await submitted_event(ctx, task_id)
-    return [UUID(p) for p in submitted.depends_on] if submitted is not None else []
+ParentsOf = Callable[[list[UUID]], Awaitable[dict[UUID, list[UUID]]]]
 
 
-async def _reaches(ctx: GatewayContext, start: list[UUID], target: UUID) -> bool:
-    """Depth-first walk up the depends_on edges from ``start``: is ``target`` among them?"""
-    stack, seen = list(start), set()
-    while stack:
-        node = stack.pop()
-        if node == target:
+async def reaches(start: list[UUID], target: UUID, parents_of: ParentsOf) -> bool:
+    """Is ``target`` among ``start`` or their ancestors? Walks the depends_on edges one
+    level at a time, asking ``parents_of`` once per level for all its tasks, so the cost is
+    the graph's depth in round trips, not its size. Each task is asked about once."""
+    frontier, seen = set(start), set[UUID]()
+    while frontier:
+        if target in frontier:
             return True
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.extend(await _parents_of(ctx, node))
+        seen |= frontier
+        edges = await parents_of(sorted(frontier))
+        frontier = {parent for parents in edges.values() for parent in parents} - seen
     return False
+
+
+async def _parents_of(ctx: GatewayContext, tasks: list[UUID]) -> dict[UUID, list[UUID]]:
+    """Each task's parents: from the projection, else (not projected yet) its submission."""
+    rows = await ctx.pool.fetch("SELECT task_id, depends_on FROM tasks WHERE task_id = ANY($1::uuid[])", tasks)
+    edges: dict[UUID, list[UUID]] = {row["task_id"]: list(row["depends_on"]) for row in rows}
+    missing = [task for task in tasks if task not in edges]
+    if missing:
+        for task, submitted in (await submitted_events(ctx, missing)).items():
+            edges[task] = [UUID(parent) for parent in submitted.depends_on]
+    return edges

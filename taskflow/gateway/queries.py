@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from datetime import datetime
-from typing import cast
 from uuid import UUID
 
 import asyncpg
@@ -117,19 +115,35 @@ async def get_task_view(ctx: GatewayContext, task_id: UUID, principal: Principal
 
 async def submitted_event(ctx: GatewayContext, task_id: UUID) -> TaskSubmitted | None:
     """The task's TaskSubmitted from the stream, found through the submit marker."""
-    key = str(task_id)
-    event_id = await cast("Awaitable[str | None]", ctx.redis.hget(ctx.keyspace.task_marker(key), "event_id"))
-    if not event_id:
-        return None
-    entries = await ctx.redis.xrange(ctx.keyspace.events_of(key), min=event_id, max=event_id, count=1)
-    if not entries:
-        return None
-    _, fields = entries[0]
-    try:
-        event = decode(event_id, fields["data"].encode())
-    except (KeyError, EventDecodeError):
-        return None
-    return event if isinstance(event, TaskSubmitted) else None
+    return (await submitted_events(ctx, [task_id])).get(task_id)
+
+
+async def submitted_events(ctx: GatewayContext, task_ids: list[UUID]) -> dict[UUID, TaskSubmitted]:
+    """The TaskSubmitted of each task whose marker still lives, in two round trips
+    whatever the number of tasks (the markers, then the events)."""
+    ks = ctx.keyspace
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for task_id in task_ids:
+            pipe.hget(ks.task_marker(str(task_id)), "event_id")
+        event_ids: list[str | None] = await pipe.execute()
+    known = [(task_id, event_id) for task_id, event_id in zip(task_ids, event_ids, strict=True) if event_id]
+    if not known:
+        return {}
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for task_id, event_id in known:
+            pipe.xrange(ks.events_of(str(task_id)), min=event_id, max=event_id, count=1)
+        answers: list[list[tuple[str, dict[str, str]]]] = await pipe.execute()
+    found: dict[UUID, TaskSubmitted] = {}
+    for (task_id, event_id), entries in zip(known, answers, strict=True):
+        if not entries:
+            continue
+        try:
+            event = decode(event_id, entries[0][1]["data"].encode())
+        except (KeyError, EventDecodeError):
+            continue
+        if isinstance(event, TaskSubmitted):
+            found[task_id] = event
+    return found
 
 
 async def list_tasks(ctx: GatewayContext, principal: Principal, flt: TaskFilter) -> tuple[list[TaskView], str | None]:

@@ -6,6 +6,7 @@ Every function takes ``now`` and returns an event; the caller does the I/O.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Literal
 from uuid import UUID
 
 import msgspec
@@ -162,6 +163,40 @@ def finished(
         duration_ms=result.duration_ms,
         retry_at=retry.at if retry is not None else None,
         retry_count=entry.retry_count + (1 if retry is not None else 0),
+    )
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    """What to append for a finished run, and how (owned_append's ``kind``)."""
+
+    event: TaskSucceeded | TaskFailed | TaskTimedOut
+    kind: Literal["finish", "retry"]
+    # For a retry: the dispatch to hold, and when it is due (ms).
+    held: tuple[HeldDispatch, int] | None
+
+
+def decide_outcome(entry: DispatchEntry, worker_id: str, result: RunResult, now: datetime, jitter: float) -> Outcome:
+    """A failure with retries left is recorded with its retry booked ("retry": the task is
+    held until then); anything else ends the task ("finish"), a failure with no retry left
+    going to the dead-letter queue. A timeout is final: the task's limit is its own."""
+    retry = None
+    if isinstance(result, Failed):
+        decision = decide_retry(entry.retry_count, entry.task.max_retries, now, jitter)
+        retry = decision if isinstance(decision, Retry) else None
+    event = finished(entry, worker_id, result, now, retry)
+    if retry is None:
+        return Outcome(event=event, kind="finish", held=None)
+    return Outcome(event=event, kind="retry", held=(held_for_retry(entry), int(retry.at.timestamp() * 1000)))
+
+
+def unknown_task(task_name: str) -> Failed:
+    """The run's result when no task of that name is loaded here: a failure like any other
+    (retried if it may be: a worker that has the task may take the retry)."""
+    return Failed(
+        error_type="UnknownTaskError",
+        error=f"no task named {task_name!r} is loaded on this worker",
+        traceback="",
+        duration_ms=0.0,
     )
 
 

@@ -280,12 +280,7 @@ class Worker:
         try:
             definition = get_task(entry.task.task_name)
         except UnknownTaskError:
-            result: outcome.RunResult = outcome.Failed(
-                error_type="UnknownTaskError",
-                error=f"no task named {entry.task.task_name!r} is loaded on this worker",
-                traceback="",
-                duration_ms=0.0,
-            )
+            result: outcome.RunResult = outcome.unknown_task(entry.task.task_name)
         else:
             run = TaskRun(entry.task.aggregate_id, entry.runs_begun + 1, lambda note: self._note(entry, note))
             result = outcome.storable(
@@ -293,19 +288,13 @@ class Worker:
                     definition, entry.task.args, entry.task.kwargs, entry.task.timeout_seconds, self.children, run
                 )
             )
-        now = _now()
-        retry = None
-        if isinstance(result, outcome.Failed):
-            decision = outcome.decide_retry(entry.retry_count, entry.task.max_retries, now, random.uniform(-1, 1))
-            retry = decision if isinstance(decision, outcome.Retry) else None
-        finished = outcome.finished(entry, self.id, result, now, retry)
-        held = (outcome.held_for_retry(entry), int(retry.at.timestamp() * 1000)) if retry else None
-        if await self.recorder.record(entry, finished, "retry" if retry else "finish", held) is None:
+        decided = outcome.decide_outcome(entry, self.id, result, _now(), random.uniform(-1, 1))
+        if await self.recorder.record(entry, decided.event, decided.kind, decided.held) is None:
             # Another worker took the entry over; its outcome will be the one recorded.
             log.warning("outcome_discarded_lease_lost")
             return
         self.processed += 1
-        log.debug("task_finished", outcome=type(finished).__name__)
+        log.debug("task_finished", outcome=type(decided.event).__name__)
 
     async def _take_reclaimed(self, stream: str, claimed: ReclaimedEntry) -> None:
         partition = self._streams[stream][1]

@@ -10,7 +10,6 @@ import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
-from taskflow.coordinator.decisions import decide_waiting
 from taskflow.events import TaskCancelled, TaskStarted, TaskSucceeded
 from taskflow.gateway.app import create_app
 from taskflow.settings import Settings
@@ -32,21 +31,6 @@ async def _post(client: Client, settings: Settings, **body: object) -> dict[str,
     response = await client.post("/api/v1/tasks", json=body, headers=auth(settings))
     assert response.status_code == 201, response.text
     return dict(response.json())
-
-
-@pytest.mark.parametrize(
-    ("states", "decision"),
-    [
-        ({"a": "succeeded", "b": "succeeded"}, "release"),
-        ({"a": "succeeded", "b": "running"}, "wait"),
-        ({"a": "succeeded", "b": None}, "wait"),
-        ({"a": "failed", "b": "running"}, "parent a failed"),
-        ({"a": "succeeded", "b": "cancelled"}, "parent b was cancelled"),
-        ({"a": "timed_out"}, "parent a timed out"),
-    ],
-)
-def test_decide_waiting(states: dict[str, str | None], decision: str) -> None:
-    assert decide_waiting(states) == decision
 
 
 async def test_a_child_runs_only_after_every_parent_completed(client: Client, settings: Settings, redis: Redis) -> None:

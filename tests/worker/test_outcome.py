@@ -1,15 +1,17 @@
-"""The worker's pure decisions about what it appends (ADR 0014), as tables: no server."""
+"""The worker's pure decisions (what it appends, retries, poison), as tables: no server."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import msgspec
 import pytest
 
+from taskflow.events import TaskFailed, TaskSubmitted, TaskSucceeded, TaskTimedOut
 from taskflow.streams.keyspace import Keyspace, partition_of
 from taskflow.worker import outcome
+from taskflow.worker.entry import DispatchEntry
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -71,3 +73,96 @@ def test_a_rejected_entry_names_its_task_only_when_the_id_is_one_of_its_partitio
     assert event.task_id == (task_id if names_task else None)
     assert event.aggregate_id == (task_id if names_task else "dispatch-5-0")
     assert event.fields == fields and event.error == "bad\\u0000"
+
+
+def _entry(*, retry_count: int = 0, max_retries: int = 3, runs_begun: int = 0) -> DispatchEntry:
+    task = TaskSubmitted(
+        aggregate_id=str(uuid4()),
+        occurred_at=NOW,
+        correlation_id="c",
+        actor="a",
+        task_name="t",
+        max_retries=max_retries,
+        priority="high",
+    )
+    task = msgspec.structs.replace(task, event_id="1-0")
+    return DispatchEntry(
+        stream="s",
+        entry_id="9-0",
+        partition=0,
+        delivery_count=1,
+        runs_begun=runs_begun,
+        retry_count=retry_count,
+        task=task,
+    )
+
+
+_OK = outcome.Succeeded(result=msgspec.Raw(b"1"), duration_ms=1.0)
+_BAD = outcome.Failed(error_type="E", error="e", traceback="", duration_ms=1.0)
+_SLOW = outcome.TimedOut(timeout_s=1.0, duration_ms=1000.0)
+
+
+@pytest.mark.parametrize(
+    ("result", "retry_count", "max_retries", "event", "kind", "delay_s"),
+    [
+        (_OK, 0, 3, TaskSucceeded, "finish", None),
+        (_OK, 3, 3, TaskSucceeded, "finish", None),
+        (_SLOW, 0, 3, TaskTimedOut, "finish", None),  # a timeout is final
+        (_BAD, 0, 3, TaskFailed, "retry", 1.0),  # 2^0 s
+        (_BAD, 2, 3, TaskFailed, "retry", 4.0),  # 2^2 s
+        (_BAD, 3, 3, TaskFailed, "finish", None),  # no retry left: dead letter
+        (_BAD, 0, 0, TaskFailed, "finish", None),
+        (outcome.unknown_task("t"), 0, 1, TaskFailed, "retry", 1.0),
+    ],
+)
+def test_decide_outcome(
+    result: outcome.RunResult, retry_count: int, max_retries: int, event: type, kind: str, delay_s: float | None
+) -> None:
+    entry = _entry(retry_count=retry_count, max_retries=max_retries, runs_begun=1)
+    decided = outcome.decide_outcome(entry, "w", result, NOW, jitter=0.0)
+    assert type(decided.event) is event and decided.kind == kind
+    assert decided.event.attempt == 2 and decided.event.causation_id == "1-0"
+    if delay_s is None:
+        assert decided.held is None
+        if isinstance(decided.event, TaskFailed):
+            assert decided.event.retry_at is None and decided.event.retry_count == retry_count
+        return
+    assert decided.held is not None and isinstance(decided.event, TaskFailed)
+    held, due_ms = decided.held
+    assert due_ms == int((NOW + timedelta(seconds=delay_s)).timestamp() * 1000)
+    assert decided.event.retry_at == NOW + timedelta(seconds=delay_s)
+    assert held.retry_count == decided.event.retry_count == retry_count + 1
+    assert (held.task_id, held.event_id, held.priority) == (entry.task.aggregate_id, "1-0", "high")
+
+
+@pytest.mark.parametrize(
+    ("retry_count", "max_retries", "jitter", "delay_s"),
+    [
+        (0, 1, 0.0, 1.0),
+        (4, 5, 0.0, 16.0),
+        (1, 5, 1.0, 2.2),  # +10 %
+        (1, 5, -1.0, 1.8),  # -10 %
+        (1, 5, 7.0, 2.2),  # jitter is clamped to [-1, 1]
+        (5, 5, 0.0, None),
+        (0, 0, 0.0, None),
+    ],
+)
+def test_decide_retry(retry_count: int, max_retries: int, jitter: float, delay_s: float | None) -> None:
+    decision = outcome.decide_retry(retry_count, max_retries, NOW, jitter)
+    if delay_s is None:
+        assert isinstance(decision, outcome.GiveUp)
+    else:
+        assert isinstance(decision, outcome.Retry) and decision.delay_s == pytest.approx(delay_s)
+        assert decision.at == NOW + timedelta(seconds=decision.delay_s)
+
+
+@pytest.mark.parametrize(
+    ("runs_begun", "max_deliveries", "dead", "suspect"),
+    [(0, 3, False, False), (1, 3, False, False), (2, 3, False, True), (3, 3, True, True), (9, 3, True, True)],
+)
+def test_decide_reclaimed(runs_begun: int, max_deliveries: int, dead: bool, suspect: bool) -> None:
+    """Runs begun, not deliveries, make an entry poison (a worker that died before
+    starting it did nothing wrong); one that outlived two owners runs alone."""
+    decision = outcome.decide_reclaimed(runs_begun, max_deliveries)
+    assert isinstance(decision, outcome.DeadLetter) is dead
+    assert outcome.is_suspect(runs_begun) is suspect
