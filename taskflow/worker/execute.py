@@ -12,7 +12,7 @@ import msgspec
 from taskflow.tasks import TaskDefinition, TaskRun
 from taskflow.tasks.context import enter_task, leave_task
 from taskflow.worker.child_pool import ChildPool
-from taskflow.worker.outcome import Failed, RunResult, Succeeded, TimedOut
+from taskflow.worker.decisions import Failed, RunResult, Succeeded, TimedOut
 
 _args_decoder = msgspec.json.Decoder(list[Any])
 _kwargs_decoder = msgspec.json.Decoder(dict[str, Any])

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
 
+import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from taskflow.outage import REDIS_AWAY, Outage
 from taskflow.settings import Settings
 from taskflow.streams.keyspace import Keyspace
 from taskflow.worker.inflight import InFlight
+
+log = structlog.get_logger()
 
 
 def live_status(inflight: InFlight) -> str:
@@ -42,6 +48,21 @@ async def beat(redis: Redis, keyspace: Keyspace, settings: Settings, worker_id: 
         pipe.pexpire(key, int(settings.heartbeat_seconds * 3000))
         pipe.zadd(keyspace.worker_registry(keyspace.partition_of(worker_id)), {worker_id: now_ms})
         await pipe.execute()
+
+
+async def beat_forever(
+    redis: Redis, keyspace: Keyspace, settings: Settings, worker_id: str, inflight: InFlight, outage: Outage
+) -> None:
+    while True:
+        try:
+            await beat(redis, keyspace, settings, worker_id, inflight)
+        except REDIS_AWAY as e:
+            outage.failed(e, during="heartbeat")
+        except RedisError as e:
+            log.warning("heartbeat_failed", error=str(e))
+        else:
+            outage.succeeded()
+        await asyncio.sleep(settings.heartbeat_seconds)
 
 
 async def leave(redis: Redis, keyspace: Keyspace, worker_id: str) -> None:

@@ -1,16 +1,16 @@
-"""Keeping our leases and taking over the leases of dead workers (invariant 5)."""
+"""Keeping our leases (invariant 5): renewed every third of a lease while we hold them."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import structlog
 from redis.exceptions import RedisError
 
 from taskflow.outage import REDIS_AWAY, Outage
 from taskflow.worker.inflight import InFlight
-from taskflow.worker.scripts import ReclaimedEntry, WorkerScripts
+from taskflow.worker.scripts import WorkerScripts
 
 log = structlog.get_logger()
 
@@ -39,45 +39,3 @@ async def renew_leases_forever(
             outage.succeeded()
             for entry_id in set(entry_ids) - kept:
                 on_lost(entry_id)
-
-
-async def reclaim_forever(
-    scripts: WorkerScripts,
-    consumer: str,
-    streams: list[str],
-    inflight: InFlight,
-    lease_ms: int,
-    interval_s: float,
-    take: Callable[[str, ReclaimedEntry], Awaitable[None]],
-    starts_hash_of: Callable[[str], str],
-    outage: Outage,
-) -> None:
-    """Every ``interval_s``, XAUTOCLAIM entries idle for longer than the lease and hand each
-    to ``take``. A busy worker reclaims too (the entries join its backlog like read ones):
-    otherwise a dead worker's entries would wait until every queue ran dry."""
-    while True:
-        await asyncio.sleep(interval_s)
-        for stream in streams:
-            count = inflight.reclaim_room()
-            if count == 0:
-                break
-            try:
-                claimed = await scripts.reclaim(
-                    dispatch_stream=stream,
-                    starts_hash=starts_hash_of(stream),
-                    consumer=consumer,
-                    min_idle_ms=lease_ms,
-                    count=count,
-                )
-            except REDIS_AWAY as e:
-                outage.failed(e, during="reclaim")
-                continue
-            except RedisError as e:
-                log.warning("reclaim_failed", stream=stream, error=str(e))
-                continue
-            outage.succeeded()
-            for entry in claimed:
-                # Our own entry can only look idle if this loop was starved; it is still
-                # running here, and XAUTOCLAIM just renewed it.
-                if not inflight.holds(entry.entry_id):
-                    await take(stream, entry)

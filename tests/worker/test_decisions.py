@@ -10,7 +10,7 @@ import pytest
 
 from taskflow.events import TaskFailed, TaskSubmitted, TaskSucceeded, TaskTimedOut
 from taskflow.streams.keyspace import Keyspace, partition_of
-from taskflow.worker import outcome
+from taskflow.worker import decisions
 from taskflow.worker.entry import DispatchEntry
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -19,22 +19,22 @@ NOW = datetime(2026, 12, 1, tzinfo=UTC)
 @pytest.mark.parametrize(
     ("result", "expected"),
     [
-        (outcome.Succeeded(result=msgspec.Raw(b'{"a":"ok"}'), duration_ms=1.0), "same"),
-        (outcome.Succeeded(result=msgspec.Raw(b'{"a":"\\\\u0000 is text"}'), duration_ms=1.0), "same"),
-        (outcome.Succeeded(result=msgspec.Raw(b'{"a":["x","\\u0000"]}'), duration_ms=1.0), "UnstorableResult"),
-        (outcome.Failed(error_type="E", error="a\x00b", traceback="t\x00", duration_ms=1.0), "escaped"),
-        (outcome.TimedOut(timeout_s=1.0, duration_ms=1000.0), "same"),
+        (decisions.Succeeded(result=msgspec.Raw(b'{"a":"ok"}'), duration_ms=1.0), "same"),
+        (decisions.Succeeded(result=msgspec.Raw(b'{"a":"\\\\u0000 is text"}'), duration_ms=1.0), "same"),
+        (decisions.Succeeded(result=msgspec.Raw(b'{"a":["x","\\u0000"]}'), duration_ms=1.0), "UnstorableResult"),
+        (decisions.Failed(error_type="E", error="a\x00b", traceback="t\x00", duration_ms=1.0), "escaped"),
+        (decisions.TimedOut(timeout_s=1.0, duration_ms=1000.0), "same"),
     ],
 )
-def test_what_a_run_returns_is_made_storable(result: outcome.RunResult, expected: str) -> None:
-    stored = outcome.storable(result)
+def test_what_a_run_returns_is_made_storable(result: decisions.RunResult, expected: str) -> None:
+    stored = decisions.storable(result)
     if expected == "same":
         assert stored == result
     elif expected == "escaped":
-        assert isinstance(stored, outcome.Failed)
+        assert isinstance(stored, decisions.Failed)
         assert (stored.error, stored.traceback) == ("a\\u0000b", "t\\u0000")
     else:
-        assert isinstance(stored, outcome.Failed) and stored.error_type == expected
+        assert isinstance(stored, decisions.Failed) and stored.error_type == expected
         assert stored.error.startswith("result.a[1] holds a NUL")
 
 
@@ -60,7 +60,7 @@ def test_a_rejected_entry_names_its_task_only_when_the_id_is_one_of_its_partitio
     task_id = _task_in(1, 4)
     spelled = {"TASK": task_id, "UPPER": task_id.upper(), "OTHER-PARTITION": _task_in(2, 4)}
     fields = {k: spelled.get(v, v) for k, v in fields.items()}
-    event = outcome.rejected(
+    event = decisions.rejected(
         stream="s",
         entry_id="5-0",
         partition=1,
@@ -97,9 +97,9 @@ def _entry(*, retry_count: int = 0, max_retries: int = 3, runs_begun: int = 0) -
     )
 
 
-_OK = outcome.Succeeded(result=msgspec.Raw(b"1"), duration_ms=1.0)
-_BAD = outcome.Failed(error_type="E", error="e", traceback="", duration_ms=1.0)
-_SLOW = outcome.TimedOut(timeout_s=1.0, duration_ms=1000.0)
+_OK = decisions.Succeeded(result=msgspec.Raw(b"1"), duration_ms=1.0)
+_BAD = decisions.Failed(error_type="E", error="e", traceback="", duration_ms=1.0)
+_SLOW = decisions.TimedOut(timeout_s=1.0, duration_ms=1000.0)
 
 
 @pytest.mark.parametrize(
@@ -112,14 +112,14 @@ _SLOW = outcome.TimedOut(timeout_s=1.0, duration_ms=1000.0)
         (_BAD, 2, 3, TaskFailed, "retry", 4.0),  # 2^2 s
         (_BAD, 3, 3, TaskFailed, "finish", None),  # no retry left: dead letter
         (_BAD, 0, 0, TaskFailed, "finish", None),
-        (outcome.unknown_task("t"), 0, 1, TaskFailed, "retry", 1.0),
+        (decisions.unknown_task("t"), 0, 1, TaskFailed, "retry", 1.0),
     ],
 )
 def test_decide_outcome(
-    result: outcome.RunResult, retry_count: int, max_retries: int, event: type, kind: str, delay_s: float | None
+    result: decisions.RunResult, retry_count: int, max_retries: int, event: type, kind: str, delay_s: float | None
 ) -> None:
     entry = _entry(retry_count=retry_count, max_retries=max_retries, runs_begun=1)
-    decided = outcome.decide_outcome(entry, "w", result, NOW, jitter=0.0)
+    decided = decisions.decide_outcome(entry, "w", result, NOW, jitter=0.0)
     assert type(decided.event) is event and decided.kind == kind
     assert decided.event.attempt == 2 and decided.event.causation_id == "1-0"
     if delay_s is None:
@@ -148,11 +148,11 @@ def test_decide_outcome(
     ],
 )
 def test_decide_retry(retry_count: int, max_retries: int, jitter: float, delay_s: float | None) -> None:
-    decision = outcome.decide_retry(retry_count, max_retries, NOW, jitter)
+    decision = decisions.decide_retry(retry_count, max_retries, NOW, jitter)
     if delay_s is None:
-        assert isinstance(decision, outcome.GiveUp)
+        assert isinstance(decision, decisions.GiveUp)
     else:
-        assert isinstance(decision, outcome.Retry) and decision.delay_s == pytest.approx(delay_s)
+        assert isinstance(decision, decisions.Retry) and decision.delay_s == pytest.approx(delay_s)
         assert decision.at == NOW + timedelta(seconds=decision.delay_s)
 
 
@@ -163,6 +163,6 @@ def test_decide_retry(retry_count: int, max_retries: int, jitter: float, delay_s
 def test_decide_reclaimed(runs_begun: int, max_deliveries: int, dead: bool, suspect: bool) -> None:
     """Runs begun, not deliveries, make an entry poison (a worker that died before
     starting it did nothing wrong); one that outlived two owners runs alone."""
-    decision = outcome.decide_reclaimed(runs_begun, max_deliveries)
-    assert isinstance(decision, outcome.DeadLetter) is dead
-    assert outcome.is_suspect(runs_begun) is suspect
+    decision = decisions.decide_reclaimed(runs_begun, max_deliveries)
+    assert isinstance(decision, decisions.DeadLetter) is dead
+    assert decisions.is_suspect(runs_begun) is suspect
