@@ -5,7 +5,7 @@
 
 Three measurements, each with a fresh namespace (Redis key prefix) and a fresh PostgreSQL
 database cloned from a template migrated by ``taskflow migrate`` (helpers shared with
-``bench/pipeline.py``, which this script imports; importing it snapshots the tree):
+``bench/pipeline.py`` in ``bench/support/``; importing them snapshots the tree):
 
 * ``sched``   dispatch delay of scheduled tasks. ``taskflow coordinator`` + ONE
               ``taskflow worker`` (no projector) are started and waited for (coordinator
@@ -67,16 +67,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pipeline as pl
+from support.bench import Bench, Config
+from support.cpu import ServerCpu, other_load, proc_stats, wait_until_quiet
+from support.errors import PhaseError
+from support.processes import Proc, exe
+from support.report import fmt_runs, machine_info, percentile, server_versions, source_fingerprint
+from support.snapshot import ROOT as REAL_ROOT
+from support.snapshot import SNAPSHOT
+from support.stack import TaskFlowStack, free_port
+from support.waiting import DONE_POLL_S, FIRST_READ_POLL_S, all_done, any_started, wait_for
 
 from taskflow.events import PRIORITIES, TaskSubmitted, decode
 from taskflow.settings import load_settings
 from taskflow.streams.keyspace import PROJECTOR_GROUP, WORKERS_GROUP
 
-REAL_ROOT = pl.ROOT
-SNAPSHOT = pl.SNAPSHOT
 # tests.support.tasks (blocking_sleep) goes into the snapshot as well (its __init__ files
-# are empty): every process runs from the snapshot (pipeline.Proc), so nothing is imported
+# are empty): every process runs from the snapshot (support.processes.Proc), so nothing is imported
 # from the live tree, not even by the sync-task children (`python -m` puts the working
 # directory first on sys.path).
 for rel in ("tests/__init__.py", "tests/support/__init__.py", "tests/support/tasks.py"):
@@ -94,8 +100,8 @@ def summary(values: list[float]) -> dict[str, float]:
     return {
         "n": len(values),
         "min": min(values),
-        "p50": pl.percentile(values, 50),
-        "p99": pl.percentile(values, 99),
+        "p50": percentile(values, 50),
+        "p99": percentile(values, 99),
         "max": max(values),
         "mean": statistics.fmean(values),
     }
@@ -112,10 +118,10 @@ def stream_ms(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
 
-class Stack(pl.TaskFlowStack):
-    """pipeline.TaskFlowStack with extra settings, serving (and watching) all four levels."""
+class Stack(TaskFlowStack):
+    """support.stack.TaskFlowStack with extra settings, serving (and watching) all four levels."""
 
-    def __init__(self, bench: pl.Bench, label: str, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, bench: Bench, label: str, extra_env: dict[str, str] | None = None) -> None:
         super().__init__(bench, label)
         if extra_env:
             self.env.update(extra_env)
@@ -156,7 +162,7 @@ class EventLog:
 
 
 async def poll_until(
-    log: EventLog, task_ids: list[str], event_type: str, *, what: str, timeout_s: float, procs: list[pl.Proc]
+    log: EventLog, task_ids: list[str], event_type: str, *, what: str, timeout_s: float, procs: list[Proc]
 ) -> float:
     deadline = time.perf_counter() + timeout_s
     while True:
@@ -166,7 +172,7 @@ async def poll_until(
         for proc in procs:
             proc.check()
         if time.perf_counter() > deadline:
-            raise pl.PhaseError(f"timed out waiting for {what}: {log.have(task_ids, event_type)}/{len(task_ids)}")
+            raise PhaseError(f"timed out waiting for {what}: {log.have(task_ids, event_type)}/{len(task_ids)}")
         await asyncio.sleep(0.02)
 
 
@@ -189,7 +195,7 @@ def new_event(task_name: str, **fields: Any) -> TaskSubmitted:
 # --------------------------------------------------------------------------- a. scheduled
 
 
-async def scheduled_delay(bench: pl.Bench, args: argparse.Namespace) -> dict[str, Any]:
+async def scheduled_delay(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     n, lead, spread = args.sched_tasks, args.sched_lead, args.sched_spread
     async with Stack(bench, "sched") as st:
         coordinator = st.spawn("coordinator")
@@ -197,7 +203,7 @@ async def scheduled_delay(bench: pl.Bench, args: argparse.Namespace) -> dict[str
         procs = [coordinator, worker]
         deadline = time.perf_counter() + 60
         leader_key = st.keyspace.coordinator_leader(0)
-        await pl.wait_for(
+        await wait_for(
             lambda: st.redis.exists(leader_key),
             what="the coordinator to lead",
             interval=0.05,
@@ -208,7 +214,7 @@ async def scheduled_delay(bench: pl.Bench, args: argparse.Namespace) -> dict[str
         async def worker_started() -> bool:
             return int(await st.redis.xlen(st.events_streams[0])) >= 1
 
-        await pl.wait_for(worker_started, what="WorkerStarted", interval=0.05, deadline=deadline, procs=procs)
+        await wait_for(worker_started, what="WorkerStarted", interval=0.05, deadline=deadline, procs=procs)
         now = datetime.now(UTC)
         events = [
             new_event("echo", occurred_at=now, scheduled_at=now + timedelta(seconds=lead + spread * i / max(1, n - 1)))
@@ -217,7 +223,7 @@ async def scheduled_delay(bench: pl.Bench, args: argparse.Namespace) -> dict[str
         random.shuffle(events)
         submit_s = await st.submit_events(events)
         if submit_s >= lead:
-            raise pl.PhaseError(f"submitting took {submit_s:.2f}s, longer than --sched-lead {lead}s")
+            raise PhaseError(f"submitting took {submit_s:.2f}s, longer than --sched-lead {lead}s")
         log = EventLog(st)
         ids = [e.aggregate_id for e in events]
         await poll_until(
@@ -274,7 +280,7 @@ def describe_history(log: EventLog, task_id: str) -> list[str]:
 def child_pids(pgid: int) -> list[int]:
     """The worker's sync-task children (same process group as the worker)."""
     found = []
-    for pid, _comm, pgrp, _cpu in pl._proc_stats():
+    for pid, _comm, pgrp, _cpu in proc_stats():
         if pgrp != pgid:
             continue
         with contextlib.suppress(OSError):
@@ -283,19 +289,19 @@ def child_pids(pgid: int) -> list[int]:
     return found
 
 
-async def cancel_latency(bench: pl.Bench, args: argparse.Namespace) -> dict[str, Any]:
+async def cancel_latency(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
     n = args.cancel_tasks
     extra = {
         "TASKFLOW_TASK_MODULES": f"taskflow.tasks.builtin,{TEST_TASKS}",
     }
     async with Stack(bench, "cancel", extra) as st:
-        port = pl.free_port()
+        port = free_port()
         gateway = st.spawn("gateway", "--port", str(port))
         worker = st.spawn("worker", "--concurrency", str(max(n, bench.cfg.concurrency)), "--tasks", TEST_TASKS)
         procs = [gateway, worker]
         issued = await asyncio.to_thread(
             subprocess.run,
-            [pl._exe("taskflow"), "token", "--sub", "bench"],
+            [exe("taskflow"), "token", "--sub", "bench"],
             env=st.env,
             cwd=SNAPSHOT,
             capture_output=True,
@@ -315,7 +321,7 @@ async def cancel_latency(bench: pl.Bench, args: argparse.Namespace) -> dict[str,
                 except httpx.HTTPError:
                     return False
 
-            await pl.wait_for(healthy, what="the gateway", interval=0.1, deadline=time.perf_counter() + 60, procs=procs)
+            await wait_for(healthy, what="the gateway", interval=0.1, deadline=time.perf_counter() + 60, procs=procs)
 
             async def one_round(kind: str, task_name: str, count: int, acc: dict[str, Any]) -> None:
                 """POST ``count`` tasks, wait until RUNNING (sync: and a live child each),
@@ -326,7 +332,7 @@ async def cancel_latency(bench: pl.Bench, args: argparse.Namespace) -> dict[str,
                         "/api/v1/tasks", json={"task_name": task_name, "kwargs": {"seconds": 60}}
                     )
                     if posted.status_code != 201:
-                        raise pl.PhaseError(f"POST {task_name} answered {posted.status_code}: {posted.text[:300]}")
+                        raise PhaseError(f"POST {task_name} answered {posted.status_code}: {posted.text[:300]}")
                     ids.append(posted.json()["task_id"])
                 t_posted = time.perf_counter()
                 await poll_until(
@@ -357,7 +363,7 @@ async def cancel_latency(bench: pl.Bench, args: argparse.Namespace) -> dict[str,
                         refused[task_id] = f"{answer.status_code} {answer.text[:200]}"
                     await asyncio.sleep(args.cancel_gap)
                 cancelling = [t for t in ids if t not in refused]
-                with contextlib.suppress(pl.PhaseError):  # reported below, with the histories
+                with contextlib.suppress(PhaseError):  # reported below, with the histories
                     await poll_until(
                         log, cancelling, "task.cancelled", what=f"{kind}: TaskCancelled", timeout_s=20, procs=procs
                     )
@@ -401,7 +407,7 @@ async def cancel_latency(bench: pl.Bench, args: argparse.Namespace) -> dict[str,
                 for done in range(0, n, batch):
                     await one_round(kind, task_name, min(batch, n - done), acc)
                 if not acc["latency"]:
-                    raise pl.PhaseError(f"{kind}: no task was cancelled: {acc}")
+                    raise PhaseError(f"{kind}: no task was cancelled: {acc}")
                 results[kind] = {
                     "tasks": len(acc["latency"]),
                     "batch": batch,
@@ -436,7 +442,7 @@ async def cancel_latency(bench: pl.Bench, args: argparse.Namespace) -> dict[str,
 DRAIN_MODES = ("medium", "mixed", "medium-q")
 
 
-async def drain(bench: pl.Bench, mode: str) -> dict[str, Any]:
+async def drain(bench: Bench, mode: str) -> dict[str, Any]:
     cfg = bench.cfg
     n = cfg.tasks
     levels = PRIORITIES if mode == "mixed" else ("medium",)
@@ -445,7 +451,7 @@ async def drain(bench: pl.Bench, mode: str) -> dict[str, Any]:
         events = [new_event("echo", occurred_at=now, priority=levels[i % len(levels)]) for i in range(n)]
         priority_of = {e.aggregate_id: e.priority for e in events}
         submit_s = await st.submit_events(events)
-        cpu0 = await pl.ServerCpu.sample(st.redis)
+        cpu0 = await ServerCpu.sample(st.redis)
         started = time.perf_counter()
         wall_started = time.time()
         worker_args = ["--concurrency", str(cfg.concurrency)]
@@ -455,28 +461,28 @@ async def drain(bench: pl.Bench, mode: str) -> dict[str, Any]:
         projector = st.spawn("projector")
         deadline = started + cfg.phase_timeout
         procs = [worker, projector]
-        first = await pl.wait_for(
-            lambda: pl.any_started(st.redis, st.dispatch_streams, WORKERS_GROUP),
+        first = await wait_for(
+            lambda: any_started(st.redis, st.dispatch_streams, WORKERS_GROUP),
             what="the worker's first read",
-            interval=pl.FIRST_READ_POLL_S,
+            interval=FIRST_READ_POLL_S,
             deadline=deadline,
             procs=procs,
         )
-        executed = await pl.wait_for(
-            lambda: pl.all_done(st.redis, st.dispatch_streams, WORKERS_GROUP),
+        executed = await wait_for(
+            lambda: all_done(st.redis, st.dispatch_streams, WORKERS_GROUP),
             what="every dispatch entry acknowledged",
-            interval=pl.DONE_POLL_S,
+            interval=DONE_POLL_S,
             deadline=deadline,
             procs=procs,
         )
-        ended = await pl.wait_for(
-            lambda: pl.all_done(st.redis, st.events_streams, PROJECTOR_GROUP),
+        ended = await wait_for(
+            lambda: all_done(st.redis, st.events_streams, PROJECTOR_GROUP),
             what="every event projected",
-            interval=pl.DONE_POLL_S,
+            interval=DONE_POLL_S,
             deadline=deadline,
             procs=procs,
         )
-        cpu1 = await pl.ServerCpu.sample(st.redis)
+        cpu1 = await ServerCpu.sample(st.redis)
         cpu = cpu0.until(cpu1, {"worker": worker.cpu_seconds(), "projector": projector.cpu_seconds()})
         rows = await st.verify(n, 3 * n + 1)
         # When each level's tasks succeeded (stream ids: Redis's clock), from the spawn.
@@ -514,17 +520,17 @@ def describe_drain(r: dict[str, Any]) -> str:
     )
 
 
-async def run_drain_phase(bench: pl.Bench, run: int, mode: str) -> tuple[dict[str, Any], bool]:
+async def run_drain_phase(bench: Bench, run: int, mode: str) -> tuple[dict[str, Any], bool]:
     cfg = bench.cfg
     attempt = 0
     while True:
         attempt += 1
-        load = await pl.wait_until_quiet(cfg.quiet_wait)
+        load = await wait_until_quiet(cfg.quiet_wait)
         t0 = time.perf_counter()
         result = await drain(bench, mode)
         result["load_before"] = load
         result["attempt"] = attempt
-        other = pl._other_load(result)
+        other = other_load(result)
         noisy = other > cfg.max_other_load
         print(
             f"run {run}/{cfg.runs} drain {mode:<9} {describe_drain(result)}   [phase {time.perf_counter() - t0:.1f}s; "
@@ -539,7 +545,7 @@ async def run_drain_phase(bench: pl.Bench, run: int, mode: str) -> tuple[dict[st
 
 
 def print_report(
-    cfg: pl.Config, args: argparse.Namespace, machine: dict[str, str], out: dict[str, Any], command: str
+    cfg: Config, args: argparse.Namespace, machine: dict[str, str], out: dict[str, Any], command: str
 ) -> None:
     print()
     print("=" * 100)
@@ -614,7 +620,7 @@ def print_report(
             jps = [r["jobs_per_s"] for r in runs]
             print(
                 f"   {labels[mode]:<44} {med(jps):>8,.0f} {med([r['warm_jobs_per_s'] for r in runs]):>8,.0f} "
-                f"{med([r['worker_only_jobs_per_s'] for r in runs]):>12,.0f}   {pl.fmt_runs(jps)}"
+                f"{med([r['worker_only_jobs_per_s'] for r in runs]):>12,.0f}   {fmt_runs(jps)}"
             )
         if d.get("mixed"):
             print("   mixed, per level (median run): when its tasks succeeded, s after the spawn")
@@ -640,23 +646,23 @@ def print_report(
     print("=" * 100)
 
 
-async def amain(cfg: pl.Config, args: argparse.Namespace, command: str) -> int:
-    bench = pl.Bench(cfg)
+async def amain(cfg: Config, args: argparse.Namespace, command: str) -> int:
+    bench = Bench(cfg)
     out: dict[str, Any] = {}
     started = time.perf_counter()
     try:
         await bench.setup()
         assert bench.redis is not None
-        machine = pl.machine_info(*await pl.server_versions(cfg, bench.redis))
-        changed = pl.source_fingerprint(SNAPSHOT) != pl.source_fingerprint(REAL_ROOT)
+        machine = machine_info(*await server_versions(cfg, bench.redis))
+        changed = source_fingerprint(SNAPSHOT) != source_fingerprint(REAL_ROOT)
         machine["taskflow src"] = (
-            f"sha256 {pl.source_fingerprint(SNAPSHOT)} over taskflow/**/*.py+*.lua, snapshot at start"
+            f"sha256 {source_fingerprint(SNAPSHOT)} over taskflow/**/*.py+*.lua, snapshot at start"
             + ("; the tree changed since" if changed else "")
         )
         print(f"logs: {cfg.logdir}\ntaskflow src: {machine['taskflow src']}", flush=True)
         noisy_kept = 0
         if "sched" in args.phases:
-            await pl.wait_until_quiet(cfg.quiet_wait)
+            await wait_until_quiet(cfg.quiet_wait)
             out["sched"] = await scheduled_delay(bench, args)
             s = out["sched"]
             print(
@@ -667,7 +673,7 @@ async def amain(cfg: pl.Config, args: argparse.Namespace, command: str) -> int:
                 flush=True,
             )
         if "cancel" in args.phases:
-            await pl.wait_until_quiet(cfg.quiet_wait)
+            await wait_until_quiet(cfg.quiet_wait)
             out["cancel"] = await cancel_latency(bench, args)
             for kind in ("async", "sync"):
                 r = out["cancel"][kind]
@@ -710,14 +716,14 @@ async def amain(cfg: pl.Config, args: argparse.Namespace, command: str) -> int:
             )
             print(f"json: {cfg.json_out}")
         return 0
-    except pl.PhaseError as e:
+    except PhaseError as e:
         print(f"\nbenchmark failed: {e}", file=sys.stderr)
         return 1
     finally:
         await bench.cleanup()
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[pl.Config, argparse.Namespace]:
+def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -756,7 +762,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[pl.Config, argparse.Names
         parser.error("unknown phase or drain mode")
     logdir = a.logdir or Path(tempfile.mkdtemp(prefix="taskflow-lifecycle-"))
     logdir.mkdir(parents=True, exist_ok=True)
-    cfg = pl.Config(
+    cfg = Config(
         tasks=a.tasks,
         runs=a.runs,
         concurrency=a.concurrency,
@@ -793,7 +799,7 @@ def main() -> int:
         print("\ninterrupted; cleaned up", file=sys.stderr)
         return 130
     finally:
-        pl.Proc.stop_all()
+        Proc.stop_all()
 
 
 if __name__ == "__main__":

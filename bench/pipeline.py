@@ -49,562 +49,52 @@ seen the task, so the GET answers from the TaskSubmitted event in Redis).
 
 Clean-up: every database created is dropped, every key of every namespace is removed with
 SCAN + UNLINK (never FLUSHALL: the Redis is shared), every subprocess is stopped.
+
+The snapshot, the processes, the stack and the report's machine details are helpers shared
+with ``bench/lifecycle.py``, in ``bench/support/``; the phases and the report are here.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import atexit
 import contextlib
-import hashlib
 import json
 import os
-import platform
-import secrets
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
-from redis.asyncio import BlockingConnectionPool, Redis
-
-ROOT = Path(__file__).resolve().parent.parent
-BENCH_DIR = Path(__file__).resolve().parent
-
-
-def _snapshot_taskflow() -> Path:
-    """Copy the package (plus migrations) aside, so every phase of one benchmark runs the
-    same code while others keep editing the tree; subprocesses get it via PYTHONPATH,
-    which wins over the editable install's finder (appended to sys.meta_path)."""
-    snapshot = Path(tempfile.mkdtemp(prefix="taskflow-bench-src-"))
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "taskflow", snapshot / "taskflow", ignore=ignore)
-    shutil.copytree(ROOT / "migrations", snapshot / "migrations", ignore=ignore)
-    shutil.copy2(ROOT / "alembic.ini", snapshot / "alembic.ini")
-    return snapshot
-
-
-SNAPSHOT = _snapshot_taskflow()
-atexit.register(shutil.rmtree, SNAPSHOT, True)
-sys.path.insert(0, str(SNAPSHOT))
-sys.path.insert(0, str(BENCH_DIR))
-
-from taskiq_app import NOOP_ASYNC, NOOP_SYNC, make_broker  # noqa: E402
-
-from taskflow.events import TaskSubmitted  # noqa: E402
-from taskflow.settings import load_settings  # noqa: E402
-from taskflow.streams.groups import ensure_groups  # noqa: E402
-from taskflow.streams.keyspace import PROJECTOR_GROUP, WORKERS_GROUP, Keyspace  # noqa: E402
-from taskflow.streams.submit import Submitter  # noqa: E402
-
-if Path(sys.modules["taskflow"].__file__ or "").resolve().parent != SNAPSHOT / "taskflow":
-    raise SystemExit("error: taskflow was not imported from the benchmark's snapshot")
-
-BIN = Path(sys.executable).parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-SUBMIT_IN_FLIGHT = 1000
-FIRST_READ_POLL_S = 0.005
-DONE_POLL_S = 0.02
-STOP_TIMEOUT_S = 20.0
-
-
-class PhaseError(RuntimeError):
-    """A phase failed: a process died, a timeout passed, or a check did not hold."""
-
-
-def _exe(name: str) -> str:
-    path = BIN / name
-    if path.exists():
-        return str(path)
-    found = shutil.which(name)
-    if not found:
-        raise SystemExit(f"error: cannot find the `{name}` executable next to {sys.executable}")
-    return found
-
-
-# --------------------------------------------------------------------------- processes
-
-
-class Proc:
-    """A subprocess in its own session, so it and its children can be stopped together."""
-
-    alive_procs: list[Proc] = []
-
-    def __init__(
-        self, name: str, argv: list[str], env: dict[str, str], logdir: Path, *, profiler: bool = False
-    ) -> None:
-        self.name = name
-        self.profiler = profiler
-        self.log_path = logdir / f"{name}-{uuid.uuid4().hex[:6]}.log"
-        self._log = self.log_path.open("wb")
-        self.popen = subprocess.Popen(
-            argv,
-            env=env,
-            # The snapshot, not ROOT: the worker starts its sync-task children with
-            # `python -m taskflow.worker.child_process`, which puts the working directory first on
-            # sys.path; from ROOT they would import the live tree, not the snapshot.
-            cwd=SNAPSHOT,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.spawned_at = time.perf_counter()
-        Proc.alive_procs.append(self)
-
-    def check(self) -> None:
-        code = self.popen.poll()
-        if code is not None:
-            raise PhaseError(f"{self.name} exited early with code {code}:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 25) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return "\n".join("    " + line for line in text[-lines:])
-
-    def cpu_seconds(self) -> float:
-        """user + system CPU of every live process in this process's group."""
-        return _group_cpu_seconds(self.popen.pid)
-
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int | None:
-        """SIGTERM the group, wait, then SIGKILL it; returns the exit code."""
-        if self.profiler:
-            # py-spy writes its profile when its target exits; give it the time to.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout)
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
-        # Children of the group (taskiq's worker process) may outlive the leader.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self._log.close()
-        if self in Proc.alive_procs:
-            Proc.alive_procs.remove(self)
-        return self.popen.returncode
-
-    @classmethod
-    def stop_all(cls) -> None:
-        for proc in list(cls.alive_procs):
-            proc.stop(timeout=5)
-
-
-def _proc_stats() -> Iterator[tuple[int, str, int, float]]:
-    """(pid, comm, pgrp, cpu seconds) of every process we can read."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-        rest = raw[raw.rindex(")") + 2 :].split()
-        yield int(entry), comm, int(rest[2]), (int(rest[11]) + int(rest[12])) / CLK_TCK
-
-
-def _group_cpu_seconds(pgid: int) -> float:
-    return sum(cpu for _, _, pgrp, cpu in _proc_stats() if pgrp == pgid)
-
-
-def _postgres_cpu_seconds() -> dict[int, float]:
-    """CPU seconds of every PostgreSQL process, by pid (backends come and go)."""
-    return {pid: cpu for pid, comm, _, cpu in _proc_stats() if comm.startswith("postgres")}
-
-
-def _machine_busy_seconds() -> float:
-    """CPU seconds the whole machine spent busy (all but idle and iowait) since boot."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / CLK_TCK
-
-
-async def _redis_cpu_seconds(redis: Redis) -> float:
-    info = await redis.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-
-
-@dataclass
-class ServerCpu:
-    """CPU seconds used so far by Redis, PostgreSQL, this script and the whole machine."""
-
-    redis: float
-    postgres: dict[int, float]
-    bench: float
-    machine: float
-
-    @classmethod
-    async def sample(cls, redis: Redis) -> ServerCpu:
-        return cls(
-            await _redis_cpu_seconds(redis), _postgres_cpu_seconds(), time.process_time(), _machine_busy_seconds()
-        )
-
-    def until(self, later: ServerCpu, procs: dict[str, float]) -> dict[str, float]:
-        """CPU seconds per consumer between two samples; ``other`` is everything else on the
-        machine (e.g. someone else's test suite), so a noisy run shows as such."""
-        used = {
-            **procs,
-            "redis": later.redis - self.redis,
-            # A backend that exits inside the window takes its CPU with it: a slight undercount.
-            "postgres": sum(cpu - self.postgres.get(pid, 0.0) for pid, cpu in later.postgres.items()),
-            "bench": later.bench - self.bench,
-        }
-        used["other"] = max(0.0, later.machine - self.machine - sum(used.values()))
-        return used
-
-
-async def wait_until_quiet(max_wait_s: float, threshold_cores: float = 0.25) -> float:
-    """Wait (at most ``max_wait_s``) for a second in which the machine is nearly idle, since
-    other people's jobs share the box; returns the busy cores seen in the last second."""
-    deadline = time.perf_counter() + max_wait_s
-    while True:
-        before = _machine_busy_seconds()
-        await asyncio.sleep(1.0)
-        busy = _machine_busy_seconds() - before
-        if busy <= threshold_cores or time.perf_counter() >= deadline:
-            return busy
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-async def wait_for(
-    condition: Callable[[], Awaitable[bool]], *, what: str, interval: float, deadline: float, procs: list[Proc]
-) -> float:
-    """Poll ``condition`` until true; the perf_counter time it was first seen true."""
-    while True:
-        if await condition():
-            return time.perf_counter()
-        for proc in procs:
-            proc.check()
-        if time.perf_counter() > deadline:
-            raise PhaseError(f"timed out waiting for {what}")
-        await asyncio.sleep(interval)
-
-
-async def group_info(redis: Redis, stream: str, group: str) -> dict[str, Any]:
-    for info in await redis.xinfo_groups(stream):
-        if info["name"] == group:
-            return dict(info)
-    raise PhaseError(f"stream {stream} has no group {group}")
-
-
-async def group_started(redis: Redis, stream: str, group: str) -> bool:
-    """The group has read at least one entry."""
-    return bool((await group_info(redis, stream, group))["last-delivered-id"] != "0-0")
-
-
-async def group_done(redis: Redis, stream: str, group: str) -> bool:
-    """The group has read up to the stream's last id and acknowledged all of it."""
-    info = await group_info(redis, stream, group)
-    last = (await redis.xinfo_stream(stream))["last-generated-id"]
-    return info["last-delivered-id"] == last and int(info["pending"]) == 0
-
-
-async def any_started(redis: Redis, streams: list[str], group: str) -> bool:
-    for stream in streams:
-        if await group_started(redis, stream, group):
-            return True
-    return False
-
-
-async def all_done(redis: Redis, streams: list[str], group: str) -> bool:
-    for stream in streams:
-        if not await group_done(redis, stream, group):
-            return False
-    return True
-
-
-async def unlink_matching(redis: Redis, fragment: str) -> int:
-    """SCAN + UNLINK every key containing ``fragment`` (a unique run id)."""
-    removed = 0
-    batch: list[str] = []
-    async for key in redis.scan_iter(match=f"*{fragment}*", count=1000):
-        batch.append(key)
-        if len(batch) >= 500:
-            removed += await redis.unlink(*batch)
-            batch.clear()
-    if batch:
-        removed += await redis.unlink(*batch)
-    return removed
-
-
-def with_database(url: str, name: str) -> str:
-    base, _, rest = url.rpartition("/")
-    query = rest.partition("?")[2]
-    return f"{base}/{name}" + (f"?{query}" if query else "")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100)."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
-# --------------------------------------------------------------------------- the bench
-
-
-@dataclass
-class Config:
-    tasks: int
-    runs: int
-    concurrency: int
-    redis_url: str
-    pg_admin_url: str
-    rest_requests: int
-    rest_warmup: int
-    phase_timeout: float
-    submit_connections: int
-    logdir: Path
-    skip_rest: bool
-    json_out: Path | None
-    phases: list[str]
-    profile_dir: Path | None
-    partitions: int
-    quiet_wait: float
-    max_other_load: float
-    noisy_retries: int
-
-
-@dataclass
-class Bench:
-    cfg: Config
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
-    databases: list[str] = field(default_factory=list)
-    fragments: list[str] = field(default_factory=list)
-    template: str = ""
-    redis: Redis | None = None
-
-    def profile(self, proc: Proc) -> Proc | None:
-        """With --profile, a py-spy sampling ``proc`` (and its children) until it exits."""
-        if self.cfg.profile_dir is None:
-            return None
-        self.cfg.profile_dir.mkdir(parents=True, exist_ok=True)
-        out = self.cfg.profile_dir / f"{proc.log_path.stem}.txt"
-        argv = [
-            _exe("py-spy"),
-            "record",
-            "--pid",
-            str(proc.popen.pid),
-            "--subprocesses",
-            "--rate",
-            "200",
-            "--format",
-            "raw",
-            "--output",
-            str(out),
-        ]
-        return Proc(f"py-spy-{proc.name}", argv, dict(os.environ), self.cfg.logdir, profiler=True)
-
-    def new_name(self, kind: str) -> str:
-        """A unique, prefix-safe name: the key namespace / stream name of one phase."""
-        name = f"bench{self.run_id}{kind}{uuid.uuid4().hex[:6]}"
-        self.fragments.append(name)
-        return name
-
-    async def admin(self, *statements: str) -> None:
-        conn = await asyncpg.connect(self.cfg.pg_admin_url, timeout=10)
-        try:
-            for statement in statements:
-                await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    def taskflow_env(self, namespace: str, database: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TASKFLOW_")}
-        env.update(
-            TASKFLOW_REDIS_URL=self.cfg.redis_url,
-            TASKFLOW_DATABASE_URL=with_database(self.cfg.pg_admin_url, database),
-            TASKFLOW_NAMESPACE=namespace,
-            TASKFLOW_JWT_SECRET=secrets.token_hex(32),
-            TASKFLOW_LOG_LEVEL="WARNING",
-            TASKFLOW_PARTITIONS=str(self.cfg.partitions),
-            PYTHONPATH=os.pathsep.join([str(SNAPSHOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        )
-        return env
-
-    async def setup(self) -> None:
-        self.redis = Redis.from_url(self.cfg.redis_url, decode_responses=True)
-        self.template = f"bench_tpl_{self.run_id}"
-        self.databases.append(self.template)
-        await self.admin(f'CREATE DATABASE "{self.template}"')
-        env = self.taskflow_env(self.new_name("tpl"), self.template)
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [_exe("taskflow"), "migrate"],
-            env=env,
-            cwd=SNAPSHOT,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        if done.returncode != 0:
-            raise PhaseError(f"taskflow migrate failed:\n{done.stdout}\n{done.stderr}")
-
-    async def cleanup(self) -> None:
-        Proc.stop_all()
-        if self.redis is not None:
-            for fragment in self.fragments:
-                with contextlib.suppress(Exception):
-                    await unlink_matching(self.redis, fragment)
-            await self.redis.aclose()
-            self.redis = None
-        for name in reversed(self.databases):
-            with contextlib.suppress(Exception):
-                await self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self.databases.clear()
-
-
-class TaskFlowStack:
-    """One namespace + one database cloned from the migrated template, for one phase."""
-
-    def __init__(self, bench: Bench, label: str) -> None:
-        self.bench = bench
-        self.label = label
-        self.ns = bench.new_name("tf")
-        self.db = f"bench_{self.ns}"
-        self.env = bench.taskflow_env(self.ns, self.db)
-        self.settings = load_settings(self.env)
-        self.procs: list[Proc] = []
-        self.keyspace = Keyspace.of(self.settings)
-        self.events_streams = [self.keyspace.events(p) for p in self.keyspace.all_partitions]
-        self.dispatch_streams = [self.keyspace.dispatch(p, "medium") for p in self.keyspace.all_partitions]
-
-    @property
-    def redis(self) -> Redis:
-        assert self.bench.redis is not None
-        return self.bench.redis
-
-    async def __aenter__(self) -> TaskFlowStack:
-        self.bench.databases.append(self.db)
-        await self.bench.admin(f'CREATE DATABASE "{self.db}" TEMPLATE "{self.bench.template}"')
-        # The gateway does this at start-up; creating the groups before the first submit
-        # makes them start at the first entry.
-        await ensure_groups(self.redis, self.keyspace)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        for proc in self.procs:
-            proc.stop()
-        with contextlib.suppress(Exception):
-            await unlink_matching(self.redis, self.ns)
-        with contextlib.suppress(Exception):
-            await self.bench.admin(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
-            self.bench.databases.remove(self.db)
-
-    def spawn(self, name: str, *args: str) -> Proc:
-        proc = Proc(f"{self.label}-{name}", [_exe("taskflow"), name, *args], self.env, self.bench.cfg.logdir)
-        self.procs.append(proc)
-        profiler = self.bench.profile(proc)
-        if profiler is not None:
-            self.procs.append(profiler)
-        return proc
-
-    def worker(self) -> Proc:
-        return self.spawn("worker", "--concurrency", str(self.bench.cfg.concurrency))
-
-    async def submit(self, n: int, task_name: str) -> float:
-        """N ``task_name`` submits through the atomic submit script; the seconds it took."""
-        events = [
-            TaskSubmitted(
-                aggregate_id=str(uuid.uuid4()),
-                occurred_at=datetime.now(UTC),
-                correlation_id=uuid.uuid4().hex,
-                actor="bench",
-                task_name=task_name,
-            )
-            for _ in range(n)
-        ]
-        return await self.submit_events(events)
-
-    async def submit_events(self, events: list[TaskSubmitted]) -> float:
-        """Submit through the atomic submit script the gateway uses (scheduled ones held
-        until due), SUBMIT_IN_FLIGHT at a time; returns the seconds it took."""
-        pool = BlockingConnectionPool.from_url(
-            self.bench.cfg.redis_url, max_connections=self.bench.cfg.submit_connections, decode_responses=True
-        )
-        client = Redis(connection_pool=pool)
-        submitter = Submitter(client, self.keyspace)
-        ttl = self.settings.idempotency_ttl_seconds
-
-        async def one(event: TaskSubmitted) -> None:
-            outcome = await submitter.submit(event, fingerprint="bench", marker_ttl_seconds=ttl)
-            if not outcome.created:
-                raise PhaseError("a submit was not created")
-
-        started = time.perf_counter()
-        try:
-            for i in range(0, len(events), SUBMIT_IN_FLIGHT):
-                await asyncio.gather(*(one(e) for e in events[i : i + SUBMIT_IN_FLIGHT]))
-        finally:
-            await client.aclose()
-            await pool.disconnect()
-        return time.perf_counter() - started
-
-    async def verify(self, n: int, events_expected: int) -> dict[str, int]:
-        conn = await asyncpg.connect(with_database(self.bench.cfg.pg_admin_url, self.db), timeout=10)
-        try:
-            row = await conn.fetchrow(
-                "SELECT count(*) FILTER (WHERE status = 'COMPLETED') AS completed, count(*) AS tasks FROM tasks"
-            )
-            assert row is not None
-            archived = await conn.fetchval("SELECT count(*) FROM event_archive")
-            results = await conn.fetchval("SELECT count(*) FROM task_results")
-            executions = await conn.fetchval("SELECT count(*) FILTER (WHERE status = 'COMPLETED') FROM task_executions")
-            checkpoints = {
-                int(r["partition"]): f"{r['last_ms']}-{r['last_seq']}"
-                for r in await conn.fetch("SELECT partition, last_ms, last_seq FROM projection_checkpoints")
-            }
-        finally:
-            await conn.close()
-        last = {p: (await self.redis.xinfo_stream(s))["last-generated-id"] for p, s in enumerate(self.events_streams)}
-        found = {
-            "tasks_completed": int(row["completed"]),
-            "tasks": int(row["tasks"]),
-            "event_archive": int(archived),
-            "task_results": int(results),
-            "executions_completed": int(executions),
-        }
-        expected = {
-            "tasks_completed": n,
-            "tasks": n,
-            "event_archive": events_expected,
-            "task_results": n,
-            "executions_completed": n,
-        }
-        if found != expected:
-            raise PhaseError(f"{self.label}: PostgreSQL holds {found}, expected {expected}")
-        if checkpoints != last:
-            raise PhaseError(f"{self.label}: checkpoints {checkpoints} are not the streams' last ids {last}")
-        return found
+from support.bench import Bench, Config, unlink_matching
+from support.cpu import ServerCpu, other_load, wait_until_quiet
+from support.errors import PhaseError
+from support.processes import Proc, exe
+from support.report import fmt_runs, machine_info, med, percentile, server_versions
+from support.snapshot import BENCH_DIR, SNAPSHOT
+from support.stack import SUBMIT_IN_FLIGHT, TaskFlowStack, free_port
+from support.waiting import (
+    DONE_POLL_S,
+    FIRST_READ_POLL_S,
+    all_done,
+    any_started,
+    group_done,
+    group_info,
+    group_started,
+    wait_for,
+)
+from taskiq_app import NOOP_ASYNC, NOOP_SYNC, make_broker
+
+from taskflow.streams.keyspace import PROJECTOR_GROUP, WORKERS_GROUP
+
+# --------------------------------------------------------------------------- the phases
 
 
 def _phase_timeout(cfg: Config) -> float:
@@ -760,7 +250,7 @@ async def taskiq_run(bench: Bench, task_name: str) -> dict[str, Any]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TASKFLOW_")}
         env.update(BENCH_TASKIQ_QUEUE=queue, BENCH_REDIS_URL=cfg.redis_url)
         argv = [
-            _exe("taskiq"),
+            exe("taskiq"),
             "worker",
             "taskiq_app:broker",
             "--app-dir",
@@ -846,7 +336,7 @@ async def rest_latency(bench: Bench) -> dict[str, Any]:
         gateway = st.spawn("gateway", "--port", str(port))
         issued = await asyncio.to_thread(
             subprocess.run,
-            [_exe("taskflow"), "token", "--sub", "bench"],
+            [exe("taskflow"), "token", "--sub", "bench"],
             env=st.env,
             cwd=SNAPSHOT,
             capture_output=True,
@@ -883,68 +373,6 @@ async def rest_latency(bench: Bench) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- reporting
-
-
-def source_fingerprint(root: Path) -> str:
-    """sha256 over taskflow/**/*.py and *.lua under ``root``: which code was measured."""
-    digest = hashlib.sha256()
-    package = root / "taskflow"
-    for path in sorted([*package.rglob("*.py"), *package.rglob("*.lua")]):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def machine_info(redis_version: str, pg_version: str) -> dict[str, str]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    mem = "unknown"
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kb = int(Path("/proc/meminfo").read_text().splitlines()[0].split()[1])
-        mem = f"{kb / 1024 / 1024:.1f} GiB"
-
-    def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return "not installed"
-
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": model,
-        "memory": mem,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "redis": redis_version,
-        "postgresql": pg_version,
-        "taskflow src": f"sha256 {source_fingerprint(SNAPSHOT)} over taskflow/**/*.py+*.lua, snapshot at start"
-        + ("" if source_fingerprint(SNAPSHOT) == source_fingerprint(ROOT) else "; the tree changed since"),
-        "packages": ", ".join(
-            f"{d} {version(d)}" for d in ("taskflow", "taskiq", "taskiq-redis", "redis", "asyncpg", "uvloop")
-        ),
-    }
-
-
-async def server_versions(cfg: Config, redis: Redis) -> tuple[str, str]:
-    redis_version = str((await redis.info("server"))["redis_version"])
-    conn = await asyncpg.connect(cfg.pg_admin_url, timeout=10)
-    try:
-        pg_version = str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()
-    return redis_version, pg_version
-
-
-def med(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def fmt_runs(values: list[float], spec: str = ",.0f") -> str:
-    return " / ".join(format(v, spec) for v in values)
 
 
 def print_report(
@@ -1087,13 +515,6 @@ PHASES: list[tuple[str, Callable[[Bench], Awaitable[dict[str, Any]]]]] = [
 ]
 
 
-def _other_load(r: dict[str, Any]) -> float:
-    """Cores used by processes outside the benchmark during the timed window(s)."""
-    if "cpu_s" in r:
-        return float(r["cpu_s"]["other"] / r["drain_s"])
-    return float((r["worker_cpu_s"]["other"] + r["projector_cpu_s"]["other"]) / (r["worker_s"] + r["projector_s"]))
-
-
 def _describe(name: str, r: dict[str, Any]) -> str:
     if name == "tf-split":
         return (
@@ -1121,7 +542,7 @@ async def run_phase(
         result = await phase(bench)
         result["load_before"] = load
         result["attempt"] = attempt
-        other = _other_load(result)
+        other = other_load(result)
         noisy = other > cfg.max_other_load
         print(
             f"run {run}/{cfg.runs} {name:<9} {_describe(name, result)}   "
