@@ -5,6 +5,10 @@ A crash after COMMIT and before XACK redelivers the batch; every event at or bel
 checkpoint is then skipped, so the archive never holds a row twice and the projections
 converge. Each partition is projected by at most one process at a time (a Redis lock) and,
 as a second fence, the checkpoint row is locked for the transaction (invariant 6).
+
+This module is the process: the lock and fencing token per partition, the run loop,
+refused batches halved down to the entry to quarantine. The transaction is ``commit``'s,
+the reads under the lock ``partition_reader``'s, the dead-letter purge ``retention``'s.
 """
 
 from __future__ import annotations
@@ -14,11 +18,9 @@ import contextlib
 import os
 import socket
 import uuid
-from datetime import timedelta
 from uuid import UUID
 
 import asyncpg
-import msgspec
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
@@ -26,10 +28,14 @@ from redis.exceptions import LockError, RedisError
 
 from taskflow.outage import REDIS_AWAY, Outage
 from taskflow.projections import store
-from taskflow.projections.batch import Changes, fold_batch, fold_into, task_ids, worker_ids
+from taskflow.projections.batch import Changes, fold_into, task_ids, worker_ids
 from taskflow.projections.cache import RowCache
+from taskflow.projections.commit import Folded, apply_batch, commit_folded, folded_of
+from taskflow.projections.partition_reader import BATCH_SIZE, PartitionReader
 from taskflow.projections.quarantine import describe, refused_by_postgres
-from taskflow.projections.reading import FOLD_SLICE, Batch, parse_batch, parse_in_slices, quarantined_record
+from taskflow.projections.reading import FOLD_SLICE, Batch, parse_batch, parse_in_slices
+from taskflow.projections.retention import purge_dead_letters_forever
+from taskflow.projections.retry import POSTGRES_AWAY, RETRY_DELAY_S
 from taskflow.projections.rows import TaskRow, WorkerRow
 from taskflow.projections.scripts import LockLost, ProjectorScripts
 from taskflow.settings import Settings
@@ -37,112 +43,12 @@ from taskflow.streams.groups import ensure_groups
 from taskflow.streams.keyspace import PROJECTOR_GROUP, Keyspace
 
 log = structlog.get_logger()
-# Up to this many events per transaction: per-batch costs (round trips, the checkpoint
-# lock, statement set-up) shrink with bigger batches, and a task's events are more often
-# folded into one row write. 4,000 gave ~20% more events/s than 1,000 (docs/benchmarks.md).
-BATCH_SIZE = 4000
-PURGE_EVERY_S = 3600.0
-READ_BLOCK_MS = 1000
 # Rows kept in memory (RowCache). An evicted row must be one PostgreSQL has committed:
 # a batch writes at most BATCH_SIZE rows per table and one batch is in flight, so any
 # capacity of several batches is safe; this one is about 30 MB of rows.
 CACHED_ROWS = 50_000
 assert CACHED_ROWS >= 4 * BATCH_SIZE
-
-
-# PostgreSQL restarting, failing over or unreachable: wait and try again.
-# PostgreSQL restarting, failing over or unreachable, or a connection it cut mid-use
-# (asyncpg then reports InternalClientError for the next operation on it).
-POSTGRES_AWAY = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    OSError,
-)
-RETRY_DELAY_S = 1.0
 STUCK_RETRY_MAX_S = 60.0
-
-
-class Folded(msgspec.Struct, frozen=True):
-    """A batch ready to commit: what to archive, the rows to write (quarantined entries
-    included), and the checkpoint it moves from ``previous`` to ``last``."""
-
-    records: list[store.ArchiveRecord]
-    changes: Changes
-    previous: store.StreamId
-    last: store.StreamId
-
-
-def folded_of(batch: Batch, changes: Changes, previous: store.StreamId) -> Folded:
-    """The batch as it will commit: events a fold failed on and entries that did not
-    decode leave the archive for the quarantine, in the same transaction."""
-    records = batch.records
-    changes.quarantined.extend(batch.undecodable)
-    if changes.unfoldable:
-        records = [r for r in batch.records if r.event_id not in changes.unfoldable]
-        changes.quarantined.extend(
-            quarantined_record(batch.stream, r, f"fold failed: {changes.unfoldable[r.event_id]}")
-            for r in batch.records
-            if r.event_id in changes.unfoldable
-        )
-    return Folded(records, changes, previous, batch.last)
-
-
-async def apply_batch(pool: asyncpg.Pool, partition: int, batch: Batch, fence: int) -> int:
-    """Commit the events above the checkpoint in one transaction, reading the rows they
-    fold onto from PostgreSQL; returns how many were applied. (The Projector pipelines
-    the same steps: it folds the next batch while this one commits.)
-
-    Raises ``store.FencedOut`` (and writes nothing) if a projector with a newer fencing
-    token has committed meanwhile.
-    """
-    async with pool.acquire() as conn, conn.transaction():
-        checkpoint = await store.lock_checkpoint(conn, partition, fence)
-        fresh = batch.after(checkpoint)
-        if not fresh.size:
-            return 0
-        tasks = await store.load_tasks(conn, task_ids(fresh.events))
-        workers = await store.load_workers(conn, worker_ids(fresh.events))
-        folded = folded_of(fresh, fold_batch(fresh.events, tasks, workers), checkpoint)
-        await _write(conn, partition, folded, fence)
-    _log_quarantined(folded)
-    return fresh.size
-
-
-async def commit_folded(pool: asyncpg.Pool, partition: int, folded: Folded, fence: int) -> int:
-    """Commit a batch folded ahead of time (on top of ``folded.previous``); returns how
-    many events it applied: 0 when a retry finds it committed already."""
-    async with pool.acquire() as conn, conn.transaction():
-        checkpoint = await store.lock_checkpoint(conn, partition, fence)
-        if checkpoint >= folded.last:
-            return 0  # the commit went through before the connection dropped
-        if checkpoint != folded.previous:
-            raise store.FencedOut(f"partition {partition}: checkpoint {checkpoint}, expected {folded.previous}")
-        await _write(conn, partition, folded, fence)
-    _log_quarantined(folded)
-    return len(folded.records)
-
-
-async def _write(conn: store.Connection, partition: int, folded: Folded, fence: int) -> None:
-    await store.archive(conn, folded.records)
-    await store.write_changes(conn, folded.changes)
-    await store.advance_checkpoint(conn, partition, folded.last, fence)
-
-
-def _log_quarantined(folded: Folded) -> None:
-    """Once per entry, after its quarantine row committed (a redelivery is skipped by the
-    checkpoint). Dispatch entries were logged by the worker that rejected them."""
-    for record in folded.changes.quarantined:
-        if record.source == "projector":
-            log.error(
-                "entry_quarantined",
-                stream=record.stream,
-                entry_id=record.entry_id,
-                event_type=record.event_type,
-                aggregate_id=record.aggregate_id,
-                error=record.error,
-            )
 
 
 class Projector:
@@ -164,25 +70,13 @@ class Projector:
 
     async def run(self) -> None:
         await ensure_groups(self.redis, self.keyspace)
-        purge = asyncio.create_task(self._purge_dead_letters_forever())
+        purge = asyncio.create_task(purge_dead_letters_forever(self.settings, self.pool))
         try:
             await asyncio.gather(*(self._run_partition(p) for p in self.keyspace.all_partitions))
         finally:
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
-
-    async def _purge_dead_letters_forever(self) -> None:
-        retention = timedelta(days=self.settings.dlq_retention_days)
-        while True:
-            try:
-                purged = await store.purge_dead_letters(self.pool, retention)
-            except (asyncpg.PostgresError, *POSTGRES_AWAY) as e:
-                log.warning("dlq_purge_failed", error=str(e))
-            else:
-                if purged:
-                    log.info("dlq_purged", rows=purged, retention_days=self.settings.dlq_retention_days)
-            await asyncio.sleep(PURGE_EVERY_S)
 
     async def _run_partition(self, partition: int) -> None:
         lock = Lock(
@@ -256,7 +150,7 @@ class Projector:
         after it held) a batch at a time, halving a refused batch until the entry refused
         alone is found and quarantined. False when the lock was lost meanwhile."""
         stream = self.keyspace.events(partition)
-        reader = _Reader(self, partition, stream, lock, self._owner)
+        reader = PartitionReader(self, partition, stream, lock, self._owner)
         while not reader.pending_done:
             entries = await reader.next_entries()
             if entries is None:
@@ -291,7 +185,7 @@ class Projector:
         # The fence is raised: from here on nobody else commits to this partition.
         async with self.pool.acquire() as conn:
             checkpoint = await store.read_checkpoint(conn, partition)
-        reader = _Reader(self, partition, stream, lock, self._owner)
+        reader = PartitionReader(self, partition, stream, lock, self._owner)
         cache = RowCache(CACHED_ROWS)
         committing: asyncio.Task[None] | None = None
         try:
@@ -354,90 +248,6 @@ class Projector:
         await self.redis.xack(stream, PROJECTOR_GROUP, *entry_ids)
         self.applied += applied
         log.debug("batch_projected", partition=partition, read=len(entry_ids), applied=applied)
-
-
-class _Reader:
-    """A partition's entries for its projector: its own pending ones first (a restarted
-    projector finishes what its predecessor read), then new ones; every read checks the
-    lock in the same script (projector_read.lua)."""
-
-    def __init__(self, projector: Projector, partition: int, stream: str, lock: Lock, token: str) -> None:
-        self._projector = projector
-        self._token = token
-        self._stream = stream
-        self._lock = lock
-        self._partition = partition
-        # The consumer name is the partition's, so a successor reads its predecessor's
-        # pending entries.
-        self._consumer = f"projector-{partition}"
-        # Pending entries after this id; ">" once they are all read.
-        self._cursor = "0"
-        # Whether the last read asked for new entries (only then is an empty answer a
-        # reason to wait: after the pending ones run out, new ones may be waiting).
-        self._read_new = False
-        self._renew_every_s = projector.settings.lease_seconds / 3
-        self._renewed_at = asyncio.get_running_loop().time()
-
-    @property
-    def pending_done(self) -> bool:
-        """Whether every entry read earlier and not acked has been read again."""
-        return self._cursor == ">"
-
-    async def next_entries(self) -> list[tuple[str, dict[str, str]]] | None:
-        """The next batch (maybe empty); None once the lock is no longer ours."""
-        p = self._projector
-        try:
-            if not await self._renew_lock():
-                log.warning("projector_partition_lost", stream=self._stream)
-                return None
-            self._read_new = self._cursor == ">"
-            entries = await p.scripts.projector_read(
-                partition=self._partition,
-                token=self._token,
-                consumer=self._consumer,
-                count=BATCH_SIZE,
-                start_id=self._cursor,
-            )
-        except REDIS_AWAY as e:
-            p.redis_outage.failed(e)
-            await asyncio.sleep(RETRY_DELAY_S)
-            return []
-        except RedisError as e:
-            log.warning("projector_read_failed", error=str(e))
-            await asyncio.sleep(RETRY_DELAY_S)
-            return []
-        p.redis_outage.succeeded()
-        if self._cursor != ">":
-            # Past what was just read, so the batch still committing is not read twice.
-            self._cursor = entries[-1][0] if entries else ">"
-        return entries
-
-    async def wait_for_more(self) -> None:
-        """Block until the stream grows, without taking anything from the group (a plain
-        XREAD), so the next read goes through the lock check again."""
-        if not self._read_new:
-            return
-        try:
-            newest = await self._projector.redis.xrevrange(self._stream, count=1)
-            after = newest[0][0] if newest else "0-0"
-            await self._projector.redis.xread({self._stream: after}, count=1, block=READ_BLOCK_MS)
-        except REDIS_AWAY as e:
-            self._projector.redis_outage.failed(e)
-            await asyncio.sleep(RETRY_DELAY_S)
-        except RedisError as e:
-            log.warning("projector_wait_failed", error=str(e))
-            await asyncio.sleep(RETRY_DELAY_S)
-
-    async def _renew_lock(self) -> bool:
-        now = asyncio.get_running_loop().time()
-        if now - self._renewed_at < self._renew_every_s:
-            return True
-        try:
-            await self._lock.reacquire()
-        except LockError:
-            return False
-        self._renewed_at = now
-        return True
 
 
 async def _finish(committing: asyncio.Task[None] | None) -> None:

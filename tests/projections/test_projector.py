@@ -14,8 +14,10 @@ import pytest
 from redis.asyncio import Redis
 
 from taskflow.events import TaskDeadLettered, TaskFailed, TaskQueued, TaskSucceeded, encode, tag_of
+from taskflow.projections import partition_reader
 from taskflow.projections import projector as projector_module
-from taskflow.projections.projector import Projector, apply_batch
+from taskflow.projections.commit import apply_batch
+from taskflow.projections.projector import Projector
 from taskflow.projections.reading import parse_batch
 from taskflow.projections.scripts import LockLost, ProjectorScripts
 from taskflow.projections.store import FencedOut, raise_fence
@@ -142,7 +144,7 @@ async def test_the_pipelined_projector_builds_the_same_rows_as_one_transaction(
     RowCache. With batches of 3 events and room for 12 rows (4 batches), tasks leave the
     cache and are read back from PostgreSQL many times; the rows must still be exactly
     those of one transaction over the whole log."""
-    monkeypatch.setattr(projector_module, "BATCH_SIZE", 3)
+    monkeypatch.setattr(partition_reader, "BATCH_SIZE", 3)
     monkeypatch.setattr(projector_module, "CACHED_ROWS", 12)
     await _run_tasks(redis, settings, 30)
     async with running_projector(settings, redis, pool):
@@ -277,8 +279,9 @@ async def test_the_projector_rides_out_postgresql_dropping_its_connections(
 ) -> None:
     """A PostgreSQL restart or failover ends the projector's sessions (AdminShutdown,
     closed connections) mid-batch: it waits and retries, and every event still lands once."""
-    monkeypatch.setattr(projector_module, "BATCH_SIZE", 5)
+    monkeypatch.setattr(partition_reader, "BATCH_SIZE", 5)
     monkeypatch.setattr(projector_module, "RETRY_DELAY_S", 0.05)
+    monkeypatch.setattr(partition_reader, "RETRY_DELAY_S", 0.05)
     await _run_tasks(redis, settings, 40)
     victim = "tf-projector-under-test"
     projector_pool = await asyncpg.create_pool(
