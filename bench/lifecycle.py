@@ -74,9 +74,10 @@ from support.processes import Proc, exe
 from support.report import fmt_runs, machine_info, percentile, server_versions, source_fingerprint
 from support.snapshot import ROOT as REAL_ROOT
 from support.snapshot import SNAPSHOT
-from support.stack import TaskFlowStack, free_port
+from support.stack import TaskFlowStack
 from support.waiting import DONE_POLL_S, FIRST_READ_POLL_S, all_done, any_started, wait_for
 
+from taskflow.dev.ports import free_port
 from taskflow.events import PRIORITIES, TaskSubmitted, decode
 from taskflow.settings import load_settings
 from taskflow.streams.keyspace import PROJECTOR_GROUP, WORKERS_GROUP

@@ -79,7 +79,7 @@ from support.errors import PhaseError
 from support.processes import Proc, exe
 from support.report import fmt_runs, machine_info, med, percentile, server_versions
 from support.snapshot import BENCH_DIR, SNAPSHOT
-from support.stack import SUBMIT_IN_FLIGHT, TaskFlowStack, free_port
+from support.stack import SUBMIT_IN_FLIGHT, TaskFlowStack
 from support.waiting import (
     DONE_POLL_S,
     FIRST_READ_POLL_S,
@@ -92,6 +92,7 @@ from support.waiting import (
 )
 from taskiq_app import NOOP_ASYNC, NOOP_SYNC, make_broker
 
+from taskflow.dev.ports import free_port
 from taskflow.streams.keyspace import PROJECTOR_GROUP, WORKERS_GROUP
 
 # --------------------------------------------------------------------------- the phases

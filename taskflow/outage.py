@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
+import asyncpg
 import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -22,6 +23,20 @@ Dependency = Literal["redis", "postgres"]
 # Redis away (down, restarting, stalled, unreachable). Other RedisErrors (a script error,
 # a missing group) are answers, not outages, and keep their own log lines.
 REDIS_AWAY = (RedisConnectionError, RedisTimeoutError, OSError)
+# PostgreSQL away (unreachable, stalled, restarting, failing over, out of connections,
+# memory or disk), or a connection it cut mid-use (asyncpg then reports InterfaceError or
+# InternalClientError for the next operation on it). Errors in the statement itself (a
+# constraint, a syntax error) are answers, not outages.
+POSTGRES_AWAY = (
+    TimeoutError,
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    # SQLSTATE class 53: the server, not the request.
+    asyncpg.InsufficientResourcesError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 class Outage:

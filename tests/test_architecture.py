@@ -64,3 +64,23 @@ def test_each_process_registers_only_the_scripts_beside_it() -> None:
         on_disk.setdefault(script.parent.parent, set()).add(script.stem)
     assert registered == on_disk
     assert len(on_disk) == 5  # streams (shared submit, cancel), worker, coordinator, gateway, projections
+
+
+def test_every_error_taskflow_raises_derives_from_taskflow_error() -> None:
+    """A process's top level tells our failures from bugs by ``TaskFlowError``."""
+    import importlib
+    import pkgutil
+
+    import taskflow
+    from taskflow.errors import TaskFlowError
+
+    errors = []
+    for module_info in pkgutil.walk_packages(taskflow.__path__, "taskflow."):
+        if module_info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(module_info.name)
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, BaseException) and value.__module__ == module.__name__:
+                errors.append(value)
+    assert len(errors) >= 10
+    assert [e.__qualname__ for e in errors if not issubclass(e, TaskFlowError)] == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 import uuid
 from datetime import UTC, datetime
@@ -23,12 +22,6 @@ from taskflow.streams.keyspace import Keyspace
 from taskflow.streams.submit import Submitter
 
 SUBMIT_IN_FLIGHT = 1000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class TaskFlowStack:

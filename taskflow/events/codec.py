@@ -6,6 +6,7 @@ from typing import Any, Final
 
 import msgspec
 
+from taskflow.errors import TaskFlowError
 from taskflow.events.task import (
     DispatchRejected,
     ScheduleCreated,
@@ -78,8 +79,9 @@ _decoder: Final[msgspec.json.Decoder[AnyEvent]] = msgspec.json.Decoder(AnyEvent)
 _raw_decoder: Final = msgspec.json.Decoder(dict[str, Any])
 
 
-class EventDecodeError(ValueError):
-    """Raised when a stored payload is not a known event (corrupt entry or unknown type)."""
+class EventDecodeError(TaskFlowError, ValueError):
+    """Raised when a stored payload is not a known event (corrupt entry or unknown type).
+    A ValueError too, as msgspec's own decode errors are."""
 
 
 def encode(event: AnyEvent) -> bytes:

@@ -21,13 +21,13 @@ from taskflow.gateway.errors import DependencyUnavailable, client_error, depende
 from taskflow.gateway.openapi import RawDefaultStructSchemaPlugin, RawJSONSchemaPlugin
 from taskflow.gateway.request_body import MAX_BODY_BYTES, check_request
 from taskflow.gateway.request_id import RequestIdMiddleware, send_request_id
-from taskflow.gateway.routes_dlq import DeadLetterController
-from taskflow.gateway.routes_health import health, ready
-from taskflow.gateway.routes_quarantine import list_quarantine
-from taskflow.gateway.routes_stats import stats
-from taskflow.gateway.routes_tasks import TaskController
-from taskflow.gateway.routes_workers import WorkerController
-from taskflow.gateway.schedules import ScheduleController
+from taskflow.gateway.routes.dlq import DeadLetterController
+from taskflow.gateway.routes.health import health, ready
+from taskflow.gateway.routes.quarantine import list_quarantine
+from taskflow.gateway.routes.schedules import ScheduleController
+from taskflow.gateway.routes.stats import stats
+from taskflow.gateway.routes.tasks import TaskController
+from taskflow.gateway.routes.workers import WorkerController
 from taskflow.settings import Settings, require_jwt_secret
 from taskflow.streams.connection import open_redis
 from taskflow.streams.groups import ensure_groups

@@ -22,18 +22,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from taskflow.gateway.errors import DependencyUnavailable
-
-# PostgreSQL unreachable, stalled, restarting, or a connection it cut mid-use. Errors in
-# the statement itself (a constraint, a syntax error) are not outages and pass through.
-POSTGRES_AWAY = (
-    TimeoutError,
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.OperatorInterventionError,
-    asyncpg.ConnectionDoesNotExistError,
-    # Out of connections, memory or disk (SQLSTATE class 53): the server, not the request.
-    asyncpg.InsufficientResourcesError,
-)
+from taskflow.outage import POSTGRES_AWAY
 
 
 class BoundedPool:

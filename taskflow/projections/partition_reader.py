@@ -12,7 +12,6 @@ from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
 from taskflow.outage import REDIS_AWAY
-from taskflow.projections.retry import RETRY_DELAY_S
 
 if TYPE_CHECKING:
     # Only for the annotation: the projector makes the reader, not the other way round.
@@ -24,6 +23,8 @@ log = structlog.get_logger()
 # folded into one row write. 4,000 gave ~20% more events/s than 1,000 (docs/benchmarks.md).
 BATCH_SIZE = 4000
 READ_BLOCK_MS = 1000
+# The pause before trying again after Redis or PostgreSQL failed (the projector's loops too).
+RETRY_DELAY_S = 1.0
 
 
 class PartitionReader:

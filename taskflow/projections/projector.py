@@ -26,16 +26,15 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
-from taskflow.outage import REDIS_AWAY, Outage
+from taskflow.outage import POSTGRES_AWAY, REDIS_AWAY, Outage
 from taskflow.projections import store
 from taskflow.projections.batch import Changes, fold_into, task_ids, worker_ids
 from taskflow.projections.cache import RowCache
 from taskflow.projections.commit import Folded, apply_batch, commit_folded, folded_of
-from taskflow.projections.partition_reader import BATCH_SIZE, PartitionReader
+from taskflow.projections.partition_reader import BATCH_SIZE, RETRY_DELAY_S, PartitionReader
 from taskflow.projections.quarantine import describe, refused_by_postgres
 from taskflow.projections.reading import FOLD_SLICE, Batch, parse_batch, parse_in_slices
 from taskflow.projections.retention import purge_dead_letters_forever
-from taskflow.projections.retry import POSTGRES_AWAY, RETRY_DELAY_S
 from taskflow.projections.rows import TaskRow, WorkerRow
 from taskflow.projections.scripts import LockLost, ProjectorScripts
 from taskflow.settings import Settings

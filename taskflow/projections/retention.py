@@ -9,8 +9,8 @@ from datetime import timedelta
 import asyncpg
 import structlog
 
+from taskflow.outage import POSTGRES_AWAY
 from taskflow.projections import store
-from taskflow.projections.retry import POSTGRES_AWAY
 from taskflow.settings import Settings
 
 log = structlog.get_logger()

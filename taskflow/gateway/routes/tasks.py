@@ -16,7 +16,7 @@ from taskflow.gateway.context import Caller, Ctx
 from taskflow.gateway.errors import invalid
 from taskflow.gateway.lifecycle import CancelAnswer, RetryAnswer
 from taskflow.gateway.parents import check_parents
-from taskflow.gateway.schedules import ScheduleView, create_schedule
+from taskflow.gateway.routes.schedules import ScheduleView, create_schedule
 from taskflow.gateway.schemas import LogPage, TaskAccepted, TaskPage, TaskStatus, TaskSubmission, TaskView
 
 

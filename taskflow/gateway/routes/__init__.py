@@ -1,0 +1,2 @@
+"""The gateway's HTTP routes, one module per resource (``/api/v1/tasks``, ``/dlq``,
+``/workers``, ``/schedules``, ``/stats``, ``/quarantine``, and the health probes)."""
