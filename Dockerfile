@@ -19,7 +19,7 @@ RUN groupadd --system --gid 10001 taskflow \
 WORKDIR /app
 
 # The whole repo (minus .dockerignore) goes to /app and is installed editable: migrations
-# live at the repository top level and taskflow/database.py finds them next to the
+# live at the repository top level and taskflow/schema.py finds them next to the
 # package (docs/adr/0006), so the package must run from /app, not site-packages.
 COPY . /app
 RUN pip install --no-cache-dir -e /app \

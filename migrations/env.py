@@ -9,8 +9,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from taskflow.database import sqlalchemy_url
 from taskflow.projections.tables import metadata
+from taskflow.schema import sqlalchemy_url
 from taskflow.settings import load_settings
 
 config = context.config

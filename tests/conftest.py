@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from taskflow.database import migrate
+from taskflow.schema import migrate
 from taskflow.settings import Settings
 from taskflow.streams.fields import DECODE_ERRORS
 from taskflow.tasks import load_task_modules

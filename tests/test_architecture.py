@@ -84,3 +84,15 @@ def test_every_error_taskflow_raises_derives_from_taskflow_error() -> None:
                 errors.append(value)
     assert len(errors) >= 10
     assert [e.__qualname__ for e in errors if not issubclass(e, TaskFlowError)] == []
+
+
+def test_the_worker_projector_and_coordinator_never_import_alembic_or_sqlalchemy() -> None:
+    """They only open pools; Alembic and SQLAlchemy would double their start-up (0.25 ->
+    0.5 s measured) and grow the heap every process carries (ADR 0012)."""
+    probe = (
+        "import sys, taskflow.cli.services, taskflow.worker.service, taskflow.projections.projector, "
+        "taskflow.coordinator.service; print(sorted({m.split('.')[0] for m in sys.modules} & {'alembic', 'sqlalchemy'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

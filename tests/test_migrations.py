@@ -9,8 +9,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from taskflow.database import head_revision, migrate, sqlalchemy_url
 from taskflow.projections.tables import metadata
+from taskflow.schema import head_revision, migrate, sqlalchemy_url
 
 SEED_TABLES = {
     "tasks",

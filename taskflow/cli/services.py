@@ -18,7 +18,7 @@ def migrate() -> None:
     """alembic upgrade head against TASKFLOW_DATABASE_URL."""
     # Alembic, uvicorn and Litestar load only for the commands that use them: every
     # worker and projector start would otherwise pay ~0.6 s of imports.
-    from taskflow.database import migrate as run_migrations
+    from taskflow.schema import migrate as run_migrations
 
     settings = settings_from_env()
     run(check_connections(settings))

@@ -145,7 +145,7 @@ def _wait_until_ready(port: int, stack: DevStack, timeout_s: float = 60.0) -> No
 def run_dev(port: int, workers: int, concurrency: int) -> int:
     """Start everything, block until a stop signal or a child's death; the exit code."""
     from taskflow.cli._runtime import check_connections
-    from taskflow.database import migrate
+    from taskflow.schema import migrate
 
     stack = DevStack(environ=dict(os.environ))
     stopping = False

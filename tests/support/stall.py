@@ -21,9 +21,9 @@ from pathlib import Path
 import asyncpg
 import redis
 
-from taskflow.database import migrate
 from taskflow.dev.postgres_server import start_postgres
 from taskflow.dev.redis_server import start_redis
+from taskflow.schema import migrate
 
 
 @dataclass(frozen=True)

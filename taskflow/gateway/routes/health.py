@@ -11,10 +11,10 @@ from litestar import Response, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from redis.exceptions import RedisError
 
-from taskflow.database import current_revision, head_revision
 from taskflow.gateway.context import Ctx, GatewayContext
 from taskflow.gateway.errors import DependencyUnavailable
 from taskflow.gateway.schemas import Readiness
+from taskflow.schema import current_revision, head_revision
 
 # Each check gets this long, both at once, so /ready answers within a second even with a
 # dependency stalled: load balancers probe with ~1 s timeouts, and a late probe is read
