@@ -8,7 +8,6 @@ as child processes until Ctrl-C / SIGTERM, and stops everything in reverse order
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import secrets
 import signal
@@ -28,6 +27,7 @@ from taskflow.dev.postgres_server import start_postgres
 from taskflow.dev.process import RunningServer
 from taskflow.dev.redis_server import start_redis
 from taskflow.gateway.auth import issue_token
+from taskflow.parent_death import die_with_parent
 from taskflow.settings import load_settings
 
 DEV_DATABASE = "taskflow"
@@ -100,12 +100,7 @@ class DevStack:
 def _die_with_parent() -> None:
     """In the child, before exec: SIGTERM it when `taskflow dev` dies, even by SIGKILL, so
     no orphaned worker keeps running against servers that are gone (Linux only)."""
-    if sys.platform == "linux":
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-PR_SET_PDEATHSIG = 1
+    die_with_parent(signal.SIGTERM)
 
 
 def _dev_secret(root: Path) -> str:

@@ -1,17 +1,17 @@
 """Child processes that run sync task functions, so a timeout or a cancel really stops
 them: a thread cannot be killed, a process can (ADR 0007).
 
-Each child serves one task at a time over a pipe. A child that must be stopped is
-SIGKILLed and replaced lazily by a fresh one on the next sync task.
+Each child serves one task at a time over a socket. Children are forked by the worker's
+fork server (``fork_server``), about a millisecond each, when no idle one is free. A child
+that must be stopped is SIGKILLed and replaced lazily on the next sync task.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
-import socket
-import subprocess
-import sys
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from taskflow.tasks import TaskRun, get_task, load_task_modules
+from taskflow.tasks import TaskRun, get_task
 from taskflow.tasks.context import LogLevel, Note, enter_task, leave_task
-from taskflow.worker.errors import WorkerError
+from taskflow.worker.fork_server import ForkServer, ForkServerGone
 
 _encoder = msgspec.json.Encoder()
 
@@ -52,11 +52,11 @@ class ChildOutcome(msgspec.Struct, array_like=True, tag="done"):
     traceback: str = ""
 
 
-def child_main(conn: Connection, modules: tuple[str, ...]) -> None:
-    """The child's loop: receive a call, run it, send back what happened."""
-    # Ctrl-C reaches the whole process group; the parent decides when a child stops.
+def serve_calls(conn: Connection) -> None:
+    """The child's loop: receive a call, run it, send back what happened. The task modules
+    are already imported (by the fork server it was forked from)."""
+    # Ctrl-C reaches the whole process group; the worker decides when a child stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    load_task_modules(modules)
     decoder = msgspec.json.Decoder(_Request)
     while True:
         try:
@@ -130,22 +130,22 @@ async def _receive_outcome(conn: Connection, run: TaskRun) -> ChildOutcome:
 
 @dataclass
 class _Child:
-    process: subprocess.Popen[bytes]
+    pid: int
     conn: Connection
 
 
-class ChildKilled(WorkerError):
-    """Raised to the caller whose child was killed (timeout or cancel)."""
-
-
 class ChildPool:
-    """Up to ``size`` children, started on demand and reused while they behave."""
+    """Up to ``size`` children, forked on demand and reused while they behave."""
 
     def __init__(self, size: int, modules: tuple[str, ...]) -> None:
-        self._modules = modules
+        self._server = ForkServer(modules)
         self._idle: list[_Child] = []
         self._all: list[_Child] = []
         self._slots = asyncio.Semaphore(size)
+
+    def start(self) -> None:
+        """Start the fork server now, so the first sync task does not wait for its imports."""
+        self._server.start()
 
     async def call(
         self,
@@ -160,7 +160,7 @@ class ChildPool:
         Raises ``TimeoutError`` after ``timeout_s`` (the child is gone by then).
         """
         async with self._slots:
-            child = self._idle.pop() if self._idle else await asyncio.to_thread(self._spawn)
+            child = self._idle.pop() if self._idle else await self._fork()
             try:
                 child.conn.send_bytes(_encoder.encode(_Request(task_name, run.task_id, run.attempt, args, kwargs)))
                 outcome = await asyncio.wait_for(_receive_outcome(child.conn, run), timeout_s)
@@ -170,10 +170,11 @@ class ChildPool:
             except (EOFError, OSError):
                 # The task took its process down (os._exit, a segfault, the OOM killer).
                 self._kill(child)
+                code = await self._server.exit_code(child.pid, timeout_s=2.0)
                 return ChildOutcome(
                     ok=False,
                     error_type="TaskProcessDied",
-                    error=f"the task's process exited with code {child.process.returncode}",
+                    error=f"the task's process exited with code {'unknown' if code is None else code}",
                 )
             except BaseException:
                 # Timeout, cancel, or a child that died: it cannot be trusted with more work.
@@ -182,36 +183,39 @@ class ChildPool:
             self._idle.append(child)
             return outcome
 
-    def _spawn(self) -> _Child:
-        # A fresh interpreter (not fork: the worker has threads and an event loop; not
-        # multiprocessing's spawn: it re-imports the parent's __main__, here the CLI).
-        parent_end, child_end = socket.socketpair()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "taskflow.worker.child_process", str(child_end.fileno()), *self._modules],
-            pass_fds=(child_end.fileno(),),
-        )
-        child_end.close()
-        child = _Child(process, Connection(parent_end.detach()))
+    async def _fork(self) -> _Child:
+        try:
+            pid, conn = await self._server.fork()
+        except ForkServerGone:
+            # It died (killed by hand, the OOM killer) and took its children along: the
+            # idle ones are gone too. Start over once.
+            self._forget_all()
+            pid, conn = await self._server.fork()
+        child = _Child(pid, conn)
         self._all.append(child)
         return child
 
     def _kill(self, child: _Child) -> None:
         self._all.remove(child)
-        if child.process.poll() is None:
-            child.process.kill()
-        child.process.wait(timeout=5)
+        if not self._server.has_exited(child.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGKILL)
         child.conn.close()
 
+    def _forget_all(self) -> None:
+        for child in self._all:
+            child.conn.close()
+        self._all.clear()
+        self._idle.clear()
+
     def live_processes(self) -> int:
-        """Children alive right now (idle or busy)."""
-        return sum(1 for c in self._all if c.process.poll() is None)
+        """Children alive right now (idle or busy); the fork server is not counted."""
+        return sum(1 for c in self._all if not self._server.has_exited(c.pid))
 
     def close(self) -> None:
+        """Idle children get EOF and exit; the fork server is closed, which kills any
+        child still running."""
         for child in self._idle:
-            child.conn.close()  # EOF ends the child's loop
-            try:
-                child.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
+            child.conn.close()
         self._idle.clear()
+        self._server.close()

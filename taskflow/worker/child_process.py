@@ -1,11 +1,11 @@
-"""Entry point of a child process that runs sync tasks: ``python -m taskflow.worker.child_process FD MODULE...``."""
+"""Entry point of the worker's fork server, which makes the children that run sync tasks:
+``python -m taskflow.worker.child_process CONTROL_FD WORKER_PID MODULE...`` (ADR 0018)."""
 
 from __future__ import annotations
 
 import sys
-from multiprocessing.connection import Connection
 
-from taskflow.worker.child_pool import child_main
+from taskflow.worker.fork_server import serve
 
 if __name__ == "__main__":
-    child_main(Connection(int(sys.argv[1])), tuple(sys.argv[2:]))
+    serve(int(sys.argv[1]), int(sys.argv[2]), tuple(sys.argv[3:]))

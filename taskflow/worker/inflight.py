@@ -68,6 +68,10 @@ class InFlight:
         self.running: dict[str, asyncio.Task[None]] = {}
         self.backlog = Backlog()
         self.suspects: set[str] = set()
+        # Entries with an append in flight that may end them (a start, an outcome): that
+        # append checks ownership itself, and once it has acked the entry a lease renewal
+        # no longer finds it pending. Not being pending is then no sign of a lost lease.
+        self.settling: set[str] = set()
         # Paused by an operator: finish what is held, take nothing new.
         self.paused = False
         self._entries: dict[str, DispatchEntry] = {}
@@ -121,6 +125,7 @@ class InFlight:
     def remove(self, entry_id: str) -> None:
         self._entries.pop(entry_id, None)
         self.suspects.discard(entry_id)
+        self.settling.discard(entry_id)
         self.running.pop(entry_id, None)
         self._changed.set()
 

@@ -27,15 +27,24 @@ async def renew_leases_forever(
     hold, so only entries of silent workers ever reach ``min-idle = lease``."""
     while True:
         await asyncio.sleep(interval_s)
-        for stream, entry_ids in inflight.by_stream().items():
-            try:
-                kept = await scripts.renew_lease(dispatch_stream=stream, consumer=consumer, entry_ids=entry_ids)
-            except REDIS_AWAY as e:
-                outage.failed(e, during="lease_renewal")
-                continue
-            except RedisError as e:
-                log.warning("lease_renewal_failed", stream=stream, error=str(e))
-                continue
-            outage.succeeded()
-            for entry_id in set(entry_ids) - kept:
+        await renew_once(scripts, consumer, inflight, on_lost, outage)
+
+
+async def renew_once(
+    scripts: WorkerScripts, consumer: str, inflight: InFlight, on_lost: Callable[[str], None], outage: Outage
+) -> None:
+    """Renew every held entry's lease; ``on_lost`` for each one that is no longer ours,
+    except those an append of ours may just have acked (``InFlight.settling``)."""
+    for stream, entry_ids in inflight.by_stream().items():
+        try:
+            kept = await scripts.renew_lease(dispatch_stream=stream, consumer=consumer, entry_ids=entry_ids)
+        except REDIS_AWAY as e:
+            outage.failed(e, during="lease_renewal")
+            continue
+        except RedisError as e:
+            log.warning("lease_renewal_failed", stream=stream, error=str(e))
+            continue
+        outage.succeeded()
+        for entry_id in set(entry_ids) - kept:
+            if entry_id not in inflight.settling:
                 on_lost(entry_id)

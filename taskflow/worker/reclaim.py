@@ -107,6 +107,7 @@ class Reclaimer:
         if isinstance(decision, decisions.DeadLetter):
             now = datetime.now(UTC)
             dead = decisions.dead_lettered(entry, self._consumer, decision.reason, claimed.previous_owner, now)
+            inflight.settling.add(entry.entry_id)
             await self._recorder.record(entry, dead, "finish")
             inflight.remove(entry.entry_id)
             log.warning("task_dead_lettered", task_id=entry.task.aggregate_id, reason=decision.reason)

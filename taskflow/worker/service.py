@@ -109,6 +109,7 @@ class Worker:
     async def run(self) -> None:
         await ensure_groups(self.redis, self.keyspace)
         await self.scripts.load()  # the recorder sends EVALSHA only
+        self.children.start()  # imports the task modules once, while we connect and read
         await append_event(self.redis, self.keyspace, self._started_event())
         log.info("worker_started", worker_id=self.id, capacity=self.inflight.capacity, queues=list(self.queues))
         recorder = asyncio.create_task(self.recorder.run())
@@ -197,6 +198,9 @@ class Worker:
             self._start_from_backlog()
 
     async def _run_and_record(self, entry: DispatchEntry) -> None:
+        # The start may ack the entry (a task cancelled while in line); it checks ownership
+        # itself, so while it is in flight a renewal's "not pending" is not a lost lease.
+        self.inflight.settling.add(entry.entry_id)
         started = await self.recorder.record(entry, decisions.started(entry, self.id, _now()), "start")
         if started is None:
             log.warning("entry_lost_before_start")
@@ -204,6 +208,7 @@ class Worker:
         if started == CANCELLED_BEFORE_START:
             log.info("entry_dropped_cancelled")
             return
+        self.inflight.settling.discard(entry.entry_id)  # running: a lost lease must stop it
         try:
             definition = get_task(entry.task.task_name)
         except UnknownTaskError:
@@ -216,6 +221,7 @@ class Worker:
                 )
             )
         decided = decisions.decide_outcome(entry, self.id, result, _now(), random.uniform(-1, 1))
+        self.inflight.settling.add(entry.entry_id)
         if await self.recorder.record(entry, decided.event, decided.kind, decided.held) is None:
             # Another worker took the entry over; its outcome will be the one recorded.
             log.warning("outcome_discarded_lease_lost")
@@ -229,6 +235,7 @@ class Worker:
 
     async def _record_cancelled(self, entry: DispatchEntry) -> None:
         event = decisions.cancelled(entry, self.id, "cancelled while running", _now())
+        self.inflight.settling.add(entry.entry_id)
         if await self.recorder.record(entry, event, "finish") is not None:
             log.info("task_cancelled_while_running")
 

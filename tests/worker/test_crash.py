@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
 
 from redis.asyncio import Redis
 
@@ -80,3 +81,34 @@ async def test_a_task_that_kills_every_worker_is_dead_lettered_while_others_succ
 
 async def _dead_lettered(redis: Redis, settings: Settings, task_id: str) -> bool:
     return any(isinstance(e, TaskDeadLettered) and e.aggregate_id == task_id for e in await all_events(redis, settings))
+
+
+def _task_processes(namespace: str) -> list[int]:
+    """The fork server and its children serving workers of this namespace."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"taskflow.worker.child_process" in cmdline and f"TASKFLOW_NAMESPACE={namespace}\0".encode() in environ:
+            found.append(int(entry.name))
+    return found
+
+
+async def test_the_children_of_a_sigkilled_worker_die_with_it(redis: Redis, settings: Settings) -> None:
+    """Else a child runs its task on while the entry is reclaimed and run again elsewhere."""
+    tasks = [submitted("blocking_sleep", seconds=60.0) for _ in range(3)]
+    for event in tasks:
+        await submit(redis, settings, event)
+    with services() as running:
+        victim = start(running, "worker", "--concurrency", "3", env=env_for(settings))
+        await eventually(lambda: _at_least(redis, settings, TaskStarted, 3), timeout_s=30)
+        # One child per running task (and the fork server).
+        await eventually(lambda: asyncio.sleep(0, len(_task_processes(settings.namespace)) >= 3), timeout_s=10)
+        victim.kill()
+        await eventually(lambda: asyncio.sleep(0, _task_processes(settings.namespace) == []), timeout_s=5)
+    assert await _count(redis, settings, TaskSucceeded) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
@@ -349,3 +350,21 @@ async def test_a_worker_whose_recorder_breaks_stops_and_leaves_the_entry_to_othe
     stream = keyspace.dispatch(keyspace.partition_of(event.aggregate_id), "medium")
     assert (await redis.xpending(stream, WORKERS_GROUP))["pending"] == 1
     assert [type(e).__name__ for e in await events_of(redis, settings, event.aggregate_id)] == ["TaskSubmitted"]
+
+
+async def test_a_short_sync_task_behind_many_long_ones_is_not_timed_out_by_the_wait(
+    redis: Redis, settings: Settings
+) -> None:
+    """Issue 11: with six blocking_sleep(4) running (the default thread pool's size on two
+    CPUs), a noop with a 1 s timeout must not wait for a thread while its timeout counts."""
+    long = [submitted("blocking_sleep", seconds=4.0) for _ in range(6)]
+    short = msgspec.structs.replace(submitted("noop"), timeout_seconds=1)
+    for event in long:
+        await submit(redis, settings, event)
+    async with running_worker(settings, redis, concurrency=8):
+        await eventually(lambda: _count_started(redis, settings, 6), timeout_s=30)
+        await submit(redis, settings, short)
+        (done,) = await eventually(lambda: _terminal(redis, settings, short.aggregate_id), timeout_s=30)
+        for event in long:
+            await eventually(lambda e=event: _terminal(redis, settings, e.aggregate_id), timeout_s=30)
+    assert isinstance(done, TaskSucceeded), done
