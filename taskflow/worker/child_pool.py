@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import struct
 import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -97,41 +98,41 @@ def _call(request: _Request) -> ChildOutcome:
 
 
 _message_decoder = msgspec.json.Decoder(ChildNote | ChildOutcome)
-
-
-async def _receive(conn: Connection) -> bytes:
-    """The next message, waiting on the event loop (not in a thread: the default thread
-    pool has ~6 threads, which would cap sync concurrency and stall timeouts)."""
-    loop = asyncio.get_running_loop()
-    while not conn.poll():  # also true at EOF, where recv_bytes raises EOFError
-        readable: asyncio.Future[None] = loop.create_future()
-        loop.add_reader(conn.fileno(), _settle, readable)
-        try:
-            await readable
-        finally:
-            loop.remove_reader(conn.fileno())
-    return conn.recv_bytes()
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-async def _receive_outcome(conn: Connection, run: TaskRun) -> ChildOutcome:
-    """Relay the child's notes to the run until its outcome arrives."""
-    while True:
-        message = _message_decoder.decode(await _receive(conn))
-        if isinstance(message, ChildOutcome):
-            return message
-        metadata = msgspec.json.decode(message.metadata)
-        run.report(Note(message.kind, message.level, message.message, message.percent, metadata))
+# multiprocessing.connection's framing, which the child's Connection reads and writes.
+_LENGTH = struct.Struct("!i")
 
 
 @dataclass
 class _Child:
+    """A child as the worker talks to it: asyncio streams over its socket, read on the
+    event loop (a reader registered once, not one per message, and no thread)."""
+
     pid: int
-    conn: Connection
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+    def send(self, payload: bytes) -> None:
+        self.writer.write(_LENGTH.pack(len(payload)) + payload)
+
+    async def receive(self) -> bytes:
+        """The next message; EOFError once the child is gone."""
+        try:
+            (size,) = _LENGTH.unpack(await self.reader.readexactly(_LENGTH.size))
+            return await self.reader.readexactly(size)
+        except asyncio.IncompleteReadError as e:
+            raise EOFError from e
+
+    async def receive_outcome(self, run: TaskRun) -> ChildOutcome:
+        """Relay the child's notes to the run until its outcome arrives."""
+        while True:
+            message = _message_decoder.decode(await self.receive())
+            if isinstance(message, ChildOutcome):
+                return message
+            metadata = msgspec.json.decode(message.metadata)
+            run.report(Note(message.kind, message.level, message.message, message.percent, metadata))
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 class ChildPool:
@@ -162,8 +163,10 @@ class ChildPool:
         async with self._slots:
             child = self._idle.pop() if self._idle else await self._fork()
             try:
-                child.conn.send_bytes(_encoder.encode(_Request(task_name, run.task_id, run.attempt, args, kwargs)))
-                outcome = await asyncio.wait_for(_receive_outcome(child.conn, run), timeout_s)
+                child.send(_encoder.encode(_Request(task_name, run.task_id, run.attempt, args, kwargs)))
+                # asyncio.timeout, not wait_for: no extra task per call.
+                async with asyncio.timeout(timeout_s):
+                    outcome = await child.receive_outcome(run)
             except TimeoutError:  # (a subclass of OSError, so it goes first)
                 self._kill(child)
                 raise
@@ -185,13 +188,14 @@ class ChildPool:
 
     async def _fork(self) -> _Child:
         try:
-            pid, conn = await self._server.fork()
+            pid, sock = await self._server.fork()
         except ForkServerGone:
             # It died (killed by hand, the OOM killer) and took its children along: the
             # idle ones are gone too. Start over once.
             self._forget_all()
-            pid, conn = await self._server.fork()
-        child = _Child(pid, conn)
+            pid, sock = await self._server.fork()
+        reader, writer = await asyncio.open_unix_connection(sock=sock)
+        child = _Child(pid, reader, writer)
         self._all.append(child)
         return child
 
@@ -200,11 +204,11 @@ class ChildPool:
         if not self._server.has_exited(child.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child.pid, signal.SIGKILL)
-        child.conn.close()
+        child.close()
 
     def _forget_all(self) -> None:
         for child in self._all:
-            child.conn.close()
+            child.close()
         self._all.clear()
         self._idle.clear()
 
@@ -216,6 +220,6 @@ class ChildPool:
         """Idle children get EOF and exit; the fork server is closed, which kills any
         child still running."""
         for child in self._idle:
-            child.conn.close()
+            child.close()
         self._idle.clear()
         self._server.close()

@@ -162,7 +162,7 @@ class ForkServer:
         self._buffer = b""
         asyncio.get_running_loop().add_reader(ctrl.fileno(), self._on_readable)
 
-    async def fork(self) -> tuple[int, Connection]:
+    async def fork(self) -> tuple[int, socket.socket]:
         """A new child, ready for calls: its pid and our end of its socket."""
         if self._ctrl is None:
             self.start()
@@ -184,7 +184,7 @@ class ForkServer:
         except BaseException:
             parent_end.close()
             raise
-        return pid, Connection(parent_end.detach())
+        return pid, parent_end
 
     async def exit_code(self, pid: int, timeout_s: float) -> int | None:
         """How the child ended, once the server reaped it (None if not within ``timeout_s``)."""
