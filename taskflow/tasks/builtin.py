@@ -35,3 +35,8 @@ def fail(message: str = "failed on purpose") -> None:
 @task
 def noop() -> None:
     """Does nothing: measures the pipeline, not the task."""
+
+
+@task(isolation="thread")
+def noop_thread() -> None:
+    """Does nothing, in a thread of the worker (``isolation="thread"``, ADR 0018)."""

@@ -14,7 +14,7 @@ import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 import msgspec
 
@@ -42,11 +42,18 @@ class _Parameter(msgspec.Struct, frozen=True):
     annotation: Any
 
 
+# Where a sync function runs: a child process (default: a timeout, a cancel or a lost
+# lease always stops it) or a thread of the worker (cheaper; stopped only between Python
+# bytecodes, see ADR 0018). Async functions always run on the worker's event loop.
+Isolation = Literal["process", "thread"]
+
+
 @dataclass(frozen=True)
 class TaskDefinition:
     name: str
     fn: Callable[..., Any] | Callable[..., Awaitable[Any]]
     is_async: bool
+    isolation: Isolation = "process"
 
     def check_arguments(self, args: list[Any], kwargs: dict[str, Any]) -> ArgumentProblem | None:
         """Why ``args``/``kwargs`` (decoded JSON) cannot be passed to the function, or None.
@@ -141,16 +148,26 @@ _registry: dict[str, TaskDefinition] = {}
 @overload
 def task(fn: F, /) -> F: ...
 @overload
-def task(*, name: str | None = None) -> Callable[[F], F]: ...
-def task(fn: F | None = None, /, *, name: str | None = None) -> F | Callable[[F], F]:
-    """Register a sync or async function as a task, under its own name or ``name``."""
+def task(*, name: str | None = None, isolation: Isolation = "process") -> Callable[[F], F]: ...
+def task(fn: F | None = None, /, *, name: str | None = None, isolation: Isolation = "process") -> F | Callable[[F], F]:
+    """Register a sync or async function as a task, under its own name or ``name``.
+
+    ``isolation="thread"`` runs a sync function in a thread of the worker instead of a
+    child process: no process boundary per run, but a timeout, cancel or lost lease stops
+    it only when it next runs Python bytecode (not inside ``time.sleep`` or a blocking C
+    call), and a crash in it takes the worker down."""
+    if isolation not in ("process", "thread"):
+        raise TaskFlowError(f"isolation must be 'process' or 'thread', not {isolation!r}")
 
     def register(f: F) -> F:
         task_name = name or f.__name__
+        is_async = inspect.iscoroutinefunction(f)
+        if is_async and isolation != "process":
+            raise TaskFlowError(f"task {task_name!r}: isolation applies to sync functions; async ones run on the loop")
         existing = _registry.get(task_name)
         if existing is not None and existing.fn is not f:
             raise TaskFlowError(f"task name {task_name!r} is registered twice")
-        _registry[task_name] = TaskDefinition(task_name, f, inspect.iscoroutinefunction(f))
+        _registry[task_name] = TaskDefinition(task_name, f, is_async, isolation)
         return f
 
     return register(fn) if fn is not None else register

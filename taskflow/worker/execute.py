@@ -13,6 +13,7 @@ from taskflow.tasks import TaskDefinition, TaskRun
 from taskflow.tasks.context import enter_task, leave_task
 from taskflow.worker.child_pool import ChildPool
 from taskflow.worker.decisions import Failed, RunResult, Succeeded, TimedOut
+from taskflow.worker.thread_runner import ThreadRunner
 
 _args_decoder = msgspec.json.Decoder(list[Any])
 _kwargs_decoder = msgspec.json.Decoder(dict[str, Any])
@@ -25,13 +26,15 @@ async def run_task(
     kwargs: msgspec.Raw,
     timeout_s: float,
     children: ChildPool,
+    threads: ThreadRunner,
     run: TaskRun,
 ) -> RunResult:
     """Call the function; any exception it raises becomes ``Failed`` with its traceback.
 
     Async functions run on the worker's loop and are cancelled at the timeout. Sync
     functions run in a child process, killed at the timeout (or on cancel), so even
-    ``time.sleep(60)`` really stops.
+    ``time.sleep(60)`` really stops; or, declared ``isolation="thread"``, in a thread,
+    interrupted between bytecodes (ADR 0018).
     """
     started = time.perf_counter()
     try:
@@ -41,7 +44,10 @@ async def run_task(
                 return await _run_async(definition, args, kwargs, timeout_s, started)
             finally:
                 leave_task(token)
-        outcome = await children.call(definition.name, args, kwargs, timeout_s, run)
+        if definition.isolation == "thread":
+            outcome = await threads.call(definition.fn, args, kwargs, timeout_s, run)
+        else:
+            outcome = await children.call(definition.name, args, kwargs, timeout_s, run)
     except TimeoutError:
         return TimedOut(timeout_s=timeout_s, duration_ms=_ms_since(started))
     if outcome.ok:

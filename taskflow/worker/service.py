@@ -37,6 +37,7 @@ from taskflow.worker.lease import renew_leases_forever
 from taskflow.worker.reclaim import RECLAIM_EVERY_S, Reclaimer, reclaim_forever
 from taskflow.worker.recorder import Recorder
 from taskflow.worker.scripts import WorkerScripts
+from taskflow.worker.thread_runner import ThreadRunner
 
 log = structlog.get_logger()
 # What owned_append.lua answers a start for a task cancelled while it waited in line.
@@ -68,6 +69,7 @@ class Worker:
         self.recorder = Recorder(self.scripts, self.id, self.redis_outage)
         self.inflight = InFlight(concurrency)
         self.children = ChildPool(concurrency, (*settings.task_modules, *task_modules))
+        self.threads = ThreadRunner()
         self.processed = 0
         self._stopping = asyncio.Event()
         # Every dispatch stream we serve -> its partition.
@@ -150,6 +152,7 @@ class Worker:
             await asyncio.gather(*background, return_exceptions=True)
             await self.recorder.drain()
             self.children.close()
+            self.threads.close()
         await self._leave()
         log.info("worker_stopped", worker_id=self.id, processed=self.processed)
         if self.recorder.failed is not None:
@@ -217,7 +220,13 @@ class Worker:
             run = TaskRun(entry.task.aggregate_id, entry.runs_begun + 1, lambda note: self._note(entry, note))
             result = decisions.storable(
                 await run_task(
-                    definition, entry.task.args, entry.task.kwargs, entry.task.timeout_seconds, self.children, run
+                    definition,
+                    entry.task.args,
+                    entry.task.kwargs,
+                    entry.task.timeout_seconds,
+                    self.children,
+                    self.threads,
+                    run,
                 )
             )
         decided = decisions.decide_outcome(entry, self.id, result, _now(), random.uniform(-1, 1))

@@ -91,3 +91,38 @@ async def typed_arguments(  # type: ignore[no-untyped-def]
     **extra: int,
 ) -> None:
     """Annotated every way the gateway checks against at submit time."""
+
+
+# How many loop turns ``spin_thread`` made, per task id: read by the test that runs the
+# worker in its own process, to see the thread really stop.
+SPINS: dict[str, int] = {}
+
+
+@task(isolation="thread")
+def spin_thread(seconds: float = 60.0) -> int:
+    """Busy Python code in a worker thread that swallows every Exception, as careless code
+    does: only an interrupt that is not an Exception stops it."""
+    import time
+
+    from taskflow.tasks import current_task
+
+    task_id = current_task().task_id
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            SPINS[task_id] = SPINS.get(task_id, 0) + 1
+        except Exception:  # noqa: BLE001 - on purpose
+            continue
+    return SPINS[task_id]
+
+
+@task(isolation="thread")
+def chatty_thread(steps: int = 2) -> int:
+    """Logs and reports progress from a worker thread."""
+    from taskflow.tasks import current_task
+
+    run = current_task()
+    for i in range(steps):
+        run.log("INFO", f"step {i}", step=i)
+        run.progress(100 * (i + 1) / steps, f"{i + 1}/{steps}")
+    return steps
