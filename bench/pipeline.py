@@ -52,6 +52,9 @@ SCAN + UNLINK (never FLUSHALL: the Redis is shared), every subprocess is stopped
 
 The snapshot, the processes, the stack and the report's machine details are helpers shared
 with ``bench/lifecycle.py``, in ``bench/support/``; the phases and the report are here.
+``bench/sync_tasks.py`` reuses the phases (``taskflow_end_to_end``, ``taskiq_run``,
+``time_worker``), ``run_phase``, the shared options (``add_*_arguments``, ``config_from``)
+and ``run_script``.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -222,6 +225,55 @@ async def taskflow_split(bench: Bench) -> dict[str, Any]:
         }
 
 
+async def time_worker(
+    bench: Bench,
+    label: str,
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    started: Callable[[], Awaitable[bool]],
+    done: Callable[[], Awaitable[bool]],
+) -> dict[str, Any]:
+    """Spawn ONE worker process (a peer's: its queue is already filled) and time it from
+    the spawn to its first read (``started``) and to the end (``done``); it is stopped on
+    the way out. Returns the times, N / those times, and the CPU used in the window."""
+    cfg = bench.cfg
+    n = cfg.tasks
+    assert bench.redis is not None
+    worker: Proc | None = None
+    profiler: Proc | None = None
+    try:
+        cpu0 = await ServerCpu.sample(bench.redis)
+        spawned = time.perf_counter()
+        worker = Proc(label, argv, env, cfg.logdir)
+        profiler = bench.profile(worker)
+        deadline = spawned + _phase_timeout(cfg)
+        first = await wait_for(
+            started,
+            what=f"the {label} worker's first read",
+            interval=FIRST_READ_POLL_S,
+            deadline=deadline,
+            procs=[worker],
+        )
+        ended = await wait_for(
+            done, what=f"every {label} entry acknowledged", interval=DONE_POLL_S, deadline=deadline, procs=[worker]
+        )
+        cpu1 = await ServerCpu.sample(bench.redis)
+        return {
+            "startup_s": first - spawned,
+            "drain_s": ended - spawned,
+            "warm_s": ended - first,
+            "jobs_per_s": n / (ended - spawned),
+            "warm_jobs_per_s": n / (ended - first),
+            "cpu_s": cpu0.until(cpu1, {"worker": worker.cpu_seconds()}),
+        }
+    finally:
+        if worker is not None:
+            worker.stop()
+            if profiler is not None:
+                profiler.stop()
+
+
 async def taskiq_run(bench: Bench, task_name: str) -> dict[str, Any]:
     """Pre-enqueue N (kiq), then ONE taskiq worker process; until every entry is acked."""
     cfg = bench.cfg
@@ -231,8 +283,6 @@ async def taskiq_run(bench: Bench, task_name: str) -> dict[str, Any]:
     queue = bench.new_name("tq")
     group = f"{queue}-workers"
     label = "tq-async" if task_name == NOOP_ASYNC else "tq-sync"
-    worker: Proc | None = None
-    profiler: Proc | None = None
     try:
         broker = make_broker(cfg.redis_url, queue, max_connections=cfg.submit_connections)
         await broker.startup()  # creates the consumer group (at "0") before the first entry
@@ -263,45 +313,20 @@ async def taskiq_run(bench: Bench, task_name: str) -> dict[str, Any]:
             "--log-level",
             "WARNING",
         ]
-        cpu0 = await ServerCpu.sample(redis)
-        started = time.perf_counter()
-        worker = Proc(label, argv, env, cfg.logdir)
-        profiler = bench.profile(worker)
-        deadline = started + _phase_timeout(cfg)
-        first = await wait_for(
-            lambda: group_started(redis, queue, group),
-            what="the taskiq worker's first read",
-            interval=FIRST_READ_POLL_S,
-            deadline=deadline,
-            procs=[worker],
+        timed = await time_worker(
+            bench,
+            label,
+            argv,
+            env,
+            started=lambda: group_started(redis, queue, group),
+            done=lambda: group_done(redis, queue, group),
         )
-        ended = await wait_for(
-            lambda: group_done(redis, queue, group),
-            what="every taskiq entry acknowledged",
-            interval=DONE_POLL_S,
-            deadline=deadline,
-            procs=[worker],
-        )
-        cpu1 = await ServerCpu.sample(redis)
-        cpu = cpu0.until(cpu1, {"worker": worker.cpu_seconds()})
         info = await group_info(redis, queue, group)
         entries_read = info.get("entries-read")
         if entries_read is not None and int(entries_read) != n:
             raise PhaseError(f"{label}: the group read {entries_read} entries, expected {n}")
-        return {
-            "submit_s": submit_s,
-            "startup_s": first - started,
-            "drain_s": ended - started,
-            "warm_s": ended - first,
-            "jobs_per_s": n / (ended - started),
-            "warm_jobs_per_s": n / (ended - first),
-            "cpu_s": cpu,
-        }
+        return {"submit_s": submit_s, **timed}
     finally:
-        if worker is not None:
-            worker.stop()
-            if profiler is not None:
-                profiler.stop()
         with contextlib.suppress(Exception):
             await unlink_matching(redis, queue)
 
@@ -376,6 +401,18 @@ async def rest_latency(bench: Bench) -> dict[str, Any]:
 # --------------------------------------------------------------------------- reporting
 
 
+def print_header(title: str, command: str, machine: dict[str, str]) -> None:
+    """A report's head: the title with the date, the command, the machine."""
+    print()
+    print("=" * 100)
+    print(f"{title}   ({datetime.now(UTC):%Y-%m-%d %H:%M UTC})")
+    print(f"command: {command}")
+    print("-" * 100)
+    for k, v in machine.items():
+        print(f"{k:>11}: {v}")
+    print("-" * 100)
+
+
 def print_report(
     cfg: Config,
     machine: dict[str, str],
@@ -384,14 +421,7 @@ def print_report(
     command: str,
 ) -> dict[str, Any]:
     n, c = cfg.tasks, cfg.concurrency
-    print()
-    print("=" * 100)
-    print(f"Issue 3 - core pipeline benchmark   ({datetime.now(UTC):%Y-%m-%d %H:%M UTC})")
-    print(f"command: {command}")
-    print("-" * 100)
-    for k, v in machine.items():
-        print(f"{k:>11}: {v}")
-    print("-" * 100)
+    print_header("Issue 3 - core pipeline benchmark", command, machine)
     print(
         f"N = {n:,} tasks per run, {cfg.runs} run(s), medians shown; worker concurrency = {c} for both "
         f"(TaskFlow --concurrency {c}, taskiq --max-async-tasks {c} --workers 1); "
@@ -530,10 +560,15 @@ def _describe(name: str, r: dict[str, Any]) -> str:
 
 
 async def run_phase(
-    bench: Bench, run: int, name: str, phase: Callable[[Bench], Awaitable[dict[str, Any]]]
+    bench: Bench,
+    run: int,
+    name: str,
+    phase: Callable[[Bench], Awaitable[dict[str, Any]]],
+    describe: Callable[[str, dict[str, Any]], str] = _describe,
 ) -> tuple[dict[str, Any], bool]:
     """Run one phase after the machine went quiet; repeat it while other people's processes
-    used more than --max-other-load cores during its window. Returns (result, still noisy)."""
+    used more than --max-other-load cores during its window. Returns (result, still noisy).
+    ``describe`` turns a result into its progress line."""
     cfg = bench.cfg
     attempt = 0
     while True:
@@ -546,7 +581,7 @@ async def run_phase(
         other = other_load(result)
         noisy = other > cfg.max_other_load
         print(
-            f"run {run}/{cfg.runs} {name:<9} {_describe(name, result)}   "
+            f"run {run}/{cfg.runs} {name:<9} {describe(name, result)}   "
             f"[phase {time.perf_counter() - t0:.1f}s; load before {load:.2f} cores; other load in window {other:.2f} "
             f"cores{f'; NOISY, attempt {attempt}' if noisy else ''}]",
             flush=True,
@@ -555,56 +590,31 @@ async def run_phase(
             return result, noisy
 
 
-async def amain(cfg: Config, command: str) -> int:
+def finish(cfg: Config, command: str, machine: dict[str, str], noisy_kept: int, body: dict[str, Any]) -> None:
+    """After the report: say how many noisy phases were kept; with --json, write the raw
+    results there (the command, the date, the machine, then ``body``)."""
+    if noisy_kept:
+        print(f"NOTE: {noisy_kept} phase(s) kept despite > {cfg.max_other_load} cores of other load (see above)")
+    if cfg.json_out is None:
+        return
+    cfg.json_out.parent.mkdir(parents=True, exist_ok=True)
+    cfg.json_out.write_text(
+        json.dumps(
+            {"command": command, "date": datetime.now(UTC).isoformat(), "machine": machine, **body},
+            indent=2,
+            default=str,
+        )
+    )
+    print(f"json: {cfg.json_out}")
+
+
+async def with_bench(cfg: Config, body: Callable[[Bench], Awaitable[None]]) -> int:
+    """Set up a Bench (servers, template database), run ``body`` with it and clean up all it
+    created; 0, or 1 with the reason on stderr when a phase failed."""
     bench = Bench(cfg)
     try:
         await bench.setup()
-        assert bench.redis is not None
-        machine = machine_info(*await server_versions(cfg, bench.redis))
-        print(f"logs: {cfg.logdir}", flush=True)
-        results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in PHASES}
-        noisy_kept = 0
-        for run in range(1, cfg.runs + 1):
-            for name, phase in PHASES:
-                if name not in cfg.phases:
-                    continue
-                result, noisy = await run_phase(bench, run, name, phase)
-                results[name].append(result)
-                noisy_kept += noisy
-        rest = None
-        if not cfg.skip_rest:
-            rest = await rest_latency(bench)
-            p, g = rest["post_ms"], rest["get_ms"]
-            print(
-                f"rest      POST p50 {p['p50']:.2f} ms p99 {p['p99']:.2f} ms; "
-                f"GET p50 {g['p50']:.2f} ms p99 {g['p99']:.2f} ms",
-                flush=True,
-            )
-        summary: dict[str, Any] = {}
-        if len(cfg.phases) < len(PHASES):
-            print("(a subset of the phases ran: no summary table)")
-        else:
-            summary = print_report(cfg, machine, results, rest, command)
-        if noisy_kept:
-            print(f"NOTE: {noisy_kept} phase(s) kept despite > {cfg.max_other_load} cores of other load (see above)")
-        if cfg.json_out is not None:
-            cfg.json_out.parent.mkdir(parents=True, exist_ok=True)
-            cfg.json_out.write_text(
-                json.dumps(
-                    {
-                        "command": command,
-                        "date": datetime.now(UTC).isoformat(),
-                        "machine": machine,
-                        "config": {"tasks": cfg.tasks, "runs": cfg.runs, "concurrency": cfg.concurrency},
-                        "results": results,
-                        "rest": rest,
-                        **summary,
-                    },
-                    indent=2,
-                    default=str,
-                )
-            )
-            print(f"json: {cfg.json_out}")
+        await body(bench)
         return 0
     except PhaseError as e:
         print(f"\nbenchmark failed: {e}", file=sys.stderr)
@@ -613,27 +623,112 @@ async def amain(cfg: Config, command: str) -> int:
         await bench.cleanup()
 
 
-def parse_args(argv: list[str] | None = None) -> Config:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+async def amain(cfg: Config, command: str) -> int:
+    return await with_bench(cfg, lambda bench: measure(bench, command))
+
+
+async def measure(bench: Bench, command: str) -> None:
+    """All the phases, the REST latency, the report and the JSON file."""
+    cfg = bench.cfg
+    assert bench.redis is not None
+    machine = machine_info(*await server_versions(cfg, bench.redis))
+    print(f"logs: {cfg.logdir}", flush=True)
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in PHASES}
+    noisy_kept = 0
+    for run in range(1, cfg.runs + 1):
+        for name, phase in PHASES:
+            if name not in cfg.phases:
+                continue
+            result, noisy = await run_phase(bench, run, name, phase)
+            results[name].append(result)
+            noisy_kept += noisy
+    rest = None
+    if not cfg.skip_rest:
+        rest = await rest_latency(bench)
+        p, g = rest["post_ms"], rest["get_ms"]
+        print(
+            f"rest      POST p50 {p['p50']:.2f} ms p99 {p['p99']:.2f} ms; "
+            f"GET p50 {g['p50']:.2f} ms p99 {g['p99']:.2f} ms",
+            flush=True,
+        )
+    summary: dict[str, Any] = {}
+    if len(cfg.phases) < len(PHASES):
+        print("(a subset of the phases ran: no summary table)")
+    else:
+        summary = print_report(cfg, machine, results, rest, command)
+    finish(
+        cfg,
+        command,
+        machine,
+        noisy_kept,
+        {
+            "config": {"tasks": cfg.tasks, "runs": cfg.runs, "concurrency": cfg.concurrency},
+            "results": results,
+            "rest": rest,
+            **summary,
+        },
     )
-    parser.add_argument("--tasks", type=int, default=20_000, help="tasks per run (default 20000)")
-    parser.add_argument("--runs", type=int, default=3, help="runs; medians are reported (default 3)")
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    parser = new_parser(__doc__, "tasks per run (default 20000)")
     parser.add_argument(
         "--concurrency",
         type=int,
         default=100,
         help="TaskFlow --concurrency and taskiq --max-async-tasks (default 100, taskiq's default)",
     )
+    add_server_arguments(parser)
+    parser.add_argument("--rest-requests", type=int, default=2000)
+    parser.add_argument("--rest-warmup", type=int, default=100)
+    parser.add_argument("--skip-rest", action="store_true")
+    add_phase_arguments(parser)
+    parser.add_argument(
+        "--phases",
+        default=",".join(name for name, _ in PHASES),
+        help="comma list of phases to run (default: all; a subset prints no summary)",
+    )
+    add_output_arguments(parser)
+    a = parser.parse_args(argv)
+    if a.tasks < 1 or a.runs < 1 or a.concurrency < 1:
+        parser.error("--tasks, --runs and --concurrency must be positive")
+    return config_from(
+        a,
+        concurrency=a.concurrency,
+        phases=parse_phases(parser, a.phases, [name for name, _ in PHASES]),
+        rest_requests=a.rest_requests,
+        rest_warmup=a.rest_warmup,
+        skip_rest=a.skip_rest,
+    )
+
+
+# The options the benchmark scripts that share this module's phases share, in the order
+# pipeline.py's --help lists them.
+
+
+def new_parser(doc: str, tasks_help: str) -> argparse.ArgumentParser:
+    """A parser described by the first paragraph of ``doc``, with --tasks and --runs."""
+    parser = argparse.ArgumentParser(
+        description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", type=int, default=20_000, help=tasks_help)
+    parser.add_argument("--runs", type=int, default=3, help="runs; medians are reported (default 3)")
+    return parser
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """--redis-url, --pg-admin-url."""
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
     parser.add_argument(
         "--pg-admin-url",
         default=os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         help="a database on a server where databases may be created and dropped",
     )
-    parser.add_argument("--rest-requests", type=int, default=2000)
-    parser.add_argument("--rest-warmup", type=int, default=100)
-    parser.add_argument("--skip-rest", action="store_true")
+
+
+def add_phase_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a phase runs: its timeout, submission, logs, partitions, and the quiet-machine /
+    noisy-retry settings."""
     parser.add_argument("--phase-timeout", type=float, default=None, help="seconds per phase (default: 120 + N/100)")
     parser.add_argument("--submit-connections", type=int, default=50)
     parser.add_argument("--logdir", type=Path, default=None, help="subprocess logs (default: a temp dir)")
@@ -656,11 +751,10 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="a phase during which other processes used more cores than this is repeated (default 0.3)",
     )
     parser.add_argument("--noisy-retries", type=int, default=3, help="repeats of a noisy phase (default 3)")
-    parser.add_argument(
-        "--phases",
-        default=",".join(name for name, _ in PHASES),
-        help="comma list of phases to run (default: all; a subset prints no summary)",
-    )
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """--profile, --json."""
     parser.add_argument(
         "--profile",
         dest="profile_dir",
@@ -669,27 +763,42 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="attach `py-spy record` (raw format) to every worker/projector, profiles in this dir",
     )
     parser.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the raw results here")
-    a = parser.parse_args(argv)
-    if a.tasks < 1 or a.runs < 1 or a.concurrency < 1:
-        parser.error("--tasks, --runs and --concurrency must be positive")
-    phases = [p.strip() for p in a.phases.split(",") if p.strip()]
-    unknown = set(phases) - {name for name, _ in PHASES}
+
+
+def parse_phases(parser: argparse.ArgumentParser, value: str, known: list[str]) -> list[str]:
+    """A --phases comma list, checked against the known phase names."""
+    phases = [p.strip() for p in value.split(",") if p.strip()]
+    unknown = set(phases) - set(known)
     if unknown or not phases:
-        parser.error(f"unknown phase(s) {sorted(unknown)}; known: {', '.join(name for name, _ in PHASES)}")
+        parser.error(f"unknown phase(s) {sorted(unknown)}; known: {', '.join(known)}")
+    return phases
+
+
+def config_from(
+    a: argparse.Namespace,
+    *,
+    concurrency: int,
+    phases: list[str],
+    rest_requests: int = 0,
+    rest_warmup: int = 0,
+    skip_rest: bool = True,
+) -> Config:
+    """The Config of parsed options added by the add_*_arguments functions (plus --tasks
+    and --runs); the log directory is created."""
     logdir = a.logdir or Path(tempfile.mkdtemp(prefix="taskflow-bench-"))
     logdir.mkdir(parents=True, exist_ok=True)
     return Config(
         tasks=a.tasks,
         runs=a.runs,
-        concurrency=a.concurrency,
+        concurrency=concurrency,
         redis_url=a.redis_url,
         pg_admin_url=a.pg_admin_url,
-        rest_requests=a.rest_requests,
-        rest_warmup=a.rest_warmup,
+        rest_requests=rest_requests,
+        rest_warmup=rest_warmup,
         phase_timeout=a.phase_timeout if a.phase_timeout is not None else 120 + a.tasks / 100,
         submit_connections=a.submit_connections,
         logdir=logdir,
-        skip_rest=a.skip_rest,
+        skip_rest=skip_rest,
         json_out=a.json_out,
         phases=phases,
         profile_dir=a.profile_dir,
@@ -700,21 +809,27 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
 
 
-def main() -> int:
-    cfg = parse_args()
-    command = " ".join([".venv/bin/python", "bench/pipeline.py", *sys.argv[1:]])
+def run_script(script: str, amain: Callable[[str], Coroutine[Any, Any, int]]) -> int:
+    """Run ``amain(command)`` (command: how the script was invoked, for the report) with
+    SIGTERM turned into KeyboardInterrupt; every subprocess is stopped at the end."""
+    command = " ".join([".venv/bin/python", script, *sys.argv[1:]])
 
     def terminate(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, terminate)
     try:
-        return asyncio.run(amain(cfg, command))
+        return asyncio.run(amain(command))
     except KeyboardInterrupt:
         print("\ninterrupted; cleaned up", file=sys.stderr)
         return 130
     finally:
         Proc.stop_all()  # last resort, should amain's own clean-up have been cut short
+
+
+def main() -> int:
+    cfg = parse_args()
+    return run_script("bench/pipeline.py", lambda command: amain(cfg, command))
 
 
 if __name__ == "__main__":

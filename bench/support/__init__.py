@@ -1,4 +1,5 @@
-"""What the benchmark scripts (``bench/pipeline.py``, ``bench/lifecycle.py``) share.
+"""What the benchmark scripts (``bench/pipeline.py``, ``bench/lifecycle.py``,
+``bench/sync_tasks.py``) share.
 
 * ``snapshot``   the copy of the tree that every process of a benchmark runs
 * ``errors``     PhaseError: a phase failed

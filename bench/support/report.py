@@ -35,7 +35,7 @@ def source_fingerprint(root: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def machine_info(redis_version: str, pg_version: str) -> dict[str, str]:
+def machine_info(redis_version: str, pg_version: str, extra_packages: tuple[str, ...] = ()) -> dict[str, str]:
     model = "unknown"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -64,7 +64,8 @@ def machine_info(redis_version: str, pg_version: str) -> dict[str, str]:
         "taskflow src": f"sha256 {source_fingerprint(SNAPSHOT)} over taskflow/**/*.py+*.lua, snapshot at start"
         + ("" if source_fingerprint(SNAPSHOT) == source_fingerprint(ROOT) else "; the tree changed since"),
         "packages": ", ".join(
-            f"{d} {version(d)}" for d in ("taskflow", "taskiq", "taskiq-redis", "redis", "asyncpg", "uvloop")
+            f"{d} {version(d)}"
+            for d in ("taskflow", "taskiq", "taskiq-redis", "redis", "asyncpg", "uvloop", *extra_packages)
         ),
     }
 
