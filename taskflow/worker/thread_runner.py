@@ -82,7 +82,10 @@ class ThreadRunner:
         threaded = TaskRun(run.task_id, run.attempt, report)
         future = loop.run_in_executor(self._executor, _run, call, fn, args, kwargs, threaded)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+            # asyncio.timeout, not wait_for: no extra task per call. Cancelling the future
+            # cannot stop a running thread (that is what ``interrupt`` is for).
+            async with asyncio.timeout(timeout_s):
+                return await future
         except BaseException:
             call.interrupt()
             raise
