@@ -81,3 +81,15 @@ def test_isolation_is_refused_for_async_functions_and_unknown_values() -> None:
         task(name="iso_async", isolation="thread")(not_sync)
     with pytest.raises(TaskFlowError, match="isolation must be"):
         task(name="iso_bad", isolation="fiber")  # type: ignore[call-overload]
+
+
+def test_the_decorator_is_importable_from_the_package_root() -> None:
+    """CONTRACT.md: ``from taskflow import task``, with ``isolation``."""
+    from taskflow import task as root_task
+    from taskflow.tasks import get_task
+
+    @root_task(name="root_thread_task", isolation="thread")
+    def tally(a: int, b: int) -> int:
+        return a + b
+
+    assert get_task("root_thread_task").isolation == "thread"
