@@ -51,7 +51,7 @@ class Control:
             await asyncio.sleep(CANCEL_POLL_S)
             try:
                 await self.apply_pause(await orders.pause_ordered(self._redis, self._keyspace, self._consumer))
-                running = [e for e in inflight.entries() if e.entry_id in inflight.running]
+                running = [e for e in inflight.entries() if inflight.runs_code(e.entry_id)]
                 cancelled = await orders.cancel_requested(self._redis, self._keyspace, running)
             except REDIS_AWAY as e:
                 self._outage.failed(e, during="order_poll")
@@ -62,7 +62,11 @@ class Control:
             self._outage.succeeded()
             for entry in cancelled:
                 task = inflight.running.get(entry.entry_id)
-                if task is not None and entry.entry_id not in self.cancel_requested:
+                if (
+                    task is not None
+                    and inflight.runs_code(entry.entry_id)
+                    and entry.entry_id not in self.cancel_requested
+                ):
                     self.cancel_requested.add(entry.entry_id)
                     task.cancel()
 

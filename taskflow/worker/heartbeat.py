@@ -23,7 +23,7 @@ def live_status(inflight: InFlight) -> str:
     """What the heartbeat says: PAUSED, IDLE (nothing held), BUSY (full) or ACTIVE."""
     if inflight.paused:
         return "PAUSED"
-    load = len(inflight.running)
+    load = inflight.slots_taken
     if load == 0:
         return "IDLE"
     return "BUSY" if load >= inflight.capacity else "ACTIVE"
@@ -39,7 +39,7 @@ async def beat(redis: Redis, keyspace: Keyspace, settings: Settings, worker_id: 
                 "hostname": socket.gethostname(),
                 "pid": os.getpid(),
                 "capacity": inflight.capacity,
-                "load": len(inflight.running),
+                "load": inflight.slots_taken,
                 "status": live_status(inflight),
                 "last_heartbeat_ms": now_ms,
             },

@@ -72,11 +72,23 @@ class InFlight:
         # append checks ownership itself, and once it has acked the entry a lease renewal
         # no longer finds it pending. Not being pending is then no sign of a lost lease.
         self.settling: set[str] = set()
+        # Entries whose code has returned and whose outcome is being recorded: held (their
+        # lease still renewed) but no longer taking a slot, so the next start need not
+        # wait a round trip for the outcome's answer.
+        self.finishing: set[str] = set()
         # Paused by an operator: finish what is held, take nothing new.
         self.paused = False
         self._entries: dict[str, DispatchEntry] = {}
         self._changed = asyncio.Event()
         self._picker = PriorityPicker()
+
+    @property
+    def slots_taken(self) -> int:
+        """Entries whose code is running now (the concurrency limit counts these)."""
+        return len(self.running) - len(self.finishing)
+
+    def runs_code(self, entry_id: str) -> bool:
+        return entry_id in self.running and entry_id not in self.finishing
 
     @property
     def free(self) -> int:
@@ -87,7 +99,7 @@ class InFlight:
     def next_to_start(self) -> DispatchEntry | None:
         """Take the backlog entry to start now, if any may start: by weighted priority,
         the oldest of its level."""
-        if not self.backlog or len(self.running) >= self.capacity or self.paused:
+        if not self.backlog or self.slots_taken >= self.capacity or self.paused:
             return None
         if self.suspects:
             if any(entry_id in self.suspects for entry_id in self.running):
@@ -126,6 +138,7 @@ class InFlight:
         self._entries.pop(entry_id, None)
         self.suspects.discard(entry_id)
         self.settling.discard(entry_id)
+        self.finishing.discard(entry_id)
         self.running.pop(entry_id, None)
         self._changed.set()
 

@@ -47,16 +47,18 @@ class Recorder:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self.failed: RecorderFailed | None = None
 
-    async def record(
+    def record(
         self, entry: DispatchEntry, event: AnyEvent, kind: AppendKind, retry: tuple[HeldDispatch, int] | None = None
-    ) -> str | None:
-        """Append ``event`` while we own ``entry``; the new event id, or None if not ours.
+    ) -> asyncio.Future[str | None]:
+        """Queue the append of ``event`` while we own ``entry``, at once; the future answers
+        the new event id, or None if not ours. Queued on the call, not on the await, so a
+        caller can queue more (the next start) into the same flush before it waits.
         Raises ``RecorderFailed`` once the recorder has stopped on an error."""
         if self.failed is not None:
             raise self.failed
         done: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(entry, event, kind, retry, done))
-        return await done
+        return done
 
     def submit(self, entry: DispatchEntry, event: AnyEvent, kind: AppendKind) -> None:
         """Queue an append nobody waits for (log lines, progress)."""
@@ -74,6 +76,9 @@ class Recorder:
         try:
             while True:
                 batch = [await self._queue.get()]
+                # One turn of the loop first: the tasks the last answers woke queue their
+                # next appends (a finished slot's next start) into this flush.
+                await asyncio.sleep(0)
                 while len(batch) < MAX_BATCH and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
                 await self._flush_until_sent(batch)

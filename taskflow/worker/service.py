@@ -231,7 +231,13 @@ class Worker:
             )
         decided = decisions.decide_outcome(entry, self.id, result, _now(), random.uniform(-1, 1))
         self.inflight.settling.add(entry.entry_id)
-        if await self.recorder.record(entry, decided.event, decided.kind, decided.held) is None:
+        recorded = self.recorder.record(entry, decided.event, decided.kind, decided.held)
+        # The code has returned: its slot goes to the next entry now, whose start then
+        # shares a flush with this outcome (one round trip per task, not two, at low
+        # concurrency). The entry stays held, its lease renewed, until the outcome is in.
+        self.inflight.finishing.add(entry.entry_id)
+        self._start_from_backlog()
+        if await recorded is None:
             # Another worker took the entry over; its outcome will be the one recorded.
             log.warning("outcome_discarded_lease_lost")
             return
