@@ -6,7 +6,10 @@ so processes that never declare tasks do not pay for the registry at import time
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taskflow.tasks import task  # what type checkers see; at run time, __getattr__
 
 __version__ = "0.1.0"
 __all__ = ["task"]

@@ -15,6 +15,8 @@ import msgspec
 NUL = "\x00"
 # What a NUL becomes in diagnostics: visible, and still telling what was there.
 NUL_ESCAPED = "\\u0000"
+# Why a value with a NUL is refused, in every 422 that says so.
+NUL_REFUSED = "contains a NUL character (\\u0000), which cannot be stored"
 
 
 def nul_path(value: object, path: str) -> str | None:

@@ -17,7 +17,13 @@ from taskflow.database import open_pool
 from taskflow.gateway.auth import JWTAuthMiddleware
 from taskflow.gateway.bounded_pool import BoundedPool
 from taskflow.gateway.context import GatewayContext, provide_context, provide_principal
-from taskflow.gateway.errors import DependencyUnavailable, client_error, dependency_unavailable, internal_error
+from taskflow.gateway.errors import (
+    DependencyUnavailable,
+    client_error,
+    dependency_unavailable,
+    internal_error,
+    submission_refused,
+)
 from taskflow.gateway.openapi import RawDefaultStructSchemaPlugin, RawJSONSchemaPlugin
 from taskflow.gateway.request_body import MAX_BODY_BYTES, check_request
 from taskflow.gateway.request_id import RequestIdMiddleware, send_request_id
@@ -31,6 +37,7 @@ from taskflow.gateway.routes.workers import WorkerController
 from taskflow.settings import Settings, require_jwt_secret
 from taskflow.streams.connection import open_redis
 from taskflow.streams.groups import ensure_groups
+from taskflow.submission.errors import SubmissionError
 from taskflow.tasks import load_task_modules
 
 
@@ -66,6 +73,7 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[RequestIdMiddleware(), DefineMiddleware(JWTAuthMiddleware, secret=secret)],
         exception_handlers={
             ClientException: client_error,
+            SubmissionError: submission_refused,
             DependencyUnavailable: dependency_unavailable,
             RedisConnectionError: dependency_unavailable,
             RedisTimeoutError: dependency_unavailable,

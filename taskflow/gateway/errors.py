@@ -26,6 +26,7 @@ from litestar import Request, Response
 from litestar.exceptions import ClientException, HTTPException, ValidationException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
+    HTTP_409_CONFLICT,
     HTTP_422_UNPROCESSABLE_ENTITY,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
@@ -36,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskflow.errors import TaskFlowError
 from taskflow.gateway.request_id import request_id_of
+from taskflow.submission.errors import InvalidSubmission, SubmissionError
 
 log = structlog.get_logger()
 
@@ -88,6 +90,14 @@ def invalid(field: str, message: str, source: str = "body") -> ValidationExcepti
     return ValidationException(
         detail=f"{field}: {message}", extra=[{"key": field, "message": message, "source": source}]
     )
+
+
+def submission_refused(request: Request[Any, Any, Any], exc: SubmissionError) -> Response[dict[str, Any]]:
+    """The shared intake's refusals: a field that cannot be accepted is a 422 naming it;
+    a taken task id is a 409."""
+    if isinstance(exc, InvalidSubmission):
+        return client_error(request, invalid(exc.field, exc.message, exc.source))
+    return _error_response(HTTP_409_CONFLICT, str(exc), HTTPException(status_code=HTTP_409_CONFLICT))
 
 
 def client_error(_: Request[Any, Any, Any], exc: ClientException) -> Response[dict[str, Any]]:

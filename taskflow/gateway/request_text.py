@@ -10,9 +10,7 @@ import msgspec
 from litestar import Request
 
 from taskflow.gateway.errors import invalid
-from taskflow.storable import NUL, nul_path
-
-NUL_REFUSED = "contains a NUL character (\\u0000), which cannot be stored"
+from taskflow.storable import NUL, NUL_REFUSED, nul_path
 
 
 def refuse_nul_in_query(request: Request[Any, Any, Any]) -> None:

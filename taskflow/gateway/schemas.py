@@ -6,40 +6,32 @@ Request bodies forbid unknown fields, so a misspelled field is a 422, not a sile
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
 from msgspec import Meta
 
-from taskflow.events import Priority
+from taskflow.submission.schema import TaskSubmission
 
 TaskStatus = Literal["PENDING", "SCHEDULED", "WAITING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"]
 TASK_STATUSES: tuple[str, ...] = TaskStatus.__args__  # type: ignore[attr-defined]
 JSON_NULL = msgspec.Raw(b"null")
 
 
-class TaskSubmission(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    task_name: Annotated[str, Meta(min_length=1, max_length=255)]
-    args: list[Any] = msgspec.field(default_factory=list)
-    kwargs: dict[str, Any] = msgspec.field(default_factory=dict)
-    # A level name, or the seed's integer 1-10 (higher = more urgent), mapped on intake.
-    priority: Priority | Annotated[int, Meta(ge=1, le=10)] = "medium"
-    max_retries: Annotated[int, Meta(ge=0, le=100)] = 5
-    timeout_seconds: Annotated[int, Meta(ge=1, le=86_400)] = 300
-    # With a timezone; a time in the past dispatches at once.
-    scheduled_at: Annotated[datetime, Meta(tz=True)] | None = None
-    # A recurring schedule instead of one task: each tick submits one (see /api/v1/schedules).
-    cron: Annotated[str, Meta(min_length=1, max_length=255)] | None = None
-    # Runs only after every parent COMPLETED; a parent that fails for good cancels it.
-    depends_on: Annotated[list[UUID], Meta(max_length=100)] = msgspec.field(default_factory=list)
-    task_id: UUID | None = None
-
-
 class TaskAccepted(msgspec.Struct, kw_only=True):
     task_id: UUID
     status: TaskStatus
     event_id: str
+
+
+class TaskBatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    tasks: Annotated[list[TaskSubmission], Meta(min_length=1, max_length=1000)]
+
+
+class TaskBatchAccepted(msgspec.Struct, kw_only=True):
+    # In request order.
+    items: list[TaskAccepted]
 
 
 class TaskError(msgspec.Struct, kw_only=True):

@@ -11,16 +11,18 @@ import importlib
 import inspect
 import re
 import typing
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar, cast, overload
 
 import msgspec
 
 from taskflow.errors import ConfigurationError, TaskFlowError
+from taskflow.tasks.task import Task
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class UnknownTaskError(TaskFlowError):
@@ -85,6 +87,13 @@ class TaskDefinition:
         return None
 
     @cached_property
+    def returns(self) -> Any:
+        """What a result converts back to for a producer (the return annotation), or
+        ``Any`` when it cannot be modelled: the decoded JSON is given as it is."""
+        hint = _type_hints(self.fn).get("return", Any)
+        return _checkable(hint) or Any
+
+    @cached_property
     def _signature(self) -> inspect.Signature:
         return inspect.signature(self.fn)
 
@@ -146,11 +155,16 @@ _registry: dict[str, TaskDefinition] = {}
 
 
 @overload
-def task(fn: F, /) -> F: ...
+def task(fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, Coroutine[Any, Any, R], R]: ...
 @overload
-def task(*, name: str | None = None, isolation: Isolation = "process") -> Callable[[F], F]: ...
-def task(fn: F | None = None, /, *, name: str | None = None, isolation: Isolation = "process") -> F | Callable[[F], F]:
-    """Register a sync or async function as a task, under its own name or ``name``.
+def task(fn: Callable[P, R], /) -> Task[P, R, R]: ...
+@overload
+def task(*, name: str | None = None, isolation: Isolation = "process") -> _Decorator: ...
+def task(
+    fn: Callable[..., Any] | None = None, /, *, name: str | None = None, isolation: Isolation = "process"
+) -> Task[Any, Any, Any] | _Decorator:
+    """Register a sync or async function as a task, under its own name or ``name``. The
+    function stays callable as it was, and gains ``submit`` (run it on a worker).
 
     ``isolation="thread"`` runs a sync function in a thread of the worker instead of a
     child process: no process boundary per run, but a timeout, cancel or lost lease stops
@@ -159,7 +173,7 @@ def task(fn: F | None = None, /, *, name: str | None = None, isolation: Isolatio
     if isolation not in ("process", "thread"):
         raise TaskFlowError(f"isolation must be 'process' or 'thread', not {isolation!r}")
 
-    def register(f: F) -> F:
+    def register(f: Callable[..., Any]) -> Task[Any, Any, Any]:
         task_name = name or f.__name__
         is_async = inspect.iscoroutinefunction(f)
         if is_async and isolation != "process":
@@ -167,10 +181,20 @@ def task(fn: F | None = None, /, *, name: str | None = None, isolation: Isolatio
         existing = _registry.get(task_name)
         if existing is not None and existing.fn is not f:
             raise TaskFlowError(f"task name {task_name!r} is registered twice")
-        _registry[task_name] = TaskDefinition(task_name, f, is_async, isolation)
-        return f
+        definition = TaskDefinition(task_name, f, is_async, isolation)
+        _registry[task_name] = definition
+        return Task(definition, f)
 
-    return register(fn) if fn is not None else register
+    return register(fn) if fn is not None else cast("_Decorator", register)
+
+
+class _Decorator(Protocol):
+    """``@task(name=...)``: typed as ``@task`` is."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, Coroutine[Any, Any, R], R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R, R]: ...
 
 
 def get_task(name: str) -> TaskDefinition:

@@ -15,7 +15,7 @@ from taskflow.streams.fields import pairs
 from taskflow.streams.keyspace import WORKERS_GROUP, Keyspace
 from taskflow.streams.lua import LuaScripts
 
-AppendKind = Literal["start", "finish", "retry", "note"]
+AppendKind = Literal["start", "finish", "retry", "progress", "note"]
 
 
 class ReclaimedEntry(msgspec.Struct, frozen=True):

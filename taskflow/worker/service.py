@@ -246,7 +246,9 @@ class Worker:
 
     def _note(self, entry: DispatchEntry, note: Note) -> None:
         """A log line or progress step from task code: recorded without waiting for it."""
-        self.recorder.submit(entry, decisions.noted(entry, self.id, note, _now()), "note")
+        self.recorder.submit(
+            entry, decisions.noted(entry, self.id, note, _now()), "progress" if note.kind == "progress" else "note"
+        )
 
     async def _record_cancelled(self, entry: DispatchEntry) -> None:
         event = decisions.cancelled(entry, self.id, "cancelled while running", _now())

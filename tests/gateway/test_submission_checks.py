@@ -13,9 +13,9 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from taskflow.gateway.app import create_app
-from taskflow.gateway.intake import MAX_ARGUMENTS_BYTES
 from taskflow.settings import Settings
 from taskflow.streams.keyspace import Keyspace
+from taskflow.submission.intake import MAX_ARGUMENTS_BYTES
 from tests.gateway.test_tasks_api import auth
 
 Client = AsyncTestClient  # type: ignore[type-arg]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from taskflow.tasks import task
@@ -118,3 +118,15 @@ def spin_thread(seconds: float = 60.0) -> int:
 
 # The same from a worker thread (isolation="thread").
 chatty_thread = task(name="chatty_thread", isolation="thread")(chatty_sync)
+
+
+@task
+async def add_numbers(a: int, b: int) -> int:
+    """The producer's typed round trip."""
+    return a + b
+
+
+@task
+def day_after(day: date) -> date:
+    """A result that travels as JSON text and converts back to its annotation."""
+    return day + timedelta(days=1)

@@ -10,6 +10,6 @@ if state ~= 'failed' and state ~= 'timed_out' and state ~= 'cancelled' then
 end
 redis.call('XADD', KEYS[2], '*', 'task_id', ARGV[1], 'event_id', ARGV[2], 'event', ARGV[3], 'retry_count', '0')
 redis.call('HSET', KEYS[1], 'state', 'pending', 'event_id', ARGV[2])
-redis.call('HDEL', KEYS[1], 'cancel')
+redis.call('HDEL', KEYS[1], 'cancel', 'outcome', 'progress')
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return {'requeued', redis.call('XADD', KEYS[3], '*', 'type', ARGV[7], 'data', ARGV[4])}

@@ -18,8 +18,8 @@ from taskflow.events.upcasters import priority_level
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.context import Caller, Ctx, GatewayContext
 from taskflow.gateway.errors import invalid
-from taskflow.gateway.schemas import TaskSubmission
 from taskflow.streams.schedules import ScheduleDefinition, TaskTemplate, decode_schedule
+from taskflow.submission.schema import TaskSubmission
 
 
 class ScheduleView(msgspec.Struct, kw_only=True):

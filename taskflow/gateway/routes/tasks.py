@@ -13,11 +13,20 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 from taskflow.events import AnyEvent
 from taskflow.gateway import intake, lifecycle, queries
 from taskflow.gateway.context import Caller, Ctx
-from taskflow.gateway.errors import invalid
 from taskflow.gateway.lifecycle import CancelAnswer, RetryAnswer
 from taskflow.gateway.parents import check_parents
 from taskflow.gateway.routes.schedules import ScheduleView, create_schedule
-from taskflow.gateway.schemas import LogPage, TaskAccepted, TaskPage, TaskStatus, TaskSubmission, TaskView
+from taskflow.gateway.schemas import (
+    LogPage,
+    TaskAccepted,
+    TaskBatch,
+    TaskBatchAccepted,
+    TaskPage,
+    TaskStatus,
+    TaskView,
+)
+from taskflow.submission.intake import build_batch, build_intake, now_utc, validate_task, waiting_for_parents
+from taskflow.submission.schema import TaskSubmission
 
 
 class TaskController(Controller):
@@ -32,25 +41,33 @@ class TaskController(Controller):
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=255)] = None,
         traceparent: Annotated[str | None, HeaderParameter(name="traceparent", max_length=64)] = None,
     ) -> Response[TaskAccepted | ScheduleView]:
-        intake.validate_task(data, idempotency_key)
+        validate_task(data, idempotency_key)
         if data.cron is not None:
             schedule = await create_schedule(ctx, data, principal)
             headers = {"Location": f"/api/v1/schedules/{schedule.schedule_id}"}
             return Response(schedule, status_code=HTTP_201_CREATED, headers=headers)
-        built = intake.build_intake(data, principal, idempotency_key, traceparent, intake.now_utc())
-        parents_done = False
-        if data.depends_on:
-            if data.scheduled_at is not None:
-                raise invalid("scheduled_at", "cannot be combined with depends_on (not supported yet)")
-            parents_done = await check_parents(ctx, principal, built.task_id, data.depends_on)
-        if data.depends_on and not parents_done:
+        built = build_intake(data, principal.sub, idempotency_key, traceparent, now_utc())
+        if data.depends_on and not await check_parents(ctx, principal, built.task_id, data.depends_on):
             # (Parents already complete, maybe long ago with their live state gone: no wait.)
-            built = intake.waiting_for_parents(built)
+            built = waiting_for_parents(built)
         accepted, replayed = await intake.submit(ctx, built)
         headers = {"Location": f"/api/v1/tasks/{accepted.task_id}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
         return Response(accepted, status_code=HTTP_201_CREATED, headers=headers)
+
+    @post("/batch", status_code=HTTP_201_CREATED)
+    async def submit_batch(
+        self,
+        ctx: Ctx,
+        principal: Caller,
+        data: JSONBody[TaskBatch],
+        traceparent: Annotated[str | None, HeaderParameter(name="traceparent", max_length=64)] = None,
+    ) -> TaskBatchAccepted:
+        """Up to 1,000 tasks in one request, appended in one pipeline. Every task is checked
+        first: one that is refused is a 422 naming ``tasks[i].field``, and none is appended."""
+        intakes = build_batch(data.tasks, principal.sub, traceparent, now_utc(), prefix="tasks")
+        return TaskBatchAccepted(items=await intake.submit_batch(ctx, intakes))
 
     @get("/")
     async def list_tasks(

@@ -22,5 +22,7 @@ end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('HSET', KEYS[1], 'state', 'cancelled')
-return {'cancelled', redis.call('XADD', KEYS[4], '*', 'type', ARGV[4], 'data', ARGV[2])}
+local event_id = redis.call('XADD', KEYS[4], '*', 'type', ARGV[4], 'data', ARGV[2])
+-- 'outcome' points at the event that ended it (see owned_append.lua).
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'outcome', event_id)
+return {'cancelled', event_id}

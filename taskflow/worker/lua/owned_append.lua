@@ -6,7 +6,7 @@
 -- ARGV[1] group  ARGV[2] consumer  ARGV[3] entry id  ARGV[4] event type  ARGV[5] payload
 -- ARGV[6] "start": the run begins (count it) | "finish": the outcome (XACK + XDEL + forget)
 --         | "retry": an outcome that books another attempt (finish + hold until ARGV[7])
---         | "note": anything else
+--         | "progress": a progress step (the marker points at the latest) | "note": anything else
 -- ARGV[7] retry due time (ms)  ARGV[8] task id  ARGV[9] held dispatch fields (JSON)
 -- ARGV[10] the task's state after this event (finish: succeeded|failed|timed_out|cancelled)
 -- Returns the new event id; "cancelled" when a start finds the task cancelled (the entry
@@ -49,7 +49,14 @@ elseif ARGV[6] == 'finish' or ARGV[6] == 'retry' then
     set_state('scheduled')
   else
     set_state(ARGV[10])
+    -- Where the outcome is, for a producer's handle.result(): one XRANGE, no scan.
+    if redis.call('EXISTS', KEYS[6]) == 1 then
+      redis.call('HSET', KEYS[6], 'outcome', event_id)
+    end
   end
   redis.call('HDEL', KEYS[6], 'cancel')
+elseif ARGV[6] == 'progress' and redis.call('EXISTS', KEYS[6]) == 1 then
+  -- The latest progress step, for a producer's handle.progress().
+  redis.call('HSET', KEYS[6], 'progress', event_id)
 end
 return event_id
