@@ -33,7 +33,7 @@ async def test_a_submitted_task_returns_its_result_typed_by_the_function(
     producer: Producer, redis: Redis, settings: Settings
 ) -> None:
     handle = await add_numbers.submit(2, 3, producer=producer)
-    day = await day_after.submit(date(2026, 12, 31), producer=producer)
+    day = await day_after.submit("2026-12-31", producer=producer)
     assert await handle.status() == "pending"
     async with running_worker(settings, redis):
         assert await handle.result(timeout=15) == 5

@@ -127,6 +127,7 @@ async def add_numbers(a: int, b: int) -> int:
 
 
 @task
-def day_after(day: date) -> date:
-    """A result that travels as JSON text and converts back to its annotation."""
-    return day + timedelta(days=1)
+def day_after(day: str) -> date:
+    """A result that travels as JSON text and converts back to its annotation. (The
+    argument is text: workers pass arguments as JSON types, ADR 0015.)"""
+    return date.fromisoformat(day) + timedelta(days=1)
