@@ -51,6 +51,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The longest the gateway waits on Redis or PostgreSQL for one call (connect included)
     # before answering 503 with Retry-After: a stalled dependency never hangs a request.
     dependency_timeout_seconds: float = 2.0
+    # Live feeds (SSE): a comment this often keeps idle connections (and proxies) open.
+    sse_keepalive_seconds: float = 15.0
+    # Open feeds per user across every gateway replica; one more is a 429.
+    sse_max_streams_per_user: int = 10
     # Set by `taskflow dev` only: allows a generated JWT secret.
     dev: bool = False
 
@@ -97,6 +101,13 @@ def validate(settings: Settings) -> None:
         raise ConfigurationError(name, "must be positive")
     if settings.max_deliveries < 1:
         raise ConfigurationError("TASKFLOW_MAX_DELIVERIES", "must be at least 1")
+    if settings.sse_keepalive_seconds <= 0 or settings.sse_max_streams_per_user < 1:
+        name = (
+            "TASKFLOW_SSE_KEEPALIVE_SECONDS"
+            if settings.sse_keepalive_seconds <= 0
+            else "TASKFLOW_SSE_MAX_STREAMS_PER_USER"
+        )
+        raise ConfigurationError(name, "must be positive")
     if settings.dependency_timeout_seconds <= 0:
         raise ConfigurationError("TASKFLOW_DEPENDENCY_TIMEOUT_SECONDS", "must be positive")
 

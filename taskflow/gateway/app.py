@@ -24,10 +24,12 @@ from taskflow.gateway.errors import (
     internal_error,
     submission_refused,
 )
+from taskflow.gateway.feed.hub import FeedHub
 from taskflow.gateway.openapi import RawDefaultStructSchemaPlugin, RawJSONSchemaPlugin
 from taskflow.gateway.request_body import MAX_BODY_BYTES, check_request
 from taskflow.gateway.request_id import RequestIdMiddleware, send_request_id
 from taskflow.gateway.routes.dlq import DeadLetterController
+from taskflow.gateway.routes.feeds import create_sse_ticket, event_feed, provide_feeds, task_feed
 from taskflow.gateway.routes.health import health, ready
 from taskflow.gateway.routes.quarantine import list_quarantine
 from taskflow.gateway.routes.schedules import ScheduleController
@@ -52,9 +54,12 @@ def create_app(settings: Settings) -> Litestar:
         pool = BoundedPool(await open_pool(settings, command_timeout_seconds=bound_s), bound_s)
         try:
             app.state.ctx = GatewayContext.build(settings, redis, pool)
+            app.state.feeds = FeedHub(app.state.ctx)
             await ensure_groups(redis, app.state.ctx.keyspace)
             yield
         finally:
+            if getattr(app.state, "feeds", None) is not None:
+                await app.state.feeds.close()
             await pool.close()
             await redis.aclose()
 
@@ -65,6 +70,9 @@ def create_app(settings: Settings) -> Litestar:
             WorkerController,
             ScheduleController,
             list_quarantine,
+            event_feed,
+            task_feed,
+            create_sse_ticket,
             stats,
             health,
             ready,
@@ -87,6 +95,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={
             "ctx": Provide(provide_context, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
+            "feeds": Provide(provide_feeds, sync_to_thread=False),
         },
         plugins=[RawJSONSchemaPlugin(), RawDefaultStructSchemaPlugin()],
         before_request=check_request,

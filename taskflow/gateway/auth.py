@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Literal
 
@@ -11,6 +12,8 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import ASGIApp
+
+from taskflow.gateway.feed.tickets import redeem_ticket
 
 Role = Literal["user", "admin"]
 ALGORITHM = "HS256"
@@ -62,8 +65,31 @@ class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:  # type: ignore[type-arg]
         header = connection.headers.get("authorization", "")
+        if not header and "ticket" in connection.query_params and FEED_PATH.fullmatch(connection.scope["path"]):
+            return await _redeem(connection, connection.query_params["ticket"])
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise NotAuthorizedException("missing bearer token")
         principal = verify_token(self._secret, token.strip())
         return AuthenticationResult(user=principal, auth=token)
+
+
+# Where a one-use ticket stands in for the bearer token (browsers' EventSource sends no
+# headers): the live feeds, and nothing else.
+FEED_PATH = re.compile(r"/api/v1/(?:events/stream|tasks/[^/]+/stream|campaigns/[^/]+/stream)")
+
+
+def principal_bytes(principal: Principal) -> bytes:
+    """How a ticket remembers its holder."""
+    return msgspec.json.encode(principal)
+
+
+async def _redeem(connection: ASGIConnection, ticket: str) -> AuthenticationResult:  # type: ignore[type-arg]
+    ctx = connection.app.state.ctx
+    holder = await redeem_ticket(ctx.redis, ctx.keyspace, ticket)
+    if holder is None:
+        raise NotAuthorizedException("invalid, used or expired SSE ticket")
+    return AuthenticationResult(user=_holder.decode(holder), auth="ticket")
+
+
+_holder = msgspec.json.Decoder(Principal)

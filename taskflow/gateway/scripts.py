@@ -1,7 +1,10 @@
 """The gateway's own Lua scripts (``gateway/lua/``): re-dispatching a task on a client's
-retry, creating and deleting cron schedules."""
+retry, creating and deleting cron schedules, counting a user's open feeds."""
 
 from __future__ import annotations
+
+import time
+from typing import Literal
 
 from redis.asyncio import Redis
 
@@ -16,6 +19,18 @@ class GatewayScripts(LuaScripts):
         self._requeue = self.register("requeue")
         self._schedule_create = self.register("schedule_create")
         self._schedule_delete = self.register("schedule_delete")
+        self._open_feed = self.register("open_feed")
+
+    async def open_feed(
+        self, *, user: str, feed_id: str, action: Literal["open", "renew", "close"], lapse_ms: int, cap: int
+    ) -> bool:
+        """Count a feed in (``open``: False when the user has ``cap`` open already), keep it
+        counted (``renew``, before it lapses), or out (``close``)."""
+        answer = await self._open_feed(
+            keys=[self.keyspace.open_feeds(user)],
+            args=[action, feed_id, int(time.time() * 1000), lapse_ms, cap],
+        )
+        return bool(answer)
 
     async def requeue(
         self, *, submitted: TaskSubmitted, queued: TaskQueued, marker_ttl_seconds: int, projected_state: str

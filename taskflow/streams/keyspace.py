@@ -121,3 +121,17 @@ class Keyspace:
     def waiting(self, p: int) -> str:
         """Sorted set: task id -> submit time (ms) of tasks waiting for their parents."""
         return f"{self.namespace}:{{{p}}}:waiting"
+
+    def sse_ticket(self, ticket: str) -> str:
+        """A one-use SSE ticket: the JSON principal it stands for, with a TTL <= 60 s."""
+        return f"{self.namespace}:sse:ticket:{ticket}"
+
+    def open_feeds(self, user: str) -> str:
+        """Sorted set: a user's open SSE feeds (any gateway replica) -> when each lapses (ms)
+        unless its keep-alive renews it."""
+        return f"{self.namespace}:sse:open:{user}"
+
+    def client_name(self, role: str) -> str:
+        """The name a long-lived connection gives itself (CLIENT SETNAME): which deployment
+        and what for, as an operator reads CLIENT LIST."""
+        return f"{self.namespace}:{role}"
