@@ -6,6 +6,7 @@ result down; tests pass a plain dict.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Literal, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
@@ -16,6 +17,7 @@ from taskflow.errors import ConfigurationError
 
 ENV_PREFIX = "TASKFLOW_"
 MIN_JWT_SECRET_BYTES = 32
+MAX_JWT_LEEWAY_SECONDS = 300
 
 OtelExporter = Literal["none", "console", "otlp"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -51,6 +53,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The longest the gateway waits on Redis or PostgreSQL for one call (connect included)
     # before answering 503 with Retry-After: a stalled dependency never hangs a request.
     dependency_timeout_seconds: float = 2.0
+    # When set, tokens must carry this audience / issuer.
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    # Clock skew tolerated on exp / nbf / iat, in seconds (at most 300).
+    jwt_leeway_seconds: float = 5.0
+    # Browser origins allowed to call the API (the dashboard's), comma separated.
+    cors_origins: tuple[str, ...] = ()
+    # Requests per minute, shared by every gateway replica (0 turns a limit off).
+    rate_limit_per_user: int = 100
+    rate_limit_per_ip: int = 1000
+    # Proxies whose X-Forwarded-For is believed (addresses or CIDR blocks, comma separated).
+    trusted_proxies: tuple[str, ...] = ()
     # Live feeds (SSE): a comment this often keeps idle connections (and proxies) open.
     sse_keepalive_seconds: float = 15.0
     # Open feeds per user across every gateway replica; one more is a 429.
@@ -101,6 +115,23 @@ def validate(settings: Settings) -> None:
         raise ConfigurationError(name, "must be positive")
     if settings.max_deliveries < 1:
         raise ConfigurationError("TASKFLOW_MAX_DELIVERIES", "must be at least 1")
+    _validate_gateway(settings)
+    if settings.dependency_timeout_seconds <= 0:
+        raise ConfigurationError("TASKFLOW_DEPENDENCY_TIMEOUT_SECONDS", "must be positive")
+
+
+def _validate_gateway(settings: Settings) -> None:
+    """The gateway's knobs: tokens, rate limits, proxies, feeds."""
+    if not 0 <= settings.jwt_leeway_seconds <= MAX_JWT_LEEWAY_SECONDS:
+        raise ConfigurationError("TASKFLOW_JWT_LEEWAY_SECONDS", f"must be between 0 and {MAX_JWT_LEEWAY_SECONDS}")
+    if settings.rate_limit_per_user < 0 or settings.rate_limit_per_ip < 0:
+        name = "TASKFLOW_RATE_LIMIT_PER_USER" if settings.rate_limit_per_user < 0 else "TASKFLOW_RATE_LIMIT_PER_IP"
+        raise ConfigurationError(name, "must be 0 (off) or positive")
+    for proxy in settings.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as e:
+            raise ConfigurationError("TASKFLOW_TRUSTED_PROXIES", f"{proxy!r} is not an address or CIDR block") from e
     if settings.sse_keepalive_seconds <= 0 or settings.sse_max_streams_per_user < 1:
         name = (
             "TASKFLOW_SSE_KEEPALIVE_SECONDS"
@@ -108,8 +139,6 @@ def validate(settings: Settings) -> None:
             else "TASKFLOW_SSE_MAX_STREAMS_PER_USER"
         )
         raise ConfigurationError(name, "must be positive")
-    if settings.dependency_timeout_seconds <= 0:
-        raise ConfigurationError("TASKFLOW_DEPENDENCY_TIMEOUT_SECONDS", "must be positive")
 
 
 def require_jwt_secret(settings: Settings) -> str:
@@ -138,7 +167,7 @@ def _check_url(name: str, url: str, schemes: set[str]) -> None:
 
 
 def _raw_value(field: str, value: str) -> object:
-    if field == "task_modules":
+    if field in ("task_modules", "cors_origins", "trusted_proxies"):
         return _split_list(value)
     if choices := _CHOICES.get(field):
         # An unknown choice stays as written, for msgspec to refuse listing the choices.

@@ -115,11 +115,13 @@ def test_an_unimportable_task_module_exits_1_naming_the_setting(settings: Settin
 
 
 def test_token_prints_a_jwt_the_gateway_accepts(settings: Settings) -> None:
-    from taskflow.gateway.auth import verify_token
+    from taskflow.gateway.auth import TokenRules, verify_token
 
-    result = taskflow("token", "--sub", "ops", "--role", "admin", env=env_for(settings))
+    env = env_for(settings, TASKFLOW_JWT_AUDIENCE="taskflow-api", TASKFLOW_JWT_ISSUER="https://id.example")
+    result = taskflow("token", "--sub", "ops", "--role", "admin", env=env)
     assert result.returncode == 0, result.stderr
-    principal = verify_token(settings.jwt_secret, result.stdout.strip())
+    rules = TokenRules(secret=settings.jwt_secret, audience="taskflow-api", issuer="https://id.example")
+    principal = verify_token(rules, result.stdout.strip())
     assert (principal.sub, principal.is_admin) == ("ops", True)
 
 

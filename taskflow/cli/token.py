@@ -11,7 +11,13 @@ from taskflow.settings import require_jwt_secret
 
 @click.command()
 @click.option("--sub", required=True, help="The subject (user id) the token speaks for.")
-@click.option("--role", type=click.Choice(["user", "admin"]), default="user", show_default=True)
+@click.option(
+    "--role",
+    type=click.Choice(["user", "admin", "analyst", "ops"]),
+    default="user",
+    show_default=True,
+    help="admin: everything; analyst, ops: read everything, change nothing; user: own tasks.",
+)
 @click.option("--ttl", "ttl_seconds", type=click.IntRange(1, 10 * 365 * 86_400), default=3600, show_default=True)
 def token(sub: str, role: str, ttl_seconds: int) -> None:
     """Print a bearer token."""
@@ -24,4 +30,13 @@ def token(sub: str, role: str, ttl_seconds: int) -> None:
         fail(str(e))
     if not sub.strip():
         fail("--sub must not be empty")
-    click.echo(issue_token(secret, sub, role, ttl_seconds))  # type: ignore[arg-type]
+    click.echo(
+        issue_token(
+            secret,
+            sub,
+            role,  # type: ignore[arg-type]
+            ttl_seconds,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+        )
+    )

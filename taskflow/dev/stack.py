@@ -162,7 +162,14 @@ def run_dev(port: int, workers: int, concurrency: int) -> int:
         for _ in range(workers):
             stack.spawn("worker", "worker", "--concurrency", str(concurrency))
         _wait_until_ready(port, stack)
-        token = issue_token(stack.environ["TASKFLOW_JWT_SECRET"], "dev-admin", "admin", 7 * 86_400)
+        token = issue_token(
+            stack.environ["TASKFLOW_JWT_SECRET"],
+            "dev-admin",
+            "admin",
+            7 * 86_400,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+        )
         click.echo(
             f"TaskFlow dev stack is up\n  API:       http://127.0.0.1:{port}/api/v1/tasks\n"
             f"  health:    http://127.0.0.1:{port}/ready\n  redis:     {settings.redis_url}\n"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import msgspec
 
@@ -28,6 +28,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=Fals
     traceparent: str | None = None
     # The acting user (JWT subject) or the process that decided; ROADMAP: ownership.
     actor: str | None = None
+    # The gateway request that appended it (X-Request-ID), to go from a client's
+    # complaint to the events it caused; None for what no request caused.
+    request_id: str | None = None
     schema_version: int = 1
     event_id: str = ""
 
@@ -43,3 +46,4 @@ class Envelope(TypedDict):
     causation_id: str | None
     traceparent: str | None
     actor: str | None
+    request_id: NotRequired[str | None]

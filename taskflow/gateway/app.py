@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.exceptions import ClientException
 from litestar.middleware import DefineMiddleware
@@ -14,9 +15,10 @@ from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskflow.database import open_pool
-from taskflow.gateway.auth import JWTAuthMiddleware
+from taskflow.gateway.access_log import AccessLogMiddleware
+from taskflow.gateway.auth import JWTAuthMiddleware, TokenRules, read_only_guard
 from taskflow.gateway.bounded_pool import BoundedPool
-from taskflow.gateway.context import GatewayContext, provide_context, provide_principal
+from taskflow.gateway.context import GatewayContext, provide_context, provide_principal, provide_request_id
 from taskflow.gateway.errors import (
     DependencyUnavailable,
     client_error,
@@ -26,8 +28,9 @@ from taskflow.gateway.errors import (
 )
 from taskflow.gateway.feed.hub import FeedHub
 from taskflow.gateway.openapi import RawDefaultStructSchemaPlugin, RawJSONSchemaPlugin
+from taskflow.gateway.rate_limit import RateLimitMiddleware
 from taskflow.gateway.request_body import MAX_BODY_BYTES, check_request
-from taskflow.gateway.request_id import RequestIdMiddleware, send_request_id
+from taskflow.gateway.request_id import REQUEST_ID_HEADER, RequestIdMiddleware, send_request_id
 from taskflow.gateway.routes.dlq import DeadLetterController
 from taskflow.gateway.routes.feeds import create_sse_ticket, event_feed, provide_feeds, task_feed
 from taskflow.gateway.routes.health import health, ready
@@ -44,7 +47,12 @@ from taskflow.tasks import load_task_modules
 
 
 def create_app(settings: Settings) -> Litestar:
-    secret = require_jwt_secret(settings)
+    rules = TokenRules(
+        secret=require_jwt_secret(settings),
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        leeway_seconds=settings.jwt_leeway_seconds,
+    )
     load_task_modules(settings.task_modules)
 
     @asynccontextmanager
@@ -77,8 +85,17 @@ def create_app(settings: Settings) -> Litestar:
             health,
             ready,
         ],
-        # The request id first, so that it covers what authentication answers and logs.
-        middleware=[RequestIdMiddleware(), DefineMiddleware(JWTAuthMiddleware, secret=secret)],
+        # The seed's order: CORS (Litestar runs it outermost), the request id (so that it
+        # covers everything logged), the access log, authentication, then rate limits
+        # (per user, so after authentication).
+        middleware=[
+            RequestIdMiddleware(),
+            AccessLogMiddleware(),
+            DefineMiddleware(JWTAuthMiddleware, rules=rules),
+            RateLimitMiddleware(),
+        ],
+        cors_config=_cors(settings),
+        guards=[read_only_guard],
         exception_handlers={
             ClientException: client_error,
             SubmissionError: submission_refused,
@@ -96,6 +113,7 @@ def create_app(settings: Settings) -> Litestar:
             "ctx": Provide(provide_context, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
             "feeds": Provide(provide_feeds, sync_to_thread=False),
+            "request_id": Provide(provide_request_id, sync_to_thread=False),
         },
         plugins=[RawJSONSchemaPlugin(), RawDefaultStructSchemaPlugin()],
         before_request=check_request,
@@ -103,4 +121,34 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         # Logging is configured once per process (taskflow.telemetry), as JSON lines.
         logging_config=None,
+    )
+
+
+def _cors(settings: Settings) -> CORSConfig | None:
+    """Browsers on the configured origins (the dashboard's) may call the API with their
+    credentials; any other origin gets no ``Access-Control-Allow-Origin``."""
+    if not settings.cors_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        allow_credentials=True,
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "Idempotency-Key",
+            REQUEST_ID_HEADER,
+            "Last-Event-ID",
+            "traceparent",
+        ],
+        expose_headers=[
+            REQUEST_ID_HEADER,
+            "Location",
+            "Retry-After",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+            "Idempotent-Replayed",
+        ],
+        max_age=600,
     )

@@ -12,6 +12,8 @@ from redis.asyncio import Redis
 
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.bounded_pool import BoundedPool
+from taskflow.gateway.client_address import TrustedProxies
+from taskflow.gateway.request_id import request_id_of
 from taskflow.gateway.scripts import GatewayScripts
 from taskflow.settings import Settings
 from taskflow.streams.cancel import Canceller
@@ -30,6 +32,8 @@ class GatewayContext:
     scripts: GatewayScripts
     submitter: Submitter
     canceller: Canceller
+    # TASKFLOW_TRUSTED_PROXIES, parsed once (client_address).
+    trusted_proxies: TrustedProxies
 
     @classmethod
     def build(cls, settings: Settings, redis: Redis, pool: BoundedPool) -> GatewayContext:
@@ -42,6 +46,7 @@ class GatewayContext:
             scripts=GatewayScripts(redis, keyspace),
             submitter=Submitter(redis, keyspace),
             canceller=Canceller(redis, keyspace),
+            trusted_proxies=TrustedProxies(settings.trusted_proxies),
         )
 
 
@@ -56,7 +61,14 @@ def provide_principal(request: Request[Principal, Any, Any]) -> Principal:
     return request.user
 
 
+def provide_request_id(request: Request[Any, Any, Any]) -> str:
+    """Litestar dependency ``request_id``: the request's X-Request-ID, for the events it
+    appends."""
+    return request_id_of(request.scope)
+
+
 # How handlers ask for them (``ctx: Ctx, principal: Caller``), resolved by name from the
 # app's ``dependencies``.
 Ctx = NamedDependency[GatewayContext]
 Caller = NamedDependency[Principal]
+RequestId = NamedDependency[str]

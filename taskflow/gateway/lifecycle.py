@@ -38,8 +38,9 @@ class RetryAnswer(msgspec.Struct, kw_only=True):
     event_id: str
 
 
-def _envelope(task_id: UUID, principal: Principal, correlation_id: str) -> Envelope:
+def _envelope(task_id: UUID, principal: Principal, correlation_id: str, request_id: str | None) -> Envelope:
     return {
+        "request_id": request_id,
         "aggregate_id": str(task_id),
         "occurred_at": datetime.now(UTC),
         "correlation_id": correlation_id,
@@ -49,11 +50,13 @@ def _envelope(task_id: UUID, principal: Principal, correlation_id: str) -> Envel
     }
 
 
-async def cancel_task(ctx: GatewayContext, principal: Principal, task_id: UUID) -> CancelAnswer:
+async def cancel_task(
+    ctx: GatewayContext, principal: Principal, task_id: UUID, request_id: str | None = None
+) -> CancelAnswer:
     view = await get_task_view(ctx, task_id, principal)
     if view is None:
         raise NotFoundException(f"task {task_id} not found")
-    envelope = _envelope(task_id, principal, view.correlation_id)
+    envelope = _envelope(task_id, principal, view.correlation_id, request_id)
     reason = f"cancelled by {principal.sub}"
     outcome, event_id = await ctx.canceller.cancel(
         str(task_id),
@@ -68,7 +71,9 @@ async def cancel_task(ctx: GatewayContext, principal: Principal, task_id: UUID) 
     raise HTTPException(status_code=HTTP_409_CONFLICT, detail=f"task {task_id} has already ended ({state})")
 
 
-async def retry_task(ctx: GatewayContext, principal: Principal, task_id: UUID) -> RetryAnswer:
+async def retry_task(
+    ctx: GatewayContext, principal: Principal, task_id: UUID, request_id: str | None = None
+) -> RetryAnswer:
     """Run a FAILED, TIMEOUT or CANCELLED task again from its original submission."""
     view = await get_task_view(ctx, task_id, principal)
     if view is None:
@@ -76,7 +81,7 @@ async def retry_task(ctx: GatewayContext, principal: Principal, task_id: UUID) -
     submitted = await submitted_event(ctx, task_id) or await _archived_submission(ctx, task_id)
     if submitted is None:
         raise NotFoundException(f"task {task_id} has no submission on record")
-    queued = TaskQueued(**_envelope(task_id, principal, view.correlation_id), reason="requeued")
+    queued = TaskQueued(**_envelope(task_id, principal, view.correlation_id, request_id), reason="requeued")
     outcome, detail = await ctx.scripts.requeue(
         submitted=submitted,
         queued=queued,

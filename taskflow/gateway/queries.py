@@ -97,7 +97,7 @@ def view_of_row(row: TaskRow) -> TaskView:
 
 def visible_to(principal: Principal, created_by: str | None) -> bool:
     """Users see their own tasks; admins see all. A hidden task is a 404, not a 403."""
-    return principal.is_admin or created_by == principal.sub
+    return principal.sees_all or created_by == principal.sub
 
 
 async def get_task_view(ctx: GatewayContext, task_id: UUID, principal: Principal) -> TaskView | None:
@@ -154,7 +154,7 @@ async def list_tasks(ctx: GatewayContext, principal: Principal, flt: TaskFilter)
         params.append(value)
         where.append(condition.replace("?", f"${len(params)}"))
 
-    if not principal.is_admin:
+    if not principal.sees_all:
         add("t.created_by = ?", principal.sub)
     if flt.status:
         add("t.status = ?", flt.status)

@@ -1,5 +1,5 @@
 """The gateway's own Lua scripts (``gateway/lua/``): re-dispatching a task on a client's
-retry, creating and deleting cron schedules, counting a user's open feeds."""
+retry, creating and deleting cron schedules, counting a user's open feeds, rate limits."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ class GatewayScripts(LuaScripts):
         self._schedule_create = self.register("schedule_create")
         self._schedule_delete = self.register("schedule_delete")
         self._open_feed = self.register("open_feed")
+        self._rate_limit = self.register("rate_limit")
+
+    async def rate_limit(self, keys: list[str], limits: list[int], period_ms: int) -> list[int]:
+        """Check ``limits`` (requests per ``period_ms``) together; see lua/rate_limit.lua."""
+        answer: list[int] = await self._rate_limit(keys=keys, args=[int(time.time() * 1000), period_ms, *limits])
+        return answer
 
     async def open_feed(
         self, *, user: str, feed_id: str, action: Literal["open", "renew", "close"], lapse_ms: int, cap: int

@@ -1,50 +1,16 @@
-"""The producer for sync code: ``add.submit_sync(2, 3).result()``. The async producer
-runs on one private event loop in a daemon thread; each sync call waits for its
-coroutine there, so sync callers share one connection pool and need no loop of their own."""
+"""The producer for sync code: ``add.submit_sync(2, 3).result()``; each call blocks on
+``taskflow.sync_bridge``'s private loop."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Coroutine
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
-from taskflow.errors import TaskFlowError
 from taskflow.events import AnyEvent
 from taskflow.producer.handle import TaskHandle
 from taskflow.streams.marker import MarkerState
+from taskflow.sync_bridge import run_sync
 
-T = TypeVar("T")
 R = TypeVar("R")
-_lock = threading.Lock()
-_loop: asyncio.AbstractEventLoop | None = None
-
-
-class SyncCallInLoop(TaskFlowError):
-    """A blocking producer call from inside a running event loop would stall that loop:
-    ``await`` the async form (``submit``, ``result``) there instead."""
-
-
-def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run ``coroutine`` on the producer's private loop and wait for its answer."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        coroutine.close()
-        raise SyncCallInLoop("a blocking producer call inside a running event loop: await the async form instead")
-    return asyncio.run_coroutine_threadsafe(coroutine, _private_loop()).result()
-
-
-def _private_loop() -> asyncio.AbstractEventLoop:
-    global _loop
-    with _lock:
-        if _loop is None:
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="taskflow-producer", daemon=True).start()
-            _loop = loop
-        return _loop
 
 
 class SyncTaskHandle(Generic[R]):

@@ -135,3 +135,8 @@ class Keyspace:
         """The name a long-lived connection gives itself (CLIENT SETNAME): which deployment
         and what for, as an operator reads CLIENT LIST."""
         return f"{self.namespace}:{role}"
+
+    def rate_limit(self, scope: str, who: str) -> str:
+        """A rate limit's state (GCRA: its theoretical arrival time, ms). One hash tag for
+        all of them: the user's and the address's limits are checked in one script."""
+        return f"{self.namespace}:{{ratelimit}}:{scope}:{who}"

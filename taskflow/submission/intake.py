@@ -94,6 +94,7 @@ def build_intake(
     idempotency_key: str | None,
     traceparent: str | None,
     now: datetime,
+    request_id: str | None = None,
 ) -> Intake:
     task_id = decide_task_id(submission, actor, idempotency_key)
     priority = submission.priority if isinstance(submission.priority, str) else priority_level(submission.priority)
@@ -103,6 +104,7 @@ def build_intake(
         correlation_id=uuid4().hex,
         traceparent=traceparent,
         actor=actor,
+        request_id=request_id,
         task_name=submission.task_name,
         args=msgspec.Raw(_json.encode(submission.args)),
         kwargs=msgspec.Raw(_json.encode(submission.kwargs)),
@@ -118,7 +120,13 @@ def build_intake(
 
 
 def build_batch(
-    submissions: Sequence[TaskSubmission], actor: str, traceparent: str | None, now: datetime, *, prefix: str = ""
+    submissions: Sequence[TaskSubmission],
+    actor: str,
+    traceparent: str | None,
+    now: datetime,
+    *,
+    prefix: str = "",
+    request_id: str | None = None,
 ) -> list[Intake]:
     """Check and build every submission of a batch before any is appended: the first
     refusal names its index (``tasks[3].kwargs.seconds``) and nothing is taken. A batch
@@ -133,7 +141,7 @@ def build_batch(
                 raise InvalidSubmission("depends_on", "a task with parents is submitted on its own, not in a batch")
         except InvalidSubmission as e:
             raise InvalidSubmission(f"{prefix}[{index}].{e.field}", e.message) from None
-        intakes.append(build_intake(submission, actor, None, traceparent, now))
+        intakes.append(build_intake(submission, actor, None, traceparent, now, request_id))
     return intakes
 
 

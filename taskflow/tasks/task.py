@@ -106,7 +106,8 @@ class Task(Generic[P, Returned, R]):
     def submit_sync(self, *args: Any, **options_and_kwargs: Any) -> SyncTaskHandle[R]:
         """``submit`` for sync code (no event loop of yours needed): same arguments, and a
         handle whose methods block."""
-        from taskflow.producer.sync import SyncTaskHandle, run_sync
+        from taskflow.producer.sync import SyncTaskHandle
+        from taskflow.sync_bridge import run_sync
 
         return SyncTaskHandle(run_sync(self.submit(*args, **options_and_kwargs)))
 

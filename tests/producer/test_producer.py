@@ -12,10 +12,10 @@ from redis.asyncio import Redis
 
 from taskflow.events import TaskProgressed, TaskStarted, TaskSubmitted, TaskSucceeded
 from taskflow.producer import Producer, ResultTimeout, TaskCancelledError, TaskFailedError, TaskNotFound
-from taskflow.producer.sync import SyncCallInLoop
 from taskflow.settings import Settings
 from taskflow.streams.keyspace import Keyspace
 from taskflow.submission.errors import IdempotencyConflict, InvalidSubmission
+from taskflow.sync_bridge import SyncCallInLoop
 from taskflow.tasks import Call
 from taskflow.tasks.builtin import echo, fail, sleep
 from tests.support.processes import env_for

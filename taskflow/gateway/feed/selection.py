@@ -91,7 +91,7 @@ class Selection(msgspec.Struct, frozen=True, kw_only=True):
 
     def needs_meta(self, event: AnyEvent) -> bool:
         """Whether ``shows`` must know the task's owner or name for this event."""
-        return isinstance(event, TASK_EVENTS) and (not self.principal.is_admin or bool(self.task_names))
+        return isinstance(event, TASK_EVENTS) and (not self.principal.sees_all or bool(self.task_names))
 
     def shows(self, event: AnyEvent, meta: TaskMeta | None) -> bool:
         if self.task_id is not None and event.aggregate_id != self.task_id:
@@ -103,7 +103,7 @@ class Selection(msgspec.Struct, frozen=True, kw_only=True):
         is_task_event = isinstance(event, TASK_EVENTS)
         if self.task_names and (not is_task_event or meta is None or meta.task_name not in self.task_names):
             return False
-        if self.principal.is_admin:
+        if self.principal.sees_all:
             return True
         # A user sees the events of their own tasks, nothing of workers or schedules.
         return is_task_event and meta is not None and meta.owner == self.principal.sub

@@ -70,7 +70,7 @@ Condition = tuple[str, tuple[object, ...]]  # SQL with "?" placeholders, and the
 async def _select(
     ctx: GatewayContext, principal: Principal, conditions: list[Condition], limit: int
 ) -> list[DeadLetterView]:
-    if not principal.is_admin:
+    if not principal.sees_all:
         conditions = [("t.created_by = ?", (principal.sub,)), *conditions]
     where, params = [], []
     for sql, values in conditions:

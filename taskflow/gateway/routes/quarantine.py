@@ -53,9 +53,10 @@ async def list_quarantine(
     limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     cursor: FromQuery[str | None] = None,
 ) -> QuarantinePage:
-    # Entries may hold any user's data, unowned once they cannot be read: admins only.
-    if not principal.is_admin:
-        raise PermissionDeniedException("the quarantine needs the admin role")
+    # Entries may hold any user's data, unowned once they cannot be read: admins (and the
+    # read-only analyst and ops roles) only.
+    if not principal.sees_all:
+        raise PermissionDeniedException("the quarantine needs the admin, analyst or ops role")
     where: list[str] = []
     params: list[object] = [limit + 1]
     if source is not None:

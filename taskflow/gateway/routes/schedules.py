@@ -109,7 +109,7 @@ class ScheduleController(Controller):
 
     @get("/")
     async def list_schedules(self, ctx: Ctx, principal: Caller) -> ScheduleList:
-        mine = [v for v in await _all(ctx) if principal.is_admin or v.created_by == principal.sub]
+        mine = [v for v in await _all(ctx) if principal.sees_all or v.created_by == principal.sub]
         return ScheduleList(items=mine)
 
     @delete("/{schedule_id:uuid}", status_code=200)

@@ -32,7 +32,7 @@ class Stats(msgspec.Struct, kw_only=True):
 
 @get("/api/v1/stats")
 async def stats(ctx: Ctx, principal: Caller) -> Stats:
-    if not principal.is_admin:
+    if not principal.sees_all:
         rows = await ctx.pool.fetch(
             "SELECT status, count(*) AS n FROM tasks WHERE created_by = $1 GROUP BY status", principal.sub
         )

@@ -12,7 +12,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 
 from taskflow.events import AnyEvent
 from taskflow.gateway import intake, lifecycle, queries
-from taskflow.gateway.context import Caller, Ctx
+from taskflow.gateway.context import Caller, Ctx, RequestId
 from taskflow.gateway.lifecycle import CancelAnswer, RetryAnswer
 from taskflow.gateway.parents import check_parents
 from taskflow.gateway.routes.schedules import ScheduleView, create_schedule
@@ -37,6 +37,7 @@ class TaskController(Controller):
         self,
         ctx: Ctx,
         principal: Caller,
+        request_id: RequestId,
         data: JSONBody[TaskSubmission],
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key", max_length=255)] = None,
         traceparent: Annotated[str | None, HeaderParameter(name="traceparent", max_length=64)] = None,
@@ -46,7 +47,7 @@ class TaskController(Controller):
             schedule = await create_schedule(ctx, data, principal)
             headers = {"Location": f"/api/v1/schedules/{schedule.schedule_id}"}
             return Response(schedule, status_code=HTTP_201_CREATED, headers=headers)
-        built = build_intake(data, principal.sub, idempotency_key, traceparent, now_utc())
+        built = build_intake(data, principal.sub, idempotency_key, traceparent, now_utc(), request_id)
         if data.depends_on and not await check_parents(ctx, principal, built.task_id, data.depends_on):
             # (Parents already complete, maybe long ago with their live state gone: no wait.)
             built = waiting_for_parents(built)
@@ -61,12 +62,13 @@ class TaskController(Controller):
         self,
         ctx: Ctx,
         principal: Caller,
+        request_id: RequestId,
         data: JSONBody[TaskBatch],
         traceparent: Annotated[str | None, HeaderParameter(name="traceparent", max_length=64)] = None,
     ) -> TaskBatchAccepted:
         """Up to 1,000 tasks in one request, appended in one pipeline. Every task is checked
         first: one that is refused is a 422 naming ``tasks[i].field``, and none is appended."""
-        intakes = build_batch(data.tasks, principal.sub, traceparent, now_utc(), prefix="tasks")
+        intakes = build_batch(data.tasks, principal.sub, traceparent, now_utc(), prefix="tasks", request_id=request_id)
         return TaskBatchAccepted(items=await intake.submit_batch(ctx, intakes))
 
     @get("/")
@@ -114,13 +116,17 @@ class TaskController(Controller):
         return LogPage(items=await queries.task_logs(ctx, task_id, limit))
 
     @delete("/{task_id:uuid}", status_code=HTTP_200_OK)
-    async def cancel_task(self, ctx: Ctx, principal: Caller, task_id: FromPath[UUID]) -> Response[CancelAnswer]:
+    async def cancel_task(
+        self, ctx: Ctx, principal: Caller, request_id: RequestId, task_id: FromPath[UUID]
+    ) -> Response[CancelAnswer]:
         """Cancel: a PENDING/SCHEDULED task never runs (200); a RUNNING one is stopped
         within 2 s (202); an ended one is a 409."""
-        answer = await lifecycle.cancel_task(ctx, principal, task_id)
+        answer = await lifecycle.cancel_task(ctx, principal, task_id, request_id)
         return Response(answer, status_code=HTTP_200_OK if answer.status == "CANCELLED" else HTTP_202_ACCEPTED)
 
     @post("/{task_id:uuid}/retry", status_code=HTTP_202_ACCEPTED)
-    async def retry_task(self, ctx: Ctx, principal: Caller, task_id: FromPath[UUID]) -> RetryAnswer:
+    async def retry_task(
+        self, ctx: Ctx, principal: Caller, request_id: RequestId, task_id: FromPath[UUID]
+    ) -> RetryAnswer:
         """Run a FAILED, TIMEOUT or CANCELLED task again; 409 for any other state."""
-        return await lifecycle.retry_task(ctx, principal, task_id)
+        return await lifecycle.retry_task(ctx, principal, task_id, request_id)
