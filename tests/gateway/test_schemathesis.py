@@ -5,6 +5,7 @@ own tests (test_feeds.py)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -34,8 +35,6 @@ def gateway_url(settings: Settings) -> Iterator[str]:
                         break
                 except httpx.TransportError:
                     pass
-                import time
-
                 time.sleep(0.1)
         yield base
 
@@ -63,7 +62,7 @@ def test_the_api_does_what_its_schema_says(
         @given(case=operation.as_strategy())
         @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def exercise(case: schemathesis.Case) -> None:
-            calls.append(operation.label)
+            calls.append(case.operation.label)
             case.call_and_validate(
                 base_url=gateway_url, headers=admin, checks=[not_a_server_error, response_schema_conformance]
             )
