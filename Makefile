@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench bench-sync clean
+.PHONY: dev test lint bench bench-sync bench-clients clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ bench: $(STAMP)
 
 bench-sync: $(STAMP)
 	$(BIN)/python bench/sync_tasks.py
+
+bench-clients: $(STAMP)
+	$(BIN)/python bench/clients.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
