@@ -10,13 +10,14 @@ before or outside any route (401 from authentication, 404 for an unknown path).
 from __future__ import annotations
 
 import re
-from uuid import uuid4
 
 import structlog
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from taskflow.ids import new_uuid
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _INCOMING = REQUEST_ID_HEADER.lower().encode()
@@ -37,8 +38,8 @@ def _incoming_or_new(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == _INCOMING:
             incoming = value.decode("latin-1")
-            return incoming if _SANE.fullmatch(incoming) else uuid4().hex
-    return uuid4().hex
+            return incoming if _SANE.fullmatch(incoming) else new_uuid().hex
+    return new_uuid().hex
 
 
 class RequestIdMiddleware(ASGIMiddleware):

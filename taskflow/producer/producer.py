@@ -22,7 +22,7 @@ from taskflow.streams.cancel import Canceller
 from taskflow.streams.connection import open_redis
 from taskflow.streams.keyspace import Keyspace
 from taskflow.streams.marker import ENDED_BADLY
-from taskflow.streams.submit import Submitter
+from taskflow.streams.submit import SubmitOutcome, Submitter
 from taskflow.submission.errors import InvalidSubmission
 from taskflow.submission.intake import (
     Intake,
@@ -57,6 +57,12 @@ class Producer:
         self.actor = actor
         self.keyspace = Keyspace.of(settings)
         self._submitter = Submitter(redis, self.keyspace)
+        # One connection kept for the common case, one submit at a time: redis-py's pool
+        # costs ~30 us a command to hand out and take back a connection (a quarter of a
+        # submit, docs/benchmarks.md Issue 12). Concurrent submits use the pool meanwhile.
+        self._direct = redis.client()
+        self._direct_submitter = Submitter(self._direct, self.keyspace)
+        self._direct_busy = False
         self._canceller = Canceller(redis, self.keyspace)
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
@@ -82,6 +88,7 @@ class Producer:
     async def aclose(self) -> None:
         if self._pool is not None:
             await self._pool.close()
+        await self._direct.aclose()
         await self.redis.aclose()
 
     async def __aenter__(self) -> Producer:
@@ -101,9 +108,7 @@ class Producer:
         if submission.depends_on and not await self._parents_done(intake, submission.depends_on):
             intake = waiting_for_parents(intake)
         await refuse_if_projected_elsewhere(self.redis, self.keyspace, self._database, [intake])
-        outcome = await self._submitter.submit(
-            intake.event, fingerprint=intake.fingerprint, marker_ttl_seconds=self.settings.idempotency_ttl_seconds
-        )
+        outcome = await self._append(intake)
         if (refusal := refusal_of(intake, outcome)) is not None:
             raise refusal
         return self.handle(intake.task_id, submission.task_name)
@@ -122,6 +127,18 @@ class Producer:
             if (refusal := refusal_of(intake, outcome)) is not None:
                 raise refusal
         return [self.handle(intake.task_id, s.task_name) for intake, s in zip(intakes, submissions, strict=True)]
+
+    async def _append(self, intake: Intake) -> SubmitOutcome:
+        ttl = self.settings.idempotency_ttl_seconds
+        if self._direct_busy:
+            return await self._submitter.submit(intake.event, fingerprint=intake.fingerprint, marker_ttl_seconds=ttl)
+        self._direct_busy = True
+        try:
+            return await self._direct_submitter.submit(
+                intake.event, fingerprint=intake.fingerprint, marker_ttl_seconds=ttl
+            )
+        finally:
+            self._direct_busy = False
 
     def handle(self, task_id: UUID | str, task_name: str | None = None) -> TaskHandle[Any]:
         """A handle on a task by id; with ``task_name`` its result is converted to the

@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import msgspec
 
 from taskflow.events import TaskSubmitted
 from taskflow.events.upcasters import priority_level
+from taskflow.ids import new_uuid
 from taskflow.storable import NUL_REFUSED, json_nul_path, nul_path
 from taskflow.streams.dispatch import INITIAL_STATUS, InitialStatus, dispatch_mode
 from taskflow.streams.submit import SubmitOutcome
@@ -48,7 +49,7 @@ def decide_task_id(submission: TaskSubmission, actor: str, idempotency_key: str 
         return submission.task_id
     if idempotency_key:
         return uuid5(_IDEMPOTENCY_SPACE, f"{actor}\x00{idempotency_key}")
-    return uuid4()
+    return new_uuid()
 
 
 def validate_task(submission: TaskSubmission, idempotency_key: str | None = None) -> None:
@@ -101,7 +102,7 @@ def build_intake(
     event = TaskSubmitted(
         aggregate_id=str(task_id),
         occurred_at=now,
-        correlation_id=uuid4().hex,
+        correlation_id=new_uuid().hex,
         traceparent=traceparent,
         actor=actor,
         request_id=request_id,

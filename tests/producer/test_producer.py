@@ -149,3 +149,13 @@ async def test_the_sync_twin_works_without_a_loop_and_refuses_inside_one(
     async with running_worker(settings, redis):
         result = await asyncio.to_thread(lambda: add_numbers.submit_sync(20, 22).result(timeout=15))
     assert result == 42
+
+
+async def test_concurrent_submits_share_the_kept_connection_and_the_pool(
+    producer: Producer, redis: Redis, settings: Settings
+) -> None:
+    handles = await asyncio.gather(*(add_numbers.submit(i, i, producer=producer) for i in range(200)))
+    assert len({h.task_id for h in handles}) == 200
+    assert await redis.xlen(Keyspace.of(settings).events(0)) == 200
+    async with running_worker(settings, redis, concurrency=20):
+        assert await asyncio.gather(*(h.result(timeout=30) for h in handles)) == [2 * i for i in range(200)]
