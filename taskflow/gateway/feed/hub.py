@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, cast
 from uuid import UUID
 
 import structlog
+from litestar.response import ServerSentEventMessage
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -31,6 +33,8 @@ READ_COUNT = 1000
 BUFFER = 10_000
 # Tasks whose owner and name the hub remembers (so a feed need not look them up again).
 KNOWN_TASKS = 100_000
+# Encoded messages kept for feeds that are a little behind.
+ENCODED_KEPT = 4096
 Item = tuple[Position, AnyEvent]
 
 
@@ -114,9 +118,22 @@ class TaskDirectory:
             self._known.popitem(last=False)
 
 
+class EncodedMessage(ServerSentEventMessage):
+    """An SSE message encoded once, sent as is to every feed that shows it."""
+
+    def __init__(self, encoded: bytes) -> None:
+        super().__init__()
+        self._encoded = encoded
+
+    def encode(self) -> bytes:
+        return self._encoded
+
+
 class FeedHub:
     def __init__(self, ctx: GatewayContext) -> None:
         self._ctx = ctx
+        # 1,000 feeds showing one event would otherwise encode it 1,000 times.
+        self._encoded: OrderedDict[Position, EncodedMessage] = OrderedDict()
         self.directory = TaskDirectory(ctx)
         self._feeds: set[Feed] = set()
         self._reader: asyncio.Task[None] | None = None
@@ -143,6 +160,15 @@ class FeedHub:
             error = self._reader.exception() if not self._reader.cancelled() else None
             raise DependencyUnavailable("redis", error or RuntimeError("the feed reader stopped"))
         return feed
+
+    def encoded(self, position: Position, encode: Callable[[], bytes]) -> EncodedMessage:
+        """The message for the event at ``position``, encoded on first use."""
+        message = self._encoded.get(position)
+        if message is None:
+            message = self._encoded[position] = EncodedMessage(encode())
+            if len(self._encoded) > ENCODED_KEPT:
+                self._encoded.popitem(last=False)
+        return message
 
     def leave(self, feed: Feed) -> None:
         self._feeds.discard(feed)

@@ -162,7 +162,7 @@ async def _messages(
                 if last is not None and position <= last:
                     continue  # already sent while catching up
                 last = position
-                yield _message(position, event, ctx.keyspace.all_partitions)
+                yield _message(feeds, position, event, ctx.keyspace.all_partitions)
                 if ends_with_task and status_after(event) in ENDED:
                     yield ServerSentEventMessage(event="end", data="")
                     return
@@ -208,13 +208,19 @@ async def _shown(
         meta = feeds.directory.get(event.aggregate_id) if isinstance(event, TASK_EVENTS) else None
         if selection.shows(event, meta):
             ended = status_after(event) in ENDED
-            shown.append((_message(position, event, partitions), position, ended))
+            shown.append((_message(feeds, position, event, partitions), position, ended))
     return shown
 
 
-def _message(position: Position, event: AnyEvent, partitions: range) -> ServerSentEventMessage:
-    return ServerSentEventMessage(
-        id=sse_id(position, partitions), event=str(type(event).__struct_config__.tag), data=_json.encode(event).decode()
+def _message(feeds: FeedHub, position: Position, event: AnyEvent, partitions: range) -> ServerSentEventMessage:
+    """The event as an SSE message, encoded once per gateway however many feeds show it."""
+    return feeds.encoded(
+        position,
+        lambda: ServerSentEventMessage(
+            id=sse_id(position, partitions),
+            event=str(type(event).__struct_config__.tag),
+            data=_json.encode(event).decode(),
+        ).encode(),
     )
 
 
