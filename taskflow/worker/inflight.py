@@ -120,13 +120,17 @@ class InFlight:
         return max(0, 2 * self.capacity + len(self.running) - len(self._entries))
 
     def wanted_per_level(self, levels: tuple[Priority, ...]) -> dict[Priority, int]:
-        """How many more entries of each level to fetch: up to ``capacity`` waiting per
-        level; nothing while paused or while a suspect is held."""
+        """How many more entries of each level to fetch: up to ``capacity`` (at least 2)
+        waiting per level; nothing while paused or while a suspect is held."""
         if self.suspects or self.paused:
             return {}
-        # Refill a level once it is half drained, in one read, not one entry per start.
+        # Refill a level once it is half drained, in one read, not one entry per start. At
+        # least two wait per level: a slot frees as soon as its code returns, and with one
+        # waiting the next start could come before the refill read, handing the start to
+        # a lower level than the weights say.
+        target = max(2, self.capacity)
         waiting = {level: self.backlog.count(level) for level in levels}
-        return {level: self.capacity - n for level, n in waiting.items() if n <= self.capacity // 2}
+        return {level: target - n for level, n in waiting.items() if n <= target // 2}
 
     def holds(self, entry_id: str) -> bool:
         return entry_id in self._entries
