@@ -6,6 +6,7 @@ import click
 
 from taskflow.cli.dev import dev
 from taskflow.cli.services import coordinator, gateway, migrate, projector, worker
+from taskflow.cli.streams import streams
 from taskflow.cli.token import token
 
 
@@ -15,7 +16,7 @@ def cli() -> None:
     """TaskFlow: event-sourced background tasks on Redis Streams."""
 
 
-for command in (dev, migrate, gateway, worker, projector, coordinator, token):
+for command in (dev, migrate, gateway, worker, projector, coordinator, token, streams):
     cli.add_command(command)
 
 
