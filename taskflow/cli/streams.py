@@ -39,6 +39,7 @@ def streams(ctx: click.Context, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from taskflow.ops.streams import describe
+    from taskflow.streams.keyspace import Keyspace
 
     settings = settings_from_env()
     found = asyncio.run(_with_redis(settings, lambda redis, ks: describe(redis, ks)))
@@ -47,7 +48,7 @@ def streams(ctx: click.Context, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    table = Table(title=f"streams of namespace {settings.namespace!r}")
+    table = Table(title=f"streams of namespace {Keyspace.of(settings).describe()!r}")
     for column in (
         "stream",
         "length",

@@ -140,3 +140,7 @@ class Keyspace:
         """A rate limit's state (GCRA: its theoretical arrival time, ms). One hash tag for
         all of them: the user's and the address's limits are checked in one script."""
         return f"{self.namespace}:{{ratelimit}}:{scope}:{who}"
+
+    def describe(self) -> str:
+        """The deployment as people read it (command output): its namespace."""
+        return self.namespace
