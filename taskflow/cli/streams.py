@@ -4,6 +4,7 @@ still pending, for people (tables) and scripts (``--json``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from rich.console import Console
 
+    from taskflow.events import AnyEvent
     from taskflow.settings import Settings
     from taskflow.streams.keyspace import Keyspace
 
@@ -200,3 +202,39 @@ def _age(ms: int) -> str:
     if seconds < 3600:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+@streams.command()
+@click.option("--count", type=click.IntRange(1, 100_000), default=20, show_default=True, help="Events shown first.")
+@click.option("--follow", "-f", is_flag=True, help="Go on printing events as they arrive (Ctrl-C stops).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON event per line (JSONL) instead of text.")
+def tail(count: int, follow: bool, as_json: bool) -> None:
+    """The newest events of every partition, decoded, oldest first; with --follow, the
+    ones appended after them too.
+
+    \b
+    Example:
+      taskflow streams tail --count 50
+      taskflow streams tail --follow --json | jq 'select(.type == "task.failed")'
+    """
+    from taskflow.events import tag_of
+    from taskflow.ops.tail import follow_events, last_events
+
+    settings = settings_from_env()
+
+    def show(event: AnyEvent) -> None:
+        if as_json:
+            click.echo(msgspec.json.encode(event).decode())
+        else:
+            click.echo(f"{event.event_id}  {tag_of(event):<22} {event.aggregate_id}  actor={event.actor or '-'}")
+
+    async def run(redis: Redis, ks: Keyspace) -> None:
+        newest, read_up_to = await last_events(redis, ks, count)
+        for event in newest:
+            show(event)
+        if follow:
+            async for event in follow_events(redis, read_up_to):
+                show(event)
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a --follow
+        asyncio.run(_with_redis(settings, run))

@@ -120,3 +120,37 @@ def test_the_age_histogram_buckets_by_idle_time() -> None:
 
     histogram = dict(age_histogram([entry(5), entry(999), entry(1_000), entry(59_000), entry(7_200_000)]))
     assert histogram == {"< 1 s": 2, "< 10 s": 1, "< 1 min": 1, "< 10 min": 0, "< 1 h": 0, ">= 1 h": 1}
+
+
+async def test_tail_shows_the_newest_events_and_follows_new_ones(redis: Redis, settings: Settings) -> None:
+    import subprocess
+    import sys
+
+    await ensure_groups(redis, Keyspace.of(settings))
+    events = [submitted("echo") for _ in range(5)]
+    for event in events:
+        await submit(redis, settings, event)
+    shown = taskflow("streams", "tail", "--count", "3", "--json", env=env_for(settings))
+    assert shown.returncode == 0, shown.stderr
+    assert [json.loads(line)["aggregate_id"] for line in shown.stdout.splitlines()] == [
+        e.aggregate_id for e in events[2:]
+    ]
+    text = taskflow("streams", "tail", "--count", "1", env=env_for(settings))
+    assert "task.submitted" in text.stdout and events[-1].aggregate_id in text.stdout
+    follower = subprocess.Popen(  # noqa: ASYNC220 - started once, read from a thread
+        [sys.executable, "-m", "taskflow", "streams", "tail", "--count", "1", "--follow", "--json"],
+        env=env_for(settings),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follower.stdout is not None
+        first = await asyncio.to_thread(follower.stdout.readline)
+        assert json.loads(first)["aggregate_id"] == events[-1].aggregate_id
+        later = submitted("echo")
+        await submit(redis, settings, later)
+        arrived = await asyncio.wait_for(asyncio.to_thread(follower.stdout.readline), 15)
+        assert json.loads(arrived)["aggregate_id"] == later.aggregate_id
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
