@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from taskflow.cli.dev import dev
+from taskflow.cli.replay import replay
 from taskflow.cli.services import coordinator, gateway, migrate, projector, worker
 from taskflow.cli.streams import streams
 from taskflow.cli.token import token
@@ -16,7 +17,7 @@ def cli() -> None:
     """TaskFlow: event-sourced background tasks on Redis Streams."""
 
 
-for command in (dev, migrate, gateway, worker, projector, coordinator, token, streams):
+for command in (dev, migrate, gateway, worker, projector, coordinator, token, streams, replay):
     cli.add_command(command)
 
 

@@ -15,8 +15,8 @@ from redis.asyncio import Redis
 from taskflow.dev.ports import free_port
 from taskflow.gateway.auth import Role, issue_token
 from taskflow.gateway.feed.hub import Feed as HubFeed
-from taskflow.gateway.feed.position import Position
 from taskflow.gateway.feed.selection import Selection
+from taskflow.replay.position import Position
 from taskflow.settings import Settings
 from taskflow.streams.keyspace import Keyspace
 from tests.support.processes import Service, env_for, services, start

@@ -20,10 +20,10 @@ from redis.exceptions import RedisError
 from taskflow.events import AnyEvent, EventDecodeError, TaskSubmitted, decode
 from taskflow.gateway.context import GatewayContext
 from taskflow.gateway.errors import DependencyUnavailable
-from taskflow.gateway.feed.position import Position, position_of
 from taskflow.gateway.feed.selection import TASK_EVENTS, Selection, TaskMeta, meta_of
 from taskflow.gateway.queries import submitted_events
 from taskflow.outage import REDIS_AWAY, Outage
+from taskflow.replay.position import Position, position_of
 from taskflow.streams.connection import open_redis
 
 log = structlog.get_logger()

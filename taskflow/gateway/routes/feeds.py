@@ -24,13 +24,13 @@ from taskflow.events import EVENT_TYPES, AnyEvent
 from taskflow.gateway.auth import principal_bytes
 from taskflow.gateway.context import Caller, Ctx, GatewayContext
 from taskflow.gateway.errors import invalid
-from taskflow.gateway.feed.history import events_after
 from taskflow.gateway.feed.hub import Feed, FeedHub
-from taskflow.gateway.feed.position import START, Position, parse_sse_id, sse_id
 from taskflow.gateway.feed.selection import TASK_EVENTS, Selection, TaskMeta, status_after
 from taskflow.gateway.feed.tickets import issue_ticket
 from taskflow.gateway.queries import get_task_view
 from taskflow.gateway.schemas import TASK_STATUSES
+from taskflow.replay.history import EventFilter, events_after
+from taskflow.replay.position import START, Position, parse_sse_id, sse_id
 
 log = structlog.get_logger()
 Feeds = NamedDependency[FeedHub]
@@ -186,7 +186,8 @@ async def _caught_up(
 ) -> AsyncIterator[tuple[ServerSentEventMessage, Position, bool]]:
     """The history after ``resume`` that the feed shows, checked a chunk at a time."""
     chunk: list[tuple[Position, AnyEvent]] = []
-    async for item in events_after(ctx, resume, selection.task_id):
+    history = events_after(ctx.redis, ctx.pool, ctx.keyspace, resume, EventFilter(aggregate_id=selection.task_id))
+    async for item in history:
         chunk.append(item)
         if len(chunk) >= HISTORY_CHUNK:
             for shown in await _shown(feeds, selection, chunk, ctx.keyspace.all_partitions):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from taskflow.gateway.feed.position import START, Position, after_in, parse_sse_id, position_of, sse_id
+from taskflow.replay.position import START, Position, after_in, parse_sse_id, position_of, sse_id
 
 
 @pytest.mark.parametrize(
