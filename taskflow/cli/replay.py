@@ -152,16 +152,18 @@ class _ProgressBar:
             TextColumn("replay"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.speed:>9,.0f} events/s" if total else ""),
+            TextColumn("{task.fields[rate]}"),
             TimeRemainingColumn(),
             console=Console(stderr=True),
             transient=True,
         )
-        self._task = self._progress.add_task("replay", total=max(total, 1))
+        self._task = self._progress.add_task("replay", total=max(total, 1), rate="")
+        self._started = time.perf_counter()
         self._progress.start()
 
     def advance(self, done: int) -> None:
-        self._progress.update(self._task, completed=done)
+        rate = done / max(time.perf_counter() - self._started, 1e-9)
+        self._progress.update(self._task, completed=done, rate=f"{rate:>9,.0f} events/s")
 
     def stop(self, done: int) -> None:
         self._progress.update(self._task, completed=done)
