@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from taskflow.cli.dev import dev
+from taskflow.cli.projections import projections
 from taskflow.cli.replay import replay
 from taskflow.cli.services import coordinator, gateway, migrate, projector, worker
 from taskflow.cli.streams import streams
@@ -17,7 +18,7 @@ def cli() -> None:
     """TaskFlow: event-sourced background tasks on Redis Streams."""
 
 
-for command in (dev, migrate, gateway, worker, projector, coordinator, token, streams, replay):
+for command in (dev, migrate, gateway, worker, projector, coordinator, token, streams, replay, projections):
     cli.add_command(command)
 
 

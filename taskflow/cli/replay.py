@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from taskflow.cli._progress import progress_bar
 from taskflow.cli._runtime import fail, settings_from_env
 
 if TYPE_CHECKING:
@@ -117,57 +118,26 @@ async def _write_events(
     from taskflow.replay.formats import EventWriter
 
     writer = EventWriter(fmt, sys.stdout.buffer)
-    bar = _ProgressBar(await history.estimate(selection)) if show_progress else None
+    total = await history.estimate(selection) if show_progress else 0
     started = time.perf_counter()
     written = 0
     try:
-        async for _, event in history.positioned(selection):
-            writer.write(event)
-            written += 1
-            if bar is not None and written % 1000 == 0:
-                bar.advance(written)
-            if written == limit:
-                break
+        with progress_bar("replay", total, show_progress) as advance:
+            async for _, event in history.positioned(selection):
+                writer.write(event)
+                written += 1
+                if advance is not None and written % 1000 == 0:
+                    advance(written)
+                if written == limit:
+                    break
         writer.detach()
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         sys.stderr.close()
         return
-    finally:
-        if bar is not None:
-            bar.stop(written)
     elapsed = time.perf_counter() - started
     skipped = f", {history.tally.undecodable:,} undecodable skipped" if history.tally.undecodable else ""
     rate = written / elapsed if elapsed > 0 else 0.0
     click.echo(f"replayed {written:,} events in {elapsed:.2f} s ({rate:,.0f} events/s){skipped}", err=True)
-
-
-class _ProgressBar:
-    """Events done of the estimate, events/s and the time left, on stderr."""
-
-    def __init__(self, total: int) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._progress = Progress(
-            TextColumn("replay"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self._task = self._progress.add_task("replay", total=max(total, 1), rate="")
-        self._started = time.perf_counter()
-        self._progress.start()
-
-    def advance(self, done: int) -> None:
-        rate = done / max(time.perf_counter() - self._started, 1e-9)
-        self._progress.update(self._task, completed=done, rate=f"{rate:>9,.0f} events/s")
-
-    def stop(self, done: int) -> None:
-        self._progress.update(self._task, completed=done)
-        self._progress.stop()
 
 
 async def _snapshot(

@@ -210,6 +210,22 @@ async def write_changes(conn: Connection, changes: Changes) -> None:
     await _upsert_staged(conn, [(upsert, rows) for upsert, rows in upserts if rows])
 
 
+async def insert_all(conn: Connection, changes: Changes) -> None:
+    """Every row of ``changes`` into EMPTY tables (a rebuild): COPY alone, no conflict
+    to check, and no key needed yet (they are added after the load)."""
+    tables = [
+        (_TASKS, _tuples(changes.tasks.values())),
+        (_WORKERS, _tuples(changes.workers.values())),
+        (_EXECUTIONS, [_numeric(t, _DURATION) for t in _tuples(changes.executions.values())]),
+        (_RESULTS, _tuples(changes.results.values())),
+        (_DEAD_LETTERS, _tuples(changes.dead_letters.values())),
+        (_LOGS, _tuples(changes.logs.values())),
+    ]
+    for upsert, rows in tables:
+        if rows:
+            await conn.copy_records_to_table(upsert.table, records=rows, columns=upsert.columns)
+
+
 async def _upsert_staged(conn: Connection, writes: list[tuple[_Upsert, list[tuple[object, ...]]]]) -> None:
     if not writes:
         return
