@@ -3,27 +3,24 @@ still pending, for people (tables) and scripts (``--json``)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import sys
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 import msgspec
 
+from taskflow.cli._ops import age, console, run_once, size, with_redis
 from taskflow.cli._runtime import fail, settings_from_env
+from taskflow.cli.streams_consumers import consumers
+from taskflow.cli.streams_quarantine import quarantine
+from taskflow.cli.streams_top import top
 
 if TYPE_CHECKING:
     # The CLI imports what a command needs when it runs (ADR 0012): annotations only here.
     from redis.asyncio import Redis
-    from rich.console import Console
 
     from taskflow.events import AnyEvent
-    from taskflow.settings import Settings
     from taskflow.streams.keyspace import Keyspace
-
-T = TypeVar("T")
 
 
 @click.group(invoke_without_command=True)
@@ -44,7 +41,7 @@ def streams(ctx: click.Context, as_json: bool) -> None:
     from taskflow.streams.keyspace import Keyspace
 
     settings = settings_from_env()
-    found = asyncio.run(_with_redis(settings, lambda redis, ks: describe(redis, ks)))
+    found = run_once(with_redis(settings, lambda redis, ks: describe(redis, ks)))
     if as_json:
         click.echo(msgspec.json.encode(found).decode())
         return
@@ -67,7 +64,7 @@ def streams(ctx: click.Context, as_json: bool) -> None:
             column, justify="right" if column in ("length", "memory", "consumers", "pending", "lag") else "left"
         )
     for stream in found:
-        memory = "-" if stream.memory_bytes is None else _size(stream.memory_bytes)
+        memory = "-" if stream.memory_bytes is None else size(stream.memory_bytes)
         head = [stream.name, f"{stream.length:,}", stream.first_id or "-", stream.last_id or "-", memory]
         if not stream.groups:
             table.add_row(*head, "-", "-", "-", "-", "-")
@@ -76,7 +73,7 @@ def streams(ctx: click.Context, as_json: bool) -> None:
             pending = f"[yellow]{group.pending:,}[/]" if group.pending else "0"
             lag = "?" if group.lag is None else f"{group.lag:,}"
             table.add_row(*cells, group.name, str(group.consumers), pending, lag, group.last_delivered_id)
-    _console().print(table)
+    console().print(table)
 
 
 @streams.command()
@@ -131,7 +128,7 @@ def pending(
             count=limit,
         )
 
-    entries = asyncio.run(_with_redis(settings, read))
+    entries = run_once(with_redis(settings, read))
     if dry_run:
         entries = [e for e in entries if e.reclaimable]
     if as_json:
@@ -152,56 +149,20 @@ def pending(
             e.task_id or "?",
             e.entry_id,
             e.consumer,
-            _age(e.idle_ms),
+            age(e.idle_ms),
             str(e.deliveries),
             runs,
             note,
             style=style,
         )
-    console = _console()
-    console.print(table)
+    out = console()
+    out.print(table)
     histogram = Table(title="age of pending entries")
     histogram.add_column("idle")
     histogram.add_column("entries", justify="right")
     for label, n in age_histogram(entries):
         histogram.add_row(label, f"{n:,}")
-    console.print(histogram)
-
-
-async def _with_redis(settings: Settings, read: Callable[[Redis, Keyspace], Awaitable[T]]) -> T:
-    from taskflow.streams.connection import open_redis
-    from taskflow.streams.keyspace import Keyspace
-
-    redis = await open_redis(settings)
-    try:
-        return await read(redis, Keyspace.of(settings))
-    finally:
-        await redis.aclose()
-
-
-def _console() -> Console:
-    """Colour and the terminal's width on a terminal; piped, plain text wide enough that
-    ids are never cut."""
-    from rich.console import Console
-
-    return Console() if sys.stdout.isatty() else Console(width=220, no_color=True)
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
-
-
-def _age(ms: int) -> str:
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+    out.print(histogram)
 
 
 @streams.command()
@@ -237,4 +198,8 @@ def tail(count: int, follow: bool, as_json: bool) -> None:
                 show(event)
 
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends a --follow
-        asyncio.run(_with_redis(settings, run))
+        run_once(with_redis(settings, run))
+
+
+for _command in (top, consumers, quarantine):
+    streams.add_command(_command)

@@ -92,6 +92,13 @@ class Keyspace:
         """Held by the one projector process that projects partition ``p`` (invariant 6)."""
         return f"{self.namespace}:{{{p}}}:projector:lock"
 
+    def quarantine_retried(self, p: int) -> str:
+        """Hash: id of a quarantined entry of partition ``p``'s events -> the id it was
+        re-appended as (``taskflow streams quarantine --retry``). Written in the same script
+        step as the append and kept: an entry is re-appended at most once, whatever fails
+        after the append."""
+        return f"{self.namespace}:{{{p}}}:quarantine:retried"
+
     def held_due(self, p: int) -> str:
         """Sorted set: task id -> due time (ms) of tasks held for later (a future
         ``scheduled_at``, a retry not yet due). The key keeps its first name, ``schedule``,

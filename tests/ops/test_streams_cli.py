@@ -14,7 +14,7 @@ from taskflow.settings import Settings
 from taskflow.streams.groups import ensure_groups
 from taskflow.streams.keyspace import WORKERS_GROUP, Keyspace
 from tests.support.processes import env_for, taskflow
-from tests.support.stack import submit, submitted
+from tests.support.stack import submit, submitted, submitted_and_read
 
 
 def _json(settings: Settings, *args: str, **env: str) -> object:
@@ -24,11 +24,7 @@ def _json(settings: Settings, *args: str, **env: str) -> object:
 
 
 async def test_the_overview_shows_every_stream_its_groups_pending_and_lag(redis: Redis, settings: Settings) -> None:
-    ks = Keyspace.of(settings)
-    await ensure_groups(redis, ks)
-    for _ in range(3):
-        await submit(redis, settings, submitted("echo"))
-    await redis.xreadgroup(WORKERS_GROUP, "w1", {ks.dispatch(0, "medium"): ">"}, count=2)
+    await submitted_and_read(redis, settings, "w1", count=3, read=2)
     found = {s["name"]: s for s in _json(settings)}  # type: ignore[union-attr]
     assert set(found) == {"events:0", "dispatch:0:critical", "dispatch:0:high", "dispatch:0:medium", "dispatch:0:low"}
     medium = found["dispatch:0:medium"]

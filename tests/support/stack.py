@@ -44,6 +44,15 @@ async def submit(redis: Redis, settings: Settings, event: TaskSubmitted) -> str:
     return outcome.event_id
 
 
+async def submitted_and_read(redis: Redis, settings: Settings, consumer: str, *, count: int, read: int) -> None:
+    """``count`` echo tasks submitted (dispatch:0:medium), the first ``read`` of them read by
+    ``consumer`` of the workers group and left pending, as a worker that died holding them."""
+    keyspace = Keyspace.of(settings)
+    for _ in range(count):
+        await submit(redis, settings, submitted("echo"))
+    await redis.xreadgroup("workers", consumer, {keyspace.dispatch(0, "medium"): ">"}, count=read)
+
+
 async def all_events(redis: Redis, settings: Settings) -> list[AnyEvent]:
     events: list[AnyEvent] = []
     keyspace = Keyspace.of(settings)

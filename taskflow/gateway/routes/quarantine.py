@@ -14,19 +14,13 @@ from litestar.params import FromQuery, QueryParameter
 
 from taskflow.gateway.context import Caller, Ctx
 from taskflow.gateway.cursor import decode_cursor, encode_cursor
+from taskflow.ops.quarantine import QuarantinedEntry as QuarantinedRow
 
 
-class QuarantinedEntry(msgspec.Struct, kw_only=True):
-    stream: str
-    entry_id: str
-    partition: int
-    source: Literal["projector", "worker"]
-    event_type: str | None
-    aggregate_id: str | None
-    error: str
-    quarantined_at: datetime
-    # The bytes as read: exactly, in base64, and as text for a reader (bytes that are
-    # not UTF-8 written as \xNN).
+class QuarantinedEntry(QuarantinedRow, kw_only=True):
+    """A row as ``taskflow streams quarantine`` lists it, with the bytes as read: exactly,
+    in base64, and as text for a reader (bytes that are not UTF-8 written as \\xNN)."""
+
     raw_base64: str
     raw_text: str
 
