@@ -21,6 +21,9 @@ MAX_JWT_LEEWAY_SECONDS = 300
 
 OtelExporter = Literal["none", "console", "otlp"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+# stream_retention_seconds that turns trimming off (the benchmark's baseline, or an operator
+# who wants Redis to keep the whole log).
+NEVER_TRIM = -1
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,6 +72,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sse_keepalive_seconds: float = 15.0
     # Open feeds per user across every gateway replica; one more is a 429.
     sse_max_streams_per_user: int = 10
+    # The coordinator trims the Redis streams (invariant 8) but keeps at least this many
+    # seconds of entries for live feeds and `taskflow streams tail`; -1 never trims.
+    stream_retention_seconds: float = 600.0
     # Set by `taskflow dev` only: allows a generated JWT secret.
     dev: bool = False
 
@@ -115,6 +121,8 @@ def validate(settings: Settings) -> None:
         raise ConfigurationError(name, "must be positive")
     if settings.max_deliveries < 1:
         raise ConfigurationError("TASKFLOW_MAX_DELIVERIES", "must be at least 1")
+    if settings.stream_retention_seconds < 0 and settings.stream_retention_seconds != NEVER_TRIM:
+        raise ConfigurationError("TASKFLOW_STREAM_RETENTION_SECONDS", "must be 0 or more, or -1 (never trim)")
     _validate_gateway(settings)
     if settings.dependency_timeout_seconds <= 0:
         raise ConfigurationError("TASKFLOW_DEPENDENCY_TIMEOUT_SECONDS", "must be positive")

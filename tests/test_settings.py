@@ -63,6 +63,7 @@ def test_a_lower_case_log_level_starts_a_command(settings: Settings) -> None:
         ({"TASKFLOW_PARTITIONS": "many"}, "TASKFLOW_PARTITIONS"),
         ({"TASKFLOW_PARTITIONS": "0"}, "TASKFLOW_PARTITIONS"),
         ({"TASKFLOW_LEASE_SECONDS": "-1"}, "TASKFLOW_LEASE_SECONDS"),
+        ({"TASKFLOW_STREAM_RETENTION_SECONDS": "-2"}, "TASKFLOW_STREAM_RETENTION_SECONDS"),
         ({"TASKFLOW_NAMESPACE": "a{b}"}, "TASKFLOW_NAMESPACE"),
         ({"TASKFLOW_LOG_LEVEL": "LOUD"}, "TASKFLOW_LOG_LEVEL"),
         ({"TASKFLOW_OTEL_EXPORTER": "zipkin"}, "TASKFLOW_OTEL_EXPORTER"),

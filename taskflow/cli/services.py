@@ -104,7 +104,8 @@ async def _projector(settings: Settings) -> None:
 
 @click.command()
 def coordinator() -> None:
-    """The coordinator: dispatches scheduled tasks and retries when due (one leader)."""
+    """The coordinator: dispatches scheduled tasks and retries when due, trims the streams
+    (one leader)."""
     run(_coordinator(settings_from_env()))
 
 
@@ -112,9 +113,16 @@ async def _coordinator(settings: Settings) -> None:
     from taskflow.coordinator.service import Coordinator
 
     redis = await open_redis(settings)
+    # No connection at start (min_size 0): the coordinator leads and promotes without
+    # PostgreSQL, which only its trimming of the event streams waits for. Each statement
+    # is bounded, so a stalled PostgreSQL delays a trim pass, never the process.
+    pool = await open_pool(
+        settings, min_size=0, max_size=2, command_timeout_seconds=settings.dependency_timeout_seconds
+    )
     try:
-        service = Coordinator(settings, redis)
+        service = Coordinator(settings, redis, pool)
         on_stop_signals(service.stop)
         await service.run()
     finally:
+        await pool.close()
         await redis.aclose()

@@ -1,13 +1,16 @@
 """The coordinator's Lua scripts (``coordinator/lua/``): leading a partition, queueing held
-tasks, burying silent workers, advancing cron schedules. Each refuses a leader whose lease
-moved on (ARCHITECTURE: fencing)."""
+tasks, burying silent workers, advancing cron schedules; each of those writes refuses a
+leader whose lease moved on (ARCHITECTURE: fencing). And one read: where a stream's
+consumer groups stand, for trimming."""
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from taskflow.coordinator.trimming import GroupCursor
 from taskflow.events import TaskQueued, WorkerDied, encode, tag_of
+from taskflow.projections.store import parse_stream_id
 from taskflow.streams.dispatch import HeldDispatch
 from taskflow.streams.keyspace import Keyspace
 from taskflow.streams.lua import LuaScripts
@@ -20,6 +23,7 @@ class CoordinatorScripts(LuaScripts):
         self._promote = self.register("promote")
         self._bury = self.register("bury")
         self._schedule_advance = self.register("schedule_advance")
+        self._group_cursors = self.register("group_cursors")
 
     async def lead(self, *, partition: int, candidate: str, lease_ms: int) -> str | None:
         """Take or keep the leadership of ``partition``: ``id|fence`` while we lead."""
@@ -77,3 +81,15 @@ class CoordinatorScripts(LuaScripts):
             args=[leader, schedule_id, tick_ms, next_ms],
         )
         return bool(answer)
+
+    async def group_cursors(self, stream: str) -> list[GroupCursor]:
+        """Every consumer group of ``stream``, read atomically; [] when it does not exist."""
+        flat = await self._group_cursors(keys=[stream])
+        return [
+            GroupCursor(
+                name=str(name),
+                last_delivered=parse_stream_id(str(delivered)),
+                oldest_pending=parse_stream_id(str(pending)) if pending else None,
+            )
+            for name, delivered, pending in zip(flat[0::3], flat[1::3], flat[2::3], strict=True)
+        ]

@@ -1,4 +1,6 @@
-"""The coordinator: leads partitions and promotes due tasks from the schedule."""
+"""The coordinator: leads partitions and promotes due tasks from the schedule, releases
+waiting tasks, fires cron ticks, buries silent workers, and trims the streams of the
+partitions it leads (``trimmer``)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import cast
 
+import asyncpg
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -23,6 +26,7 @@ from taskflow.coordinator.decisions import (
     tick_event,
 )
 from taskflow.coordinator.scripts import CoordinatorScripts
+from taskflow.coordinator.trimmer import Trimmer
 from taskflow.events import EventDecodeError, TaskSubmitted, decode
 from taskflow.outage import REDIS_AWAY, Outage
 from taskflow.settings import Settings
@@ -41,7 +45,7 @@ SWEEP_EVERY_S = 0.5
 
 
 class Coordinator:
-    def __init__(self, settings: Settings, redis: Redis) -> None:
+    def __init__(self, settings: Settings, redis: Redis, pool: asyncpg.Pool) -> None:
         self.settings = settings
         self.redis = redis
         self.keyspace = Keyspace.of(settings)
@@ -54,6 +58,8 @@ class Coordinator:
         # partition -> our "id|fence" while we lead it
         self.leading: dict[int, str] = {}
         self.redis_outage = Outage("redis")
+        # Reads the archive's checkpoints from PostgreSQL (``pool``); nothing else here does.
+        self.trimmer = Trimmer(settings, redis, pool, self.scripts, self.redis_outage)
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -62,6 +68,17 @@ class Coordinator:
     async def run(self) -> None:
         await ensure_groups(self.redis, self.keyspace)
         log.info("coordinator_started", coordinator_id=self.id)
+        # Its own task: a slow PostgreSQL read or a long trim never delays a due task.
+        trimming = asyncio.create_task(self.trimmer.trim_forever(lambda: list(self.leading), self._stopping))
+        try:
+            await self._lead_and_promote()
+        finally:
+            trimming.cancel()  # a pass cut short removed only what it was sure of
+            with contextlib.suppress(asyncio.CancelledError):
+                await trimming
+        log.info("coordinator_stopped", coordinator_id=self.id, promoted=self.promoted)
+
+    async def _lead_and_promote(self) -> None:
         renew_s = self.settings.lease_seconds / 3
         next_renewal = 0.0
         next_sweep = 0.0
@@ -87,7 +104,6 @@ class Coordinator:
                 self.redis_outage.succeeded()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), TICK_S)
-        log.info("coordinator_stopped", coordinator_id=self.id, promoted=self.promoted)
 
     async def _elect(self) -> None:
         for p in self.keyspace.all_partitions:

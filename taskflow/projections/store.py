@@ -110,6 +110,18 @@ async def read_checkpoint(conn: Connection, partition: int) -> StreamId:
     return (0, 0) if row is None else (int(row["last_ms"]), int(row["last_seq"]))
 
 
+async def archived_up_to(pool: asyncpg.Pool, partitions: range) -> dict[int, StreamId]:
+    """Each partition's checkpoint: the archive holds every event up to it, committed in the
+    same transaction (invariant 4). A partition without a row is absent: nothing archived."""
+    rows = await pool.fetch(
+        "SELECT partition, last_ms, last_seq FROM projection_checkpoints "
+        "WHERE projection = $1 AND partition = ANY($2::int[])",
+        PROJECTION,
+        list(partitions),
+    )
+    return {int(r["partition"]): (int(r["last_ms"]), int(r["last_seq"])) for r in rows}
+
+
 async def archive(conn: Connection, records: list[ArchiveRecord]) -> None:
     # COPY: the archive takes every event, so it is the projector's hottest write.
     await conn.copy_records_to_table(

@@ -4,41 +4,28 @@ leader when due, exactly once, within a second of their time."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
 from taskflow.coordinator.decisions import queued_event
-from taskflow.coordinator.service import Coordinator
 from taskflow.events import TaskFailed, TaskQueued, TaskStarted, TaskSucceeded
 from taskflow.settings import Settings
 from taskflow.streams.keyspace import Keyspace
-from tests.support.stack import all_events, events_of, running_worker, submit, submitted
+from tests.support.stack import all_events, events_of, running_coordinator, running_worker, submit, submitted
 from tests.support.waiting import eventually
 
 
-@asynccontextmanager
-async def running_coordinator(settings: Settings, redis: Redis) -> AsyncIterator[Coordinator]:
-    coordinator = Coordinator(settings, redis)
-    task = asyncio.create_task(coordinator.run())
-    try:
-        yield coordinator
-    finally:
-        coordinator.stop()
-        await asyncio.wait_for(task, 10)
-
-
 async def test_a_scheduled_task_is_held_until_its_time_then_runs_within_a_second(
-    redis: Redis, settings: Settings
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
 ) -> None:
     due = datetime.now(UTC) + timedelta(seconds=1.5)
     event = msgspec.structs.replace(submitted("echo"), scheduled_at=due)
     await submit(redis, settings, event)
     assert await redis.xlen(Keyspace.of(settings).dispatch(0, "medium")) == 0
-    async with running_coordinator(settings, redis), running_worker(settings, redis):
+    async with running_coordinator(settings, redis, pool), running_worker(settings, redis):
         await eventually(lambda: _has(redis, settings, event.aggregate_id, TaskSucceeded), timeout_s=10)
     history = await events_of(redis, settings, event.aggregate_id)
     (queued,) = [e for e in history if isinstance(e, TaskQueued)]
@@ -52,10 +39,12 @@ async def _has(redis: Redis, settings: Settings, task_id: str, kind: type) -> bo
     return any(isinstance(e, kind) for e in await events_of(redis, settings, task_id))
 
 
-async def test_failures_retry_with_exponential_backoff_then_give_up(redis: Redis, settings: Settings) -> None:
+async def test_failures_retry_with_exponential_backoff_then_give_up(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
     event = submitted("fail", max_retries=3, message="flaky")
     await submit(redis, settings, event)
-    async with running_coordinator(settings, redis), running_worker(settings, redis):
+    async with running_coordinator(settings, redis, pool), running_worker(settings, redis):
         await eventually(lambda: _final_failure(redis, settings, event.aggregate_id), timeout_s=20)
     history = await events_of(redis, settings, event.aggregate_id)
     failures = [e for e in history if isinstance(e, TaskFailed)]
@@ -73,12 +62,14 @@ async def _final_failure(redis: Redis, settings: Settings, task_id: str) -> bool
     return any(isinstance(e, TaskFailed) and e.retry_at is None for e in await events_of(redis, settings, task_id))
 
 
-async def test_two_coordinators_elect_one_leader_and_queue_each_task_once(redis: Redis, settings: Settings) -> None:
+async def test_two_coordinators_elect_one_leader_and_queue_each_task_once(
+    redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
     due = datetime.now(UTC) + timedelta(seconds=0.5)
     tasks = [msgspec.structs.replace(submitted("echo", i=i), scheduled_at=due) for i in range(50)]
     for event in tasks:
         await submit(redis, settings, event)
-    async with running_coordinator(settings, redis) as a, running_coordinator(settings, redis) as b:
+    async with running_coordinator(settings, redis, pool) as a, running_coordinator(settings, redis, pool) as b:
         await eventually(lambda: _queued(redis, settings, len(tasks)), timeout_s=10)
         assert (0 in a.leading) != (0 in b.leading)
     queued = [e.aggregate_id for e in await all_events(redis, settings) if isinstance(e, TaskQueued)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from uuid import uuid4
 
+import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
@@ -13,9 +14,8 @@ from redis.asyncio import Redis
 from taskflow.events import TaskCancelled, TaskStarted, TaskSucceeded
 from taskflow.gateway.app import create_app
 from taskflow.settings import Settings
-from tests.coordinator.test_scheduling import running_coordinator
 from tests.gateway.test_tasks_api import auth
-from tests.support.stack import all_events, events_of, running_worker
+from tests.support.stack import all_events, events_of, running_coordinator, running_worker
 from tests.support.waiting import eventually
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -33,13 +33,15 @@ async def _post(client: Client, settings: Settings, **body: object) -> dict[str,
     return dict(response.json())
 
 
-async def test_a_child_runs_only_after_every_parent_completed(client: Client, settings: Settings, redis: Redis) -> None:
+async def test_a_child_runs_only_after_every_parent_completed(
+    client: Client, settings: Settings, redis: Redis, pool: asyncpg.Pool
+) -> None:
     slow = await _post(client, settings, task_name="sleep", kwargs={"seconds": 1.0})
     fast = await _post(client, settings, task_name="echo")
     child = await _post(client, settings, task_name="echo", depends_on=[slow["task_id"], fast["task_id"]])
     assert child["status"] == "WAITING"
     assert (await client.get(f"/api/v1/tasks/{child['task_id']}", headers=auth(settings))).json()["status"] == "WAITING"
-    async with running_coordinator(settings, redis), running_worker(settings, redis):
+    async with running_coordinator(settings, redis, pool), running_worker(settings, redis):
         await eventually(lambda: _has(redis, settings, child["task_id"], TaskSucceeded), timeout_s=15)
     events = await all_events(redis, settings)
     slow_done = next(
@@ -56,12 +58,12 @@ async def _has(redis: Redis, settings: Settings, task_id: str, kind: type) -> bo
 
 
 async def test_a_parent_that_fails_for_good_cancels_its_waiting_children(
-    client: Client, settings: Settings, redis: Redis
+    client: Client, settings: Settings, redis: Redis, pool: asyncpg.Pool
 ) -> None:
     parent = await _post(client, settings, task_name="fail", max_retries=0)
     child = await _post(client, settings, task_name="echo", depends_on=[parent["task_id"]])
     grandchild = await _post(client, settings, task_name="echo", depends_on=[child["task_id"]])
-    async with running_coordinator(settings, redis), running_worker(settings, redis):
+    async with running_coordinator(settings, redis, pool), running_worker(settings, redis):
         await eventually(lambda: _has(redis, settings, grandchild["task_id"], TaskCancelled), timeout_s=15)
     (cancelled,) = [e for e in await events_of(redis, settings, child["task_id"]) if isinstance(e, TaskCancelled)]
     assert cancelled.reason == f"parent {parent['task_id']} failed"

@@ -14,10 +14,17 @@ from redis.asyncio import Redis
 from taskflow.events import TaskReclaimed, TaskStarted, TaskSucceeded, WorkerDied
 from taskflow.gateway.app import create_app
 from taskflow.settings import Settings
-from tests.coordinator.test_scheduling import running_coordinator
 from tests.gateway.test_tasks_api import auth
 from tests.support.processes import env_for, services, start
-from tests.support.stack import all_events, events_of, running_projector, running_worker, submit, submitted
+from tests.support.stack import (
+    all_events,
+    events_of,
+    running_coordinator,
+    running_projector,
+    running_worker,
+    submit,
+    submitted,
+)
 from tests.support.waiting import eventually
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -88,7 +95,7 @@ async def _has(redis: Redis, settings: Settings, task_id: str, kind: type) -> bo
 
 
 async def test_a_silent_worker_is_declared_dead_and_its_work_taken_over_before_its_lease_ends(
-    settings: Settings, redis: Redis
+    settings: Settings, redis: Redis, pool: asyncpg.Pool
 ) -> None:
     settings = msgspec.structs.replace(settings, lease_seconds=60.0)
     task = submitted("sleep", seconds=1.0)
@@ -99,7 +106,7 @@ async def test_a_silent_worker_is_declared_dead_and_its_work_taken_over_before_i
         await eventually(lambda: _has(redis, settings, task.aggregate_id, TaskStarted), timeout_s=20)
         victim.kill()
         killed_at = time.monotonic()
-        async with running_coordinator(settings, redis), running_worker(settings, redis) as rescuer:
+        async with running_coordinator(settings, redis, pool), running_worker(settings, redis) as rescuer:
             await eventually(lambda: _has(redis, settings, task.aggregate_id, TaskSucceeded), timeout_s=20)
             took_s = time.monotonic() - killed_at
     died = [e for e in await all_events(redis, settings) if isinstance(e, WorkerDied)]

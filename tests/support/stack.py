@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
+from typing import Protocol, TypeVar
 from uuid import uuid4
 
 import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
+from taskflow.coordinator.service import Coordinator
 from taskflow.events import PRIORITIES, AnyEvent, TaskSubmitted, decode
 from taskflow.projections.projector import Projector
 from taskflow.settings import Settings
@@ -66,23 +68,34 @@ async def events_of(redis: Redis, settings: Settings, task_id: str) -> list[AnyE
     return [e for e in await all_events(redis, settings) if e.aggregate_id == task_id]
 
 
-@asynccontextmanager
-async def running_worker(settings: Settings, redis: Redis, concurrency: int = 5) -> AsyncIterator[Worker]:
-    worker = Worker(settings, redis, concurrency=concurrency, queues=PRIORITIES)
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 30)
+class _Service(Protocol):
+    async def run(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Service)
 
 
 @asynccontextmanager
-async def running_projector(settings: Settings, redis: Redis, pool: asyncpg.Pool) -> AsyncIterator[Projector]:
-    projector = Projector(settings, redis, pool)
-    task = asyncio.create_task(projector.run())
+async def _running(service: S, stop_timeout_s: float) -> AsyncIterator[S]:
+    """``service.run()`` in a task for the block; stopped cleanly after it."""
+    task = asyncio.create_task(service.run())
     try:
-        yield projector
+        yield service
     finally:
-        projector.stop()
-        await asyncio.wait_for(task, 30)
+        service.stop()
+        await asyncio.wait_for(task, stop_timeout_s)
+
+
+def running_worker(settings: Settings, redis: Redis, concurrency: int = 5) -> AbstractAsyncContextManager[Worker]:
+    return _running(Worker(settings, redis, concurrency=concurrency, queues=PRIORITIES), 30)
+
+
+def running_projector(settings: Settings, redis: Redis, pool: asyncpg.Pool) -> AbstractAsyncContextManager[Projector]:
+    return _running(Projector(settings, redis, pool), 30)
+
+
+def running_coordinator(
+    settings: Settings, redis: Redis, pool: asyncpg.Pool
+) -> AbstractAsyncContextManager[Coordinator]:
+    return _running(Coordinator(settings, redis, pool), 10)
