@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -17,6 +17,8 @@ from taskflow.errors import ConfigurationError
 from taskflow.settings import Settings, load_settings
 from taskflow.streams.connection import open_redis
 from taskflow.telemetry import configure_logging
+
+T = TypeVar("T")
 
 
 def fail(message: str) -> NoReturn:
@@ -38,12 +40,12 @@ def settings_from_env() -> Settings:
 GC_YOUNG_THRESHOLD = 10_000
 
 
-def run(main: Coroutine[Any, Any, None]) -> None:
+def run(main: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine; configuration errors become one line and exit 1."""
     tune_gc()
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            runner.run(main)
+            return runner.run(main)
     except ConfigurationError as e:
         fail(str(e))
 

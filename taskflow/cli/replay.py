@@ -3,7 +3,6 @@ state of tasks and workers at a moment (``--as-of``)."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import sys
 import time
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from taskflow.cli._progress import progress_bar
-from taskflow.cli._runtime import fail, settings_from_env
+from taskflow.cli._runtime import fail, run, settings_from_env
 
 if TYPE_CHECKING:
     from taskflow.replay import EventFilter, History, Snapshot
@@ -89,7 +88,7 @@ def replay(
         fail("--until must be later than --since")
     settings = settings_from_env()
     if as_of is not None:
-        snapshot = asyncio.run(_snapshot(settings, as_of, aggregate, frozenset(statuses), worker))
+        snapshot = run(_snapshot(settings, as_of, aggregate, frozenset(statuses), worker))
         _write_snapshot(snapshot, fmt)
         return
     try:
@@ -98,7 +97,7 @@ def replay(
         )
     except UnknownEventType as e:
         fail(str(e))
-    asyncio.run(_replay(settings, selection, fmt, limit, show_progress))
+    run(_replay(settings, selection, fmt, limit, show_progress))
 
 
 async def _replay(settings: Settings, selection: EventFilter, fmt: str, limit: int | None, show_progress: bool) -> None:

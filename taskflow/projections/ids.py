@@ -17,8 +17,11 @@ _ID_SPACE = uuid5(NAMESPACE_URL, "https://taskflow.dev/projections")
 _ID_SPACE_BYTES = _ID_SPACE.bytes
 
 
+@lru_cache(maxsize=65_536)
 def as_uuid(value: str) -> UUID:
-    """``uuid.UUID(value)``, as asyncpg's type (every spelling ``uuid.UUID`` accepts)."""
+    """``uuid.UUID(value)``, as asyncpg's type (every spelling ``uuid.UUID`` accepts).
+    Cached: each event of an aggregate names it again (and its worker), about three
+    parses per event, each several times the cost of a cache hit."""
     try:
         return FastUUID(value)
     except ValueError:

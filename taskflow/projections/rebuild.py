@@ -12,6 +12,8 @@ are read at one instant (``verify`` also compares the live tables at that instan
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -34,6 +36,8 @@ class BuildReport(msgspec.Struct, kw_only=True):
     seconds: float
     checkpoints: dict[int, str]
     rows: dict[str, int]
+    # Seconds per step: reading and folding, writing the rows, keys and indexes.
+    phases: dict[str, float] = msgspec.field(default_factory=dict)
 
     @property
     def events_per_second(self) -> float:
@@ -85,14 +89,17 @@ async def build(
     changes = Changes()
     events = 0
     for partition, last in sorted(checkpoints.items()):
-        async for chunk in _archived(conn, partition, (0, -1), last):
+        async for chunk in _archived(conn, partition, (0, -1), last, prefetch=True):
             fold_into(changes, chunk, {}, {})
             events += len(chunk)
             if on_progress is not None:
                 on_progress(events)
+    phases = {"read_and_fold": time.perf_counter() - started}
     await shadow.use(conn, schema, live)
     await _write(conn, changes)
+    phases["write"] = time.perf_counter() - started - sum(phases.values())
     await shadow.finish(conn, schema, found)
+    phases["keys_and_indexes"] = time.perf_counter() - started - sum(phases.values())
     await shadow.purge_expired_dead_letters(conn, schema, dead_letter_retention)
     await _record(conn, schema, checkpoints, events)
     rows = {t: int(await conn.fetchval(f"SELECT count(*) FROM {schema}.{t}")) for t in shadow.PROJECTED}
@@ -102,6 +109,7 @@ async def build(
         seconds=time.perf_counter() - started,
         checkpoints={p: f"{ms}-{seq}" for p, (ms, seq) in checkpoints.items()},
         rows=rows,
+        phases=phases,
     )
 
 
@@ -116,7 +124,7 @@ async def catch_up(conn: Connection, schema: str, upto: dict[int, StreamId]) -> 
         low = built.get(partition, (0, -1))
         if low >= last:
             continue
-        async for chunk in _archived(conn, partition, low, last):
+        async for chunk in _archived(conn, partition, low, last, prefetch=False):
             tasks = await store.load_tasks(conn, task_ids(chunk))
             workers = await store.load_workers(conn, worker_ids(chunk))
             await _write_changes(conn, fold_batch(chunk, tasks, workers))
@@ -130,7 +138,9 @@ async def built_checkpoints(conn: Connection, schema: str) -> dict[int, StreamId
     return {int(r["partition"]): (int(r["last_ms"]), int(r["last_seq"])) for r in rows}
 
 
-async def _archived(conn: Connection, partition: int, low: StreamId, high: StreamId) -> AsyncIterator[list[AnyEvent]]:
+async def _archived(
+    conn: Connection, partition: int, low: StreamId, high: StreamId, *, prefetch: bool
+) -> AsyncIterator[list[AnyEvent]]:
     """Archived events of the partition in (low, high], a chunk at a time, decoded.
     (Every archived event decoded when it was archived; one that no longer does would
     be a bug in an upcaster, and a rebuild must not hide it: it raises.)"""
@@ -143,17 +153,31 @@ async def _archived(conn: Connection, partition: int, low: StreamId, high: Strea
         high[0],
         high[1],
     )
-    while True:
-        rows = await cursor.fetch(FETCH)
-        if not rows:
-            return
-        chunk: list[AnyEvent] = []
-        for row in rows:
-            try:
-                chunk.append(decode(row["event_id"], row["payload"].encode()))
-            except EventDecodeError as e:
-                raise EventDecodeError(f"archived event {row['event_id']} no longer decodes: {e}") from e
-        yield chunk
+    # The next rows are fetched while this chunk is decoded and folded: PostgreSQL reads
+    # the archive on the other core meanwhile.
+    # (Only when the caller runs no statement of its own on the connection meanwhile.)
+    fetching = asyncio.ensure_future(cursor.fetch(FETCH))
+    try:
+        while True:
+            rows = await fetching
+            if not rows:
+                return
+            if prefetch:
+                fetching = asyncio.ensure_future(cursor.fetch(FETCH))
+            chunk: list[AnyEvent] = []
+            for row in rows:
+                try:
+                    chunk.append(decode(row["event_id"], row["payload"].encode()))
+                except EventDecodeError as e:
+                    raise EventDecodeError(f"archived event {row['event_id']} no longer decodes: {e}") from e
+            yield chunk
+            if not prefetch:
+                fetching = asyncio.ensure_future(cursor.fetch(FETCH))
+    finally:
+        if not fetching.done():
+            fetching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fetching
 
 
 async def _write(conn: Connection, changes: Changes) -> None:

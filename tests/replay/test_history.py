@@ -29,9 +29,10 @@ async def _traffic(redis: Redis, settings: Settings, pool: asyncpg.Pool, n: int)
     """``n`` echo tasks run and every event archived; the events as Redis holds them."""
     for i in range(n):
         await submit(redis, settings, submitted("echo", i=i))
-    async with running_projector(settings, redis, pool), running_worker(settings, redis):
-        await eventually(lambda: _done(redis, settings, n), timeout_s=30)
-        events = await all_events(redis, settings)
+    async with running_projector(settings, redis, pool):
+        async with running_worker(settings, redis):
+            await eventually(lambda: _done(redis, settings, n), timeout_s=30)
+        events = await all_events(redis, settings)  # the worker's stop included
         await eventually(_equals(lambda: _archived(pool), len(events)), timeout_s=30)
     return await all_events(redis, settings)
 
