@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench bench-sync bench-clients bench-memory clean
+.PHONY: dev test lint bench bench-sync bench-clients bench-history bench-memory clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench-sync: $(STAMP)
 
 bench-clients: $(STAMP)
 	$(BIN)/python bench/clients.py
+
+bench-history: $(STAMP)
+	cd bench && ../$(BIN)/python history.py --json results/history-$$(date +%F).json
 
 bench-memory: $(STAMP)
 	$(BIN)/python bench/stream_memory.py --json bench/results/stream-memory-2026-12-06.json
