@@ -5,6 +5,7 @@ filters pushed to both sides, and several partitions merged in append order."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from uuid import uuid4
 
 import asyncpg
 import msgspec
@@ -123,8 +124,11 @@ async def test_filters_apply_to_the_archive_and_the_tail_alike(
 async def test_partitions_merge_in_append_order(redis: Redis, settings: Settings, pool: asyncpg.Pool) -> None:
     settings = msgspec.structs.replace(settings, partitions=3)
     ks = Keyspace.of(settings)
-    for i in range(12):
-        await submit(redis, settings, submitted("echo", i=i))
+    # Ids chosen so every partition gets four (random ones leave one empty now and then).
+    ids = [str(uuid4()) for _ in range(200)]
+    chosen = [[i for i in ids if ks.partition_of(i) == p][:4] for p in range(3)]
+    for i, task_id in enumerate(t for trio in zip(*chosen, strict=True) for t in trio):
+        await submit(redis, settings, submitted("echo", task_id=task_id, i=i))
     async with History.open(settings) as history:
         read = [e async for e in history.events()]
     appended = sorted(
