@@ -21,7 +21,8 @@ if ARGV[6] == 'dispatch' then
 else
   redis.call('HSET', KEYS[4], ARGV[1],
     cjson.encode({task_id = ARGV[1], event_id = ARGV[2], event = ARGV[3], retry_count = 0, priority = ARGV[8]}))
-  redis.call('ZADD', ARGV[6] == 'wait' and KEYS[5] or KEYS[3], ARGV[7], ARGV[1])
+  if ARGV[6] == 'wait' then redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])
+  else redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1]) end
 end
 local state = ({dispatch = 'pending', schedule = 'scheduled', wait = 'waiting'})[ARGV[6]]
 -- No fingerprint: the archive does not hold the first request's, so a client retrying
