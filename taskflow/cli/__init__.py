@@ -6,6 +6,7 @@ import click
 
 from taskflow.cli.dev import dev
 from taskflow.cli.projections import projections
+from taskflow.cli.reconcile import reconcile
 from taskflow.cli.replay import replay
 from taskflow.cli.services import coordinator, gateway, migrate, projector, worker
 from taskflow.cli.streams import streams
@@ -18,7 +19,7 @@ def cli() -> None:
     """TaskFlow: event-sourced background tasks on Redis Streams."""
 
 
-for command in (dev, migrate, gateway, worker, projector, coordinator, token, streams, replay, projections):
+for command in (dev, migrate, gateway, worker, projector, coordinator, token, streams, replay, projections, reconcile):
     cli.add_command(command)
 
 

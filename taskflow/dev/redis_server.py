@@ -22,14 +22,15 @@ _REDIS_START_TIMEOUT = 10.0
 _REDIS_STOP_TIMEOUT = 10.0
 
 
-def start_redis(data_dir: Path, port: int | None = None) -> RunningServer:
-    """Start a Redis-compatible server with AOF persistence in ``data_dir``."""
+def start_redis(data_dir: Path, port: int | None = None, *, appendfsync: str = "everysec") -> RunningServer:
+    """Start a Redis-compatible server with AOF persistence in ``data_dir``, fsynced as
+    ``appendfsync`` says (docs/durability.md: what each mode can lose)."""
     # Redis resolves --dir and --logfile against its own cwd; absolute paths avoid surprises.
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port() if port is None else port
     log_path = data_dir / "redis.log"
-    process = _spawn_redis(_redis_executable(), data_dir, port, log_path)
+    process = _spawn_redis(_redis_executable(), data_dir, port, log_path, appendfsync)
     try:
         _wait_until_serving(process, port, log_path)
     except BaseException:
@@ -74,14 +75,16 @@ def _redis_version(executable: str) -> tuple[int, ...]:
     return (int(match.group(1)), int(match.group(2)))
 
 
-def _spawn_redis(executable: str, data_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def _spawn_redis(
+    executable: str, data_dir: Path, port: int, log_path: Path, appendfsync: str
+) -> subprocess.Popen[bytes]:
     args = [
         executable,
         "--bind", LOCALHOST,
         "--port", str(port),
         "--dir", str(data_dir),
         "--appendonly", "yes",
-        "--appendfsync", "everysec",
+        "--appendfsync", appendfsync,
         "--save", "",
         "--daemonize", "no",
         "--logfile", str(log_path),

@@ -1,10 +1,12 @@
-"""The Lua scripts of ``taskflow streams`` (``ops/lua/``): the changes ops make whose check
-and write must be one step."""
+"""The Lua scripts of ``taskflow streams`` and ``taskflow reconcile`` (``ops/lua/``): the
+changes ops make whose check and write must be one step."""
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from taskflow.events import TaskQueued, TaskSubmitted, encode, tag_of
+from taskflow.streams.dispatch import DispatchMode
 from taskflow.streams.keyspace import Keyspace
 from taskflow.streams.lua import LuaScripts
 
@@ -14,6 +16,7 @@ class OpsScripts(LuaScripts):
         super().__init__(redis, keyspace, "taskflow.ops")
         self._delete_idle_consumer = self.register("delete_idle_consumer")
         self._reappend_quarantined = self.register("reappend_quarantined")
+        self._restore_task = self.register("restore_task")
 
     async def delete_idle_consumer(self, *, stream_key: str, group: str, consumer: str, min_idle_ms: int) -> bool:
         """XGROUP DELCONSUMER, done only if the consumer still holds nothing and is still
@@ -29,3 +32,41 @@ class OpsScripts(LuaScripts):
             args=[entry_id, event_type, payload],
         )
         return str(new_id)
+
+    async def restore_task(
+        self,
+        *,
+        submitted: TaskSubmitted,
+        queued: TaskQueued,
+        mode: DispatchMode,
+        due_ms: int,
+        marker_ttl_seconds: int,
+    ) -> tuple[str, str]:
+        """Put a task Redis lost back in line from its archived submission, with
+        ``queued`` saying why: ("restored", TaskQueued event id), or ("present", where)
+        when it is in line already (see lua/restore_task.lua)."""
+        ks = self.keyspace
+        task_id = submitted.aggregate_id
+        p = ks.partition_of(task_id)
+        outcome, detail = await self._restore_task(
+            keys=[
+                ks.task_marker(task_id),
+                ks.dispatch(p, submitted.priority),
+                ks.held_due(p),
+                ks.held(p),
+                ks.waiting(p),
+                ks.events(p),
+            ],
+            args=[
+                task_id,
+                submitted.event_id,
+                encode(submitted),
+                encode(queued),
+                tag_of(queued),
+                mode,
+                due_ms,
+                submitted.priority,
+                marker_ttl_seconds,
+            ],
+        )
+        return str(outcome), str(detail)

@@ -172,6 +172,8 @@ def test_lua_scripts_touch_only_keys_passed_in_keys() -> None:
         for command, first in re.findall(r"redis\.call\('(\w+)',\s*([^,)]+)", text):
             if command == "XREADGROUP":  # the key follows STREAMS
                 assert "'STREAMS', KEYS[" in text, script.name
+            elif command in ("XINFO", "XGROUP"):  # the key follows the subcommand
+                assert re.search(rf"redis\.call\('{command}', '\w+', KEYS\[", text), script.name
             else:
                 assert first.startswith("KEYS["), f"{script.name}: {command} {first}"
 
