@@ -33,7 +33,7 @@ def projections() -> None:
     \b
     Example:
       taskflow projections status
-      taskflow projections verify || taskflow projections rebuild && taskflow projections swap
+      taskflow projections verify || (taskflow projections rebuild && taskflow projections swap --reason "drift")
     """
 
 
@@ -78,7 +78,7 @@ def rebuild(as_json: bool, progress: bool | None) -> None:
 
     \b
     Example:
-      taskflow projections rebuild && taskflow projections swap
+      taskflow projections rebuild && taskflow projections swap --reason "new fold"
     """
     from taskflow.projections.maintenance import events_to_rebuild, rebuild_shadow
 
@@ -131,22 +131,42 @@ def verify(show: int, as_json: bool, progress: bool | None) -> None:
 
 
 @projections.command()
+@click.option("--reason", required=True, metavar="TEXT", help="Why: kept in the audit trail.")
+@click.option("--operator", default=None, metavar="NAME", help="Who acts [default: user@host].")
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
-def swap(as_json: bool) -> None:
+def swap(reason: str, operator: str | None, as_json: bool) -> None:
     """Make the shadow live: fold in what it has not seen, then swap the tables in one
     transaction (readers wait an instant, none fails; the projector goes on with the new
     tables). The old tables are kept in taskflow_previous until the next swap.
 
     \b
     Example:
-      taskflow projections rebuild && taskflow projections swap
+      taskflow projections rebuild && taskflow projections swap --reason "fold fix, ticket 42"
     """
+    from datetime import UTC, datetime
+
+    from taskflow.events import OperatorActed
+    from taskflow.ops.actions import default_operator
     from taskflow.projections.maintenance import NoShadow
     from taskflow.projections.maintenance import swap as run_swap
 
+    if not reason.strip():
+        fail("--reason must say why (it is kept in the audit trail)")
+    who = operator or default_operator()
+    audit = OperatorActed(
+        aggregate_id="projections",
+        occurred_at=datetime.now(UTC),
+        correlation_id="projections",
+        actor=who,
+        action="swap",
+        target_kind="projections",
+        reason=reason,
+        via="cli",
+    )
+
     async def work(pool: asyncpg.Pool, redis: Redis, ks: Keyspace) -> SwapReport:
         try:
-            return await run_swap(pool, redis, ks)
+            return await run_swap(pool, redis, ks, audit)
         except NoShadow as e:
             fail(str(e))
 

@@ -11,6 +11,7 @@ import msgspec
 
 from taskflow.cli._ops import age, console, run_once, size, with_redis
 from taskflow.cli._runtime import fail, settings_from_env
+from taskflow.cli.streams_actions import ack, claim, requeue
 from taskflow.cli.streams_consumers import consumers
 from taskflow.cli.streams_quarantine import quarantine
 from taskflow.cli.streams_top import top
@@ -201,5 +202,5 @@ def tail(count: int, follow: bool, as_json: bool) -> None:
         run_once(with_redis(settings, run))
 
 
-for _command in (top, consumers, quarantine):
+for _command in (top, consumers, quarantine, claim, ack, requeue):
     streams.add_command(_command)

@@ -14,6 +14,7 @@ from taskflow.events.codec import (
     encode,
     tag_of,
 )
+from taskflow.events.operator import OperatorActed
 from taskflow.events.task import (
     EMPTY_ARGS,
     EMPTY_KWARGS,
@@ -48,6 +49,7 @@ __all__ = [
     "Envelope",
     "Event",
     "EventDecodeError",
+    "OperatorActed",
     "Priority",
     "ScheduleCreated",
     "ScheduleDeleted",

@@ -7,6 +7,7 @@ from typing import Any, Final
 import msgspec
 
 from taskflow.errors import TaskFlowError
+from taskflow.events.operator import OperatorActed
 from taskflow.events.task import (
     DispatchRejected,
     ScheduleCreated,
@@ -48,6 +49,7 @@ AnyEvent = (
     | WorkerPaused
     | WorkerResumed
     | DispatchRejected
+    | OperatorActed
 )
 
 EVENT_TYPES: Final[tuple[type[AnyEvent], ...]] = AnyEvent.__args__

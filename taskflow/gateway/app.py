@@ -31,6 +31,7 @@ from taskflow.gateway.openapi import RawDefaultStructSchemaPlugin, RawJSONSchema
 from taskflow.gateway.rate_limit import RateLimitMiddleware
 from taskflow.gateway.request_body import MAX_BODY_BYTES, check_request
 from taskflow.gateway.request_id import REQUEST_ID_HEADER, RequestIdMiddleware, send_request_id
+from taskflow.gateway.routes.audit import list_audit
 from taskflow.gateway.routes.dlq import DeadLetterController
 from taskflow.gateway.routes.feeds import create_sse_ticket, event_feed, provide_feeds, task_feed
 from taskflow.gateway.routes.health import health, ready
@@ -78,6 +79,7 @@ def create_app(settings: Settings) -> Litestar:
             WorkerController,
             ScheduleController,
             list_quarantine,
+            list_audit,
             event_feed,
             task_feed,
             create_sse_ticket,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.params import QueryParameter
 from redis.asyncio import Redis
 
 from taskflow.gateway.auth import Principal
@@ -72,3 +73,5 @@ def provide_request_id(request: Request[Any, Any, Any]) -> str:
 Ctx = NamedDependency[GatewayContext]
 Caller = NamedDependency[Principal]
 RequestId = NamedDependency[str]
+# Why a person acted (cancel, retry, requeue, pause, resume): kept in the audit trail.
+Reason = Annotated[str, QueryParameter(max_length=500, description="Why: kept in the audit trail (GET /api/v1/audit).")]

@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_409_CONFLICT
 from taskflow.events import (
     Envelope,
     EventDecodeError,
+    OperatorActed,
     TaskCancelled,
     TaskCancelRequested,
     TaskQueued,
@@ -51,17 +52,18 @@ def _envelope(task_id: UUID, principal: Principal, correlation_id: str, request_
 
 
 async def cancel_task(
-    ctx: GatewayContext, principal: Principal, task_id: UUID, request_id: str | None = None
+    ctx: GatewayContext, principal: Principal, task_id: UUID, request_id: str | None = None, reason: str = ""
 ) -> CancelAnswer:
     view = await get_task_view(ctx, task_id, principal)
     if view is None:
         raise NotFoundException(f"task {task_id} not found")
     envelope = _envelope(task_id, principal, view.correlation_id, request_id)
-    reason = f"cancelled by {principal.sub}"
+    why = f"cancelled by {principal.sub}" + (f": {reason}" if reason else "")
     outcome, event_id = await ctx.canceller.cancel(
         str(task_id),
-        cancelled=TaskCancelled(**envelope, reason=reason),
-        requested=TaskCancelRequested(**envelope, reason=reason),
+        cancelled=TaskCancelled(**envelope, reason=why),
+        requested=TaskCancelRequested(**envelope, reason=why),
+        audit=OperatorActed(**envelope, action="cancel", target_kind="task", reason=reason),
     )
     if outcome == "cancelled":
         return CancelAnswer(task_id=task_id, status="CANCELLED", event_id=event_id)
@@ -72,19 +74,26 @@ async def cancel_task(
 
 
 async def retry_task(
-    ctx: GatewayContext, principal: Principal, task_id: UUID, request_id: str | None = None
+    ctx: GatewayContext,
+    principal: Principal,
+    task_id: UUID,
+    request_id: str | None = None,
+    reason: str = "",
+    action: Literal["retry", "requeue"] = "retry",
 ) -> RetryAnswer:
-    """Run a FAILED, TIMEOUT or CANCELLED task again from its original submission."""
+    """Run a FAILED, TIMEOUT or CANCELLED task again from its original submission
+    (``action``: a retry of the task, or a requeue from the dead-letter queue)."""
     view = await get_task_view(ctx, task_id, principal)
     if view is None:
         raise NotFoundException(f"task {task_id} not found")
     submitted = await submitted_event(ctx, task_id) or await _archived_submission(ctx, task_id)
     if submitted is None:
         raise NotFoundException(f"task {task_id} has no submission on record")
-    queued = TaskQueued(**_envelope(task_id, principal, view.correlation_id, request_id), reason="requeued")
+    envelope = _envelope(task_id, principal, view.correlation_id, request_id)
     outcome, detail = await ctx.scripts.requeue(
         submitted=submitted,
-        queued=queued,
+        queued=TaskQueued(**envelope, reason="requeued"),
+        audit=OperatorActed(**envelope, action=action, target_kind="task", reason=reason),
         marker_ttl_seconds=ctx.settings.idempotency_ttl_seconds,
         projected_state=STATE_OF_STATUS.get(view.status, "pending"),
     )

@@ -8,7 +8,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-from taskflow.events import ScheduleCreated, ScheduleDeleted, TaskQueued, TaskSubmitted, encode, tag_of
+from taskflow.events import OperatorActed, ScheduleCreated, ScheduleDeleted, TaskQueued, TaskSubmitted, encode, tag_of
 from taskflow.streams.keyspace import Keyspace
 from taskflow.streams.lua import LuaScripts
 
@@ -39,10 +39,16 @@ class GatewayScripts(LuaScripts):
         return bool(answer)
 
     async def requeue(
-        self, *, submitted: TaskSubmitted, queued: TaskQueued, marker_ttl_seconds: int, projected_state: str
+        self,
+        *,
+        submitted: TaskSubmitted,
+        queued: TaskQueued,
+        audit: OperatorActed,
+        marker_ttl_seconds: int,
+        projected_state: str,
     ) -> tuple[str, str]:
         """Re-dispatch a failed / timed-out / cancelled task: ("requeued", event id) or
-        ("conflict", its state)."""
+        ("conflict", its state). ``audit`` says who asked and why, appended in the step."""
         ks = self.keyspace
         task_id = submitted.aggregate_id
         p = ks.partition_of(task_id)
@@ -56,6 +62,8 @@ class GatewayScripts(LuaScripts):
                 marker_ttl_seconds,
                 projected_state,
                 tag_of(queued),
+                encode(audit),
+                tag_of(audit),
             ],
         )
         return str(outcome), str(detail)

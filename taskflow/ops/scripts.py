@@ -3,11 +3,13 @@ changes ops make whose check and write must be one step."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from redis.asyncio import Redis
 
-from taskflow.events import TaskQueued, TaskSubmitted, encode, tag_of
+from taskflow.events import OperatorActed, TaskCancelled, TaskQueued, TaskSubmitted, encode, tag_of
 from taskflow.streams.dispatch import DispatchMode
-from taskflow.streams.keyspace import Keyspace
+from taskflow.streams.keyspace import WORKERS_GROUP, Keyspace
 from taskflow.streams.lua import LuaScripts
 
 
@@ -17,6 +19,8 @@ class OpsScripts(LuaScripts):
         self._delete_idle_consumer = self.register("delete_idle_consumer")
         self._reappend_quarantined = self.register("reappend_quarantined")
         self._restore_task = self.register("restore_task")
+        self._hand_off_entry = self.register("hand_off_entry")
+        self._drop_entry = self.register("drop_entry")
 
     async def delete_idle_consumer(self, *, stream_key: str, group: str, consumer: str, min_idle_ms: int) -> bool:
         """XGROUP DELCONSUMER, done only if the consumer still holds nothing and is still
@@ -70,3 +74,46 @@ class OpsScripts(LuaScripts):
             ],
         )
         return str(outcome), str(detail)
+
+    async def hand_off_entry(
+        self, *, partition: int, stream_key: str, entry_id: str, owner: str, idle_ms: int, audit: OperatorActed
+    ) -> tuple[str, str]:
+        """("done", audit event id) or ("moved", its owner now, '' when no longer pending)."""
+        outcome, detail = await self._hand_off_entry(
+            keys=[stream_key, self.keyspace.events(partition)],
+            args=[WORKERS_GROUP, entry_id, owner, idle_ms, encode(audit), tag_of(audit)],
+        )
+        return str(outcome), str(detail)
+
+    async def drop_entry(
+        self,
+        *,
+        partition: int,
+        stream_key: str,
+        entry_id: str,
+        owner: str,
+        how: Literal["ack", "requeue"],
+        task_event: TaskCancelled | TaskQueued,
+        audit: OperatorActed,
+    ) -> tuple[str, str, str]:
+        """("done", the task's event id, the new entry id or '') or ("moved", owner now, '')."""
+        ks = self.keyspace
+        outcome, detail, new_id = await self._drop_entry(
+            keys=[
+                stream_key,
+                ks.events(partition),
+                ks.starts(partition),
+                ks.task_marker(task_event.aggregate_id, partition),
+            ],
+            args=[
+                WORKERS_GROUP,
+                entry_id,
+                owner,
+                how,
+                encode(task_event),
+                tag_of(task_event),
+                encode(audit),
+                tag_of(audit),
+            ],
+        )
+        return str(outcome), str(detail), str(new_id)

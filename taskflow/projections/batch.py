@@ -8,11 +8,20 @@ from uuid import UUID
 import msgspec
 import structlog
 
-from taskflow.events import AnyEvent, DispatchRejected, ScheduleCreated, ScheduleDeleted, TaskDeadLettered, TaskQueued
-from taskflow.projections.ids import as_uuid, uuids_of
+from taskflow.events import (
+    AnyEvent,
+    DispatchRejected,
+    OperatorActed,
+    ScheduleCreated,
+    ScheduleDeleted,
+    TaskDeadLettered,
+    TaskQueued,
+)
+from taskflow.projections.ids import as_uuid, derived_id, uuids_of
 from taskflow.projections.quarantine import QuarantineRecord, of_rejected
 from taskflow.projections.rows import (
     TERMINAL_STATUSES,
+    AuditRow,
     DeadLetterRow,
     ExecutionRow,
     LogRow,
@@ -39,6 +48,8 @@ class Changes(msgspec.Struct, kw_only=True):
     # Tasks first submitted in this batch and stored nowhere yet: neither they nor any row
     # of theirs (results, executions) can exist, so they are inserted without a conflict check.
     new_tasks: set[UUID] = msgspec.field(default_factory=set)
+    # Operator actions, by audit id (the audit_log table).
+    audit: dict[UUID, AuditRow] = msgspec.field(default_factory=dict)
     # Entries kept in quarantined_entries instead (projections/quarantine.py).
     quarantined: list[QuarantineRecord] = msgspec.field(default_factory=list)
     # Events a fold raised on, by event id -> the error: quarantined, not archived.
@@ -46,6 +57,7 @@ class Changes(msgspec.Struct, kw_only=True):
 
 
 log = structlog.get_logger()
+_json = msgspec.json.Encoder()
 
 
 SCHEDULE_EVENTS = (ScheduleCreated, ScheduleDeleted)
@@ -65,7 +77,7 @@ def worker_ids(events: list[AnyEvent]) -> set[UUID]:
 
 # Exact types (events are final classes): a set lookup instead of isinstance per event.
 _WORKER_EVENTS = frozenset(WORKER_EVENTS)
-_NOT_TASK_EVENTS = frozenset((*WORKER_EVENTS, *SCHEDULE_EVENTS, DispatchRejected))
+_NOT_TASK_EVENTS = frozenset((*WORKER_EVENTS, *SCHEDULE_EVENTS, DispatchRejected, OperatorActed))
 
 
 def fold_batch(
@@ -98,6 +110,10 @@ def _fold_event(
 ) -> None:
     if isinstance(event, SCHEDULE_EVENTS):
         return  # archived; schedules are read live from Redis (GET /api/v1/schedules)
+    if isinstance(event, OperatorActed):
+        row = audit_row(event)
+        changes.audit[row.audit_id] = row
+        return
     if isinstance(event, WORKER_EVENTS):
         worker_id = as_uuid(event.aggregate_id)
         folded = fold_worker(changes.workers.get(worker_id) or stored_workers.get(worker_id), event)
@@ -113,6 +129,24 @@ def _fold_event(
         changes.quarantined.append(record)
         return
     _fold_task_event(changes, event, stored_tasks)
+
+
+def audit_row(event: OperatorActed) -> AuditRow:
+    """The audit trail's row: one per action, its id derived from the event (an
+    aggregate's events share one stream, so its id and the aggregate are unique)."""
+    return AuditRow(
+        audit_id=derived_id("audit", event.aggregate_id, event.event_id),
+        event_id=event.event_id,
+        occurred_at=event.occurred_at,
+        actor=event.actor or "",
+        action=event.action,
+        target_kind=event.target_kind,
+        target=event.aggregate_id,
+        reason=event.reason,
+        via=event.via,
+        request_id=event.request_id,
+        detail=_json.encode(event.detail).decode(),
+    )
 
 
 def _still_live(changes: Changes, stored_tasks: dict[UUID, TaskRow], task_id: str) -> bool:

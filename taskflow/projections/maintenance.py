@@ -21,10 +21,12 @@ import msgspec
 from redis.asyncio import Redis
 
 from taskflow.errors import TaskFlowError
+from taskflow.events import OperatorActed
 from taskflow.projections import rebuild, shadow
 from taskflow.projections.diff import TableDiff, compare
 from taskflow.projections.rebuild import BuildReport, Progress
 from taskflow.projections.store import PROJECTION, Connection, StreamId
+from taskflow.streams.groups import append_event
 from taskflow.streams.keyspace import PROJECTOR_GROUP, Keyspace
 
 VERIFY_SCHEMA = "taskflow_verify"
@@ -165,7 +167,10 @@ async def verify(
     return VerifyReport(build=built, tables=tables)
 
 
-async def swap(pool: asyncpg.Pool, redis: Redis, keyspace: Keyspace) -> SwapReport:
+async def swap(pool: asyncpg.Pool, redis: Redis, keyspace: Keyspace, audit: OperatorActed | None = None) -> SwapReport:
+    """The swap; ``audit`` (who asked, why) is appended once the new tables are live. (Not
+    in the same step: PostgreSQL commits the swap, Redis holds the log; a crash between
+    the two leaves a swap without its record, never a record without a swap.)"""
     async with pool.acquire() as conn:
         if not await shadow.exists(conn, shadow.SHADOW):
             raise NoShadow("no shadow to swap in: run `taskflow projections rebuild` first")
@@ -189,6 +194,9 @@ async def swap(pool: asyncpg.Pool, redis: Redis, keyspace: Keyspace) -> SwapRepo
                 )
             await shadow.move_in(conn, live, shadow.SHADOW)
         locked_s = time.perf_counter() - locked_at
+    if audit is not None:
+        detail = {f"checkpoint_{p}": f"{ms}-{seq}" for p, (ms, seq) in held.items()}
+        await append_event(redis, keyspace, msgspec.structs.replace(audit, detail={**audit.detail, **detail}))
     return SwapReport(
         caught_up_before=before,
         caught_up_locked=during,

@@ -95,3 +95,19 @@ class WorkerRow(msgspec.Struct, kw_only=True, gc=False):
     registered_at: datetime
     stopped_at: datetime | None
     metadata: str
+
+
+class AuditRow(msgspec.Struct, kw_only=True, gc=False):
+    """One operator action (OperatorActed), as ``GET /api/v1/audit`` lists it."""
+
+    audit_id: UUID
+    event_id: str
+    occurred_at: datetime
+    actor: str
+    action: str
+    target_kind: str
+    target: str
+    reason: str
+    via: str
+    request_id: str | None
+    detail: str

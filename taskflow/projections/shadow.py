@@ -22,7 +22,15 @@ SHADOW: Final = "taskflow_shadow"
 PREVIOUS: Final = "taskflow_previous"
 # The tables the projector derives from events, the referenced one first. The archive,
 # the checkpoints and the quarantine are the log and its bookkeeping: never rebuilt.
-PROJECTED: Final = ("tasks", "task_results", "task_logs", "task_executions", "dead_letter_queue", "workers")
+PROJECTED: Final = (
+    "tasks",
+    "task_results",
+    "task_logs",
+    "task_executions",
+    "dead_letter_queue",
+    "workers",
+    "audit_log",
+)
 KEYS: Final = {
     "tasks": "task_id",
     "task_results": "result_id",
@@ -30,6 +38,7 @@ KEYS: Final = {
     "task_executions": "execution_id",
     "dead_letter_queue": "dlq_id",
     "workers": "worker_id",
+    "audit_log": "audit_id",
 }
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 

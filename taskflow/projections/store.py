@@ -18,7 +18,7 @@ from asyncpg.pool import PoolConnectionProxy
 from taskflow.errors import TaskFlowError
 from taskflow.projections.batch import Changes
 from taskflow.projections.quarantine import QuarantineRecord
-from taskflow.projections.rows import DeadLetterRow, ExecutionRow, LogRow, ResultRow, TaskRow, WorkerRow
+from taskflow.projections.rows import AuditRow, DeadLetterRow, ExecutionRow, LogRow, ResultRow, TaskRow, WorkerRow
 
 PROJECTION = "main"
 # A plain connection or one borrowed from a pool: the functions below take either.
@@ -188,6 +188,7 @@ _EXECUTIONS = _upsert("task_executions", ExecutionRow, "execution_id", _KEEP_IF_
 _RESULTS = _upsert("task_results", ResultRow, "task_id")
 _DEAD_LETTERS = _upsert("dead_letter_queue", DeadLetterRow, None)
 _LOGS = _upsert("task_logs", LogRow, None)
+_AUDIT = _upsert("audit_log", AuditRow, None)
 _DURATION = _EXECUTIONS.columns.index("duration_seconds")
 
 
@@ -212,6 +213,7 @@ async def write_changes(conn: Connection, changes: Changes) -> None:
         (_RESULTS, [t for t in results if t[task_of_result] not in new]),
         (_DEAD_LETTERS, _tuples(changes.dead_letters.values())),
         (_LOGS, _tuples(changes.logs.values())),
+        (_AUDIT, _tuples(changes.audit.values())),
     ]
     # First: only rows stored before this batch may be closed by its requeues.
     await mark_requeued(conn, changes.requeued)
@@ -232,6 +234,7 @@ async def insert_all(conn: Connection, changes: Changes) -> None:
         (_RESULTS, _tuples(changes.results.values())),
         (_DEAD_LETTERS, _tuples(changes.dead_letters.values())),
         (_LOGS, _tuples(changes.logs.values())),
+        (_AUDIT, _tuples(changes.audit.values())),
     ]
     for upsert, rows in tables:
         if rows:

@@ -174,6 +174,25 @@ dead_letter_queue = Table(
 )
 Index("idx_dlq_moved_at", dead_letter_queue.c.moved_at)
 
+# Operator actions (OperatorActed): who did what to which task, worker or projection, why.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("audit_id", UUID(as_uuid=True), primary_key=True),
+    Column("event_id", String(32), nullable=False),
+    Column("occurred_at", TIMESTAMP, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target_kind", String(32), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("via", String(16), nullable=False),
+    Column("request_id", String(128)),
+    Column("detail", JSONB, nullable=False),
+)
+Index("idx_audit_log_occurred_at", audit_log.c.occurred_at.desc(), audit_log.c.audit_id.desc())
+Index("idx_audit_log_target", audit_log.c.target)
+
 # Every event ever appended (ARCHITECTURE: "PostgreSQL's event archive holds all of it").
 event_archive = Table(
     "event_archive",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from taskflow.events import TaskCancelled, TaskCancelRequested, encode, tag_of
+from taskflow.events import OperatorActed, TaskCancelled, TaskCancelRequested, encode, tag_of
 from taskflow.streams.keyspace import Keyspace
 from taskflow.streams.lua import LuaScripts
 
@@ -16,11 +16,16 @@ class Canceller(LuaScripts):
         self._cancel = self.register("cancel")
 
     async def cancel(
-        self, task_id: str, cancelled: TaskCancelled, requested: TaskCancelRequested | None
+        self,
+        task_id: str,
+        cancelled: TaskCancelled,
+        requested: TaskCancelRequested | None,
+        audit: OperatorActed | None = None,
     ) -> tuple[str, str]:
         """Cancel by live state: ("cancelled" | "cancelling" | "terminal:<state>" | "unknown",
         event id). A queued or held task is cancelled at once (``cancelled``); a running
-        one is asked to stop (``requested``, which its worker acts on)."""
+        one is asked to stop (``requested``, which its worker acts on). ``audit``, when a
+        person asked, is appended in the same step if the cancel took effect."""
         ks = self.keyspace
         p = ks.partition_of(task_id)
         outcome, event_id = await self._cancel(
@@ -31,6 +36,8 @@ class Canceller(LuaScripts):
                 b"" if requested is None else encode(requested),
                 tag_of(cancelled),
                 "" if requested is None else tag_of(requested),
+                b"" if audit is None else encode(audit),
+                "" if audit is None else tag_of(audit),
             ],
         )
         return str(outcome), str(event_id)

@@ -36,3 +36,13 @@ async def append_event(redis: Redis, keyspace: Keyspace, event: AnyEvent) -> str
         keyspace.events_of(event.aggregate_id), {"type": tag_of(event), "data": encode(event)}
     )
     return event_id
+
+
+async def append_events(redis: Redis, keyspace: Keyspace, events: list[AnyEvent]) -> list[str]:
+    """Append events of ONE aggregate together (MULTI/EXEC: all or none), in order; their ids."""
+    assert len({e.aggregate_id for e in events}) == 1, "one aggregate: one stream"
+    async with redis.pipeline(transaction=True) as pipe:
+        for event in events:
+            pipe.xadd(keyspace.events_of(event.aggregate_id), {"type": tag_of(event), "data": encode(event)})
+        ids: list[str] = await pipe.execute()
+    return ids

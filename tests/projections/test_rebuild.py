@@ -12,7 +12,7 @@ from datetime import timedelta
 import asyncpg
 from redis.asyncio import Redis
 
-from taskflow.events import TaskFailed, TaskSucceeded
+from taskflow.events import OperatorActed, TaskFailed, TaskSucceeded
 from taskflow.projections.maintenance import NoShadow, rebuild_shadow, status, swap, verify
 from taskflow.settings import Settings
 from taskflow.streams.keyspace import Keyspace
@@ -81,8 +81,16 @@ async def test_verify_is_clean_then_finds_a_tampered_row_then_clean_after_rebuil
 
     built = await rebuild_shadow(pool, dead_letter_retention=RETENTION)
     assert built.rows["tasks"] == 12
-    report = await swap(pool, redis, Keyspace.of(settings))
-    assert report.caught_up_before == 0 and report.caught_up_locked == 0
+    cli = taskflow("projections", "swap", "--reason", "tampered rows", "--operator", "olga", env=env_for(settings))
+    assert cli.returncode == 0 and "swapped" in cli.stdout, cli.stderr
+    (audit,) = [e for e in await all_events(redis, settings) if isinstance(e, OperatorActed)]
+    assert (audit.action, audit.actor, audit.reason, audit.target_kind) == (
+        "swap",
+        "olga",
+        "tampered rows",
+        "projections",
+    )
+    assert audit.detail["checkpoint_0"]
     assert await pool.fetchval("SELECT status FROM tasks WHERE task_id = $1", ids[1]) == "COMPLETED"
     assert (await verify(pool, dead_letter_retention=RETENTION)).clean
     cli = taskflow("projections", "verify", "--json", env=env_for(settings))
@@ -158,7 +166,7 @@ async def test_swap_without_a_shadow_is_refused(redis: Redis, settings: Settings
         assert "projections rebuild" in str(e)
     else:
         raise AssertionError("swapped nothing in")
-    cli = taskflow("projections", "swap", env=env_for(settings))
+    cli = taskflow("projections", "swap", "--reason", "test", env=env_for(settings))
     assert (
         cli.returncode == 1
         and cli.stderr.strip() == "error: no shadow to swap in: run `taskflow projections rebuild` first"

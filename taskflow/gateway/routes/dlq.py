@@ -15,7 +15,7 @@ from msgspec import Meta
 
 from taskflow.gateway import lifecycle
 from taskflow.gateway.auth import Principal
-from taskflow.gateway.context import Caller, Ctx, GatewayContext
+from taskflow.gateway.context import Caller, Ctx, GatewayContext, Reason, RequestId
 from taskflow.gateway.cursor import decode_cursor, encode_cursor
 from taskflow.gateway.lifecycle import RetryAnswer
 from taskflow.gateway.queries import TaskCursor
@@ -45,6 +45,8 @@ class BulkRequeue(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     moved_after: Annotated[datetime, Meta(tz=True)] | None = None
     moved_before: Annotated[datetime, Meta(tz=True)] | None = None
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+    # Why: kept in the audit trail (one OperatorActed per task requeued).
+    reason: Annotated[str, Meta(max_length=500)] = ""
 
 
 class Skipped(msgspec.Struct, kw_only=True):
@@ -112,14 +114,19 @@ class DeadLetterController(Controller):
         return DeadLetterPage(items=page, next_cursor=next_cursor)
 
     @post("/{task_id:uuid}/requeue", status_code=HTTP_202_ACCEPTED)
-    async def requeue_one(self, ctx: Ctx, principal: Caller, task_id: FromPath[UUID]) -> RetryAnswer:
+    async def requeue_one(
+        self, ctx: Ctx, principal: Caller, request_id: RequestId, task_id: FromPath[UUID], reason: Reason = ""
+    ) -> RetryAnswer:
+        """Run a dead-lettered task again; ``?reason=`` goes to the audit trail."""
         found = await _select(ctx, principal, [("d.task_id = ?", (task_id,))], 1)
         if not found:
             raise NotFoundException(f"task {task_id} is not in the dead-letter queue")
-        return await lifecycle.retry_task(ctx, principal, task_id)
+        return await lifecycle.retry_task(ctx, principal, task_id, request_id, reason, action="requeue")
 
     @post("/requeue", status_code=HTTP_202_ACCEPTED)
-    async def requeue_many(self, ctx: Ctx, principal: Caller, data: JSONBody[BulkRequeue]) -> BulkRequeueAnswer:
+    async def requeue_many(
+        self, ctx: Ctx, principal: Caller, request_id: RequestId, data: JSONBody[BulkRequeue]
+    ) -> BulkRequeueAnswer:
         conditions: list[Condition] = [("d.requeued_at IS NULL", ())]
         if data.task_name:
             conditions.append(("t.task_name = ?", (data.task_name,)))
@@ -131,7 +138,9 @@ class DeadLetterController(Controller):
         answer = BulkRequeueAnswer(requeued=[], skipped=[])
         for task_id in dict.fromkeys(e.task_id for e in entries):
             try:
-                answer.requeued.append(await lifecycle.retry_task(ctx, principal, task_id))
+                answer.requeued.append(
+                    await lifecycle.retry_task(ctx, principal, task_id, request_id, data.reason, action="requeue")
+                )
             except HTTPException as e:
                 answer.skipped.append(Skipped(task_id=task_id, reason=str(e.detail)))
         return answer

@@ -12,7 +12,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 
 from taskflow.events import AnyEvent
 from taskflow.gateway import intake, lifecycle, queries
-from taskflow.gateway.context import Caller, Ctx, RequestId
+from taskflow.gateway.context import Caller, Ctx, Reason, RequestId
 from taskflow.gateway.lifecycle import CancelAnswer, RetryAnswer
 from taskflow.gateway.parents import check_parents
 from taskflow.gateway.routes.schedules import ScheduleView, create_schedule
@@ -117,16 +117,17 @@ class TaskController(Controller):
 
     @delete("/{task_id:uuid}", status_code=HTTP_200_OK)
     async def cancel_task(
-        self, ctx: Ctx, principal: Caller, request_id: RequestId, task_id: FromPath[UUID]
+        self, ctx: Ctx, principal: Caller, request_id: RequestId, task_id: FromPath[UUID], reason: Reason = ""
     ) -> Response[CancelAnswer]:
         """Cancel: a PENDING/SCHEDULED task never runs (200); a RUNNING one is stopped
-        within 2 s (202); an ended one is a 409."""
-        answer = await lifecycle.cancel_task(ctx, principal, task_id, request_id)
+        within 2 s (202); an ended one is a 409. ``?reason=`` goes to the audit trail."""
+        answer = await lifecycle.cancel_task(ctx, principal, task_id, request_id, reason)
         return Response(answer, status_code=HTTP_200_OK if answer.status == "CANCELLED" else HTTP_202_ACCEPTED)
 
     @post("/{task_id:uuid}/retry", status_code=HTTP_202_ACCEPTED)
     async def retry_task(
-        self, ctx: Ctx, principal: Caller, request_id: RequestId, task_id: FromPath[UUID]
+        self, ctx: Ctx, principal: Caller, request_id: RequestId, task_id: FromPath[UUID], reason: Reason = ""
     ) -> RetryAnswer:
-        """Run a FAILED, TIMEOUT or CANCELLED task again; 409 for any other state."""
-        return await lifecycle.retry_task(ctx, principal, task_id, request_id)
+        """Run a FAILED, TIMEOUT or CANCELLED task again; 409 for any other state.
+        ``?reason=`` goes to the audit trail."""
+        return await lifecycle.retry_task(ctx, principal, task_id, request_id, reason)

@@ -13,10 +13,10 @@ from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from taskflow.events import Envelope, WorkerPaused, WorkerResumed
+from taskflow.events import Envelope, OperatorActed, WorkerPaused, WorkerResumed
 from taskflow.gateway.auth import Principal
-from taskflow.gateway.context import Caller, Ctx, GatewayContext
-from taskflow.streams.groups import append_event
+from taskflow.gateway.context import Caller, Ctx, GatewayContext, Reason, RequestId
+from taskflow.streams.groups import append_events
 
 
 class WorkerView(msgspec.Struct, kw_only=True):
@@ -86,17 +86,26 @@ class WorkerController(Controller):
         return views[0]
 
     @post("/{worker_id:uuid}/pause", status_code=HTTP_202_ACCEPTED)
-    async def pause(self, ctx: Ctx, principal: Caller, worker_id: FromPath[UUID]) -> ControlAnswer:
+    async def pause(
+        self, ctx: Ctx, principal: Caller, request_id: RequestId, worker_id: FromPath[UUID], reason: Reason = ""
+    ) -> ControlAnswer:
         """It finishes what it holds and takes nothing new (admin only)."""
-        return await _control(ctx, principal, worker_id, "pause")
+        return await _control(ctx, principal, worker_id, "pause", request_id, reason)
 
     @post("/{worker_id:uuid}/resume", status_code=HTTP_202_ACCEPTED)
-    async def resume(self, ctx: Ctx, principal: Caller, worker_id: FromPath[UUID]) -> ControlAnswer:
-        return await _control(ctx, principal, worker_id, "resume")
+    async def resume(
+        self, ctx: Ctx, principal: Caller, request_id: RequestId, worker_id: FromPath[UUID], reason: Reason = ""
+    ) -> ControlAnswer:
+        return await _control(ctx, principal, worker_id, "resume", request_id, reason)
 
 
 async def _control(
-    ctx: GatewayContext, principal: Principal, worker_id: UUID, order: Literal["pause", "resume"]
+    ctx: GatewayContext,
+    principal: Principal,
+    worker_id: UUID,
+    order: Literal["pause", "resume"],
+    request_id: str,
+    reason: str,
 ) -> ControlAnswer:
     if not principal.is_admin:
         raise PermissionDeniedException("pausing and resuming workers needs the admin role")
@@ -110,9 +119,11 @@ async def _control(
         "causation_id": None,
         "traceparent": None,
         "actor": principal.sub,
+        "request_id": request_id,
     }
-    event = WorkerPaused(**envelope) if order == "pause" else WorkerResumed(**envelope)
-    # The event first: the log says who ordered it even if the flag write is lost.
-    event_id = await append_event(ctx.redis, ctx.keyspace, event)
+    event = WorkerPaused(**envelope, reason=reason) if order == "pause" else WorkerResumed(**envelope, reason=reason)
+    audit = OperatorActed(**envelope, action=order, target_kind="worker", reason=reason)
+    # The events first: the log says who ordered it even if the flag write is lost.
+    event_id, _ = await append_events(ctx.redis, ctx.keyspace, [event, audit])
     await ctx.redis.hset(ctx.keyspace.worker_control(worker_id.hex), "paused", "1" if order == "pause" else "0")  # type: ignore[misc]
     return ControlAnswer(worker_id=worker_id, paused=order == "pause", event_id=event_id)
