@@ -1,12 +1,14 @@
 """A submitted task as its producer follows it: live state, result, progress, history,
-cancel. Everything is read from Redis (the task marker points at the events that matter,
-one XRANGE each), so following a task needs no gateway and no database."""
+cancel. Read from Redis (the task marker points at the events that matter, one XRANGE
+each), so following a live task needs no gateway and no database. Events the coordinator
+has trimmed from Redis (ADR 0024) are read from the PostgreSQL archive, which holds every
+trimmed one: an old task's outcome and history stay available."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar, cast
 
@@ -37,6 +39,8 @@ from taskflow.producer.errors import (
     TaskRejectedError,
     TaskTimedOutError,
 )
+from taskflow.replay.history import EventFilter, Rows, events_after
+from taskflow.replay.position import START
 from taskflow.streams.cancel import Canceller
 from taskflow.streams.keyspace import Keyspace
 from taskflow.streams.marker import MarkerState
@@ -54,10 +58,19 @@ class TaskHandle(Generic[R]):
     ``await handle.result()`` is typed as the function is."""
 
     def __init__(
-        self, redis: Redis, keyspace: Keyspace, canceller: Canceller, task_id: str, returns: Any, actor: str
+        self,
+        redis: Redis,
+        keyspace: Keyspace,
+        canceller: Canceller,
+        task_id: str,
+        returns: Any,
+        actor: str,
+        archive: Callable[[], Awaitable[Rows]] | None = None,
     ) -> None:
         self.task_id = task_id
         self._redis = redis
+        # The archive, opened on first need (most handles never need it).
+        self._archive = archive
         self._keyspace = keyspace
         self._canceller = canceller
         self._returns = returns
@@ -86,9 +99,11 @@ class TaskHandle(Generic[R]):
             if state is None:
                 raise TaskNotFound(f"no task {self.task_id} in Redis")
             if state in _ENDED and outcome_id:
-                event = await self._read(outcome_id)
+                event = await self._read(outcome_id) or await self._read_archived(outcome_id)
                 if event is None:
-                    raise OutcomeGone(f"task {self.task_id} ended ({state}); its outcome is no longer in Redis")
+                    raise OutcomeGone(
+                        f"task {self.task_id} ended ({state}); its outcome is neither in Redis nor archived"
+                    )
                 return event
             if deadline is not None and time.monotonic() >= deadline:
                 raise ResultTimeout(f"task {self.task_id} is still {state} after {timeout:g} s")
@@ -127,11 +142,15 @@ class TaskHandle(Generic[R]):
             await asyncio.sleep(poll_s)
 
     async def events(self) -> list[AnyEvent]:
-        """The task's history so far, oldest first, from its submission on. It walks its
-        partition's stream from the submission, so it costs more the older the task."""
+        """The task's history so far, oldest first, from its submission on: from Redis
+        while it holds the submission, else from the archive and then Redis (one ordered
+        history, replay.history)."""
         first, outcome_id = await cast("Any", self._redis.hmget(self._marker, ["event_id", "outcome"]))
         if first is None:
             raise TaskNotFound(f"no task {self.task_id} in Redis")
+        head = await self._redis.xrange(self._stream, min="-", max="+", count=1)
+        if (not head or _id(head[0][0]) > _id(first)) and self._archive is not None:
+            return await self._stitched(first, outcome_id)
         found: list[AnyEvent] = []
         start, end = first, outcome_id or "+"
         while True:
@@ -143,6 +162,16 @@ class TaskHandle(Generic[R]):
             if len(page) < _HISTORY_PAGE:
                 return found
             start = "(" + page[-1][0]
+
+    async def _stitched(self, first: str, outcome_id: str | None) -> list[AnyEvent]:
+        assert self._archive is not None
+        rows = await self._archive()
+        selection = EventFilter(
+            aggregate_id=self.task_id,
+            since_ms=_id(first)[0],
+            until_ms=None if not outcome_id else _id(outcome_id)[0] + 1,
+        )
+        return [event async for _, event in events_after(self._redis, rows, self._keyspace, START, selection)]
 
     async def cancel(self, reason: str = "") -> MarkerState:
         """Cancel the task: one that has not started never will ("cancelled"); a running
@@ -173,6 +202,30 @@ class TaskHandle(Generic[R]):
     async def _read(self, event_id: str) -> AnyEvent | None:
         page = await self._redis.xrange(self._stream, min=event_id, max=event_id, count=1)
         return _decoded(*page[0]) if page else None
+
+    async def _read_archived(self, event_id: str) -> AnyEvent | None:
+        """One event of this task from the archive (trimmed from Redis), if it is there."""
+        if self._archive is None:
+            return None
+        rows = await self._archive()
+        ms, seq = _id(event_id)
+        row = await rows.fetchrow(
+            "SELECT payload FROM event_archive WHERE partition = $1 AND id_ms = $2 AND id_seq = $3",
+            self._keyspace.partition_of(self.task_id),
+            ms,
+            seq,
+        )
+        if row is None:
+            return None
+        try:
+            return decode(event_id, row["payload"].encode())
+        except EventDecodeError:
+            return None
+
+
+def _id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _decoded(entry_id: str, fields: dict[str, str]) -> AnyEvent | None:

@@ -33,7 +33,7 @@ from taskflow.submission.intake import (
     validate_task,
     waiting_for_parents,
 )
-from taskflow.submission.known_ids import ScalarQuery, refuse_if_projected_elsewhere
+from taskflow.submission.known_ids import refuse_if_projected_elsewhere
 from taskflow.submission.schema import TaskSubmission
 from taskflow.tasks import get_task, load_task_modules
 
@@ -146,7 +146,9 @@ class Producer:
         returns: Any = Any
         if task_name is not None:
             returns = get_task(task_name).returns
-        return TaskHandle(self.redis, self.keyspace, self._canceller, str(task_id), returns, self.actor)
+        return TaskHandle(
+            self.redis, self.keyspace, self._canceller, str(task_id), returns, self.actor, archive=self._database
+        )
 
     async def _parents_done(self, intake: Intake, parents: list[UUID]) -> bool:
         """Refuse parents Redis does not know or that can never complete; True when all
@@ -167,7 +169,7 @@ class Producer:
                 )
         return all(state == "succeeded" for state in states)
 
-    async def _database(self) -> ScalarQuery:
+    async def _database(self) -> asyncpg.Pool:
         async with self._pool_lock:
             if self._pool is None:
                 self._pool = await open_pool(self.settings, min_size=0, max_size=2)

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
+import asyncpg
 import pytest
 from redis.asyncio import Redis
 
@@ -19,8 +20,9 @@ from taskflow.sync_bridge import SyncCallInLoop
 from taskflow.tasks import Call
 from taskflow.tasks.builtin import echo, fail, sleep
 from tests.support.processes import env_for
-from tests.support.stack import running_worker
+from tests.support.stack import running_projector, running_worker
 from tests.support.tasks import add_numbers, chatty_async, day_after
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -159,3 +161,33 @@ async def test_concurrent_submits_share_the_kept_connection_and_the_pool(
     assert await redis.xlen(Keyspace.of(settings).events(0)) == 200
     async with running_worker(settings, redis, concurrency=20):
         assert await asyncio.gather(*(h.result(timeout=30) for h in handles)) == [2 * i for i in range(200)]
+
+
+async def test_an_old_tasks_result_and_history_come_from_the_archive_once_trimmed(
+    producer: Producer, redis: Redis, settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """After the coordinator trimmed the stream (everything archived), a handle still
+    gives the result, raises a failure, and the whole history, in order."""
+    ks = Keyspace.of(settings)
+    ok = await add_numbers.submit(20, 22, producer=producer)
+    bad = await fail.submit(message="old boom", max_retries=0, producer=producer)
+    async with running_projector(settings, redis, pool):
+        async with running_worker(settings, redis):
+            assert await ok.result(timeout=15) == 42
+            with pytest.raises(TaskFailedError):
+                await bad.result(timeout=15)
+        total = await redis.xlen(ks.events(0))
+
+        async def archived() -> bool:
+            return int(await pool.fetchval("SELECT count(*) FROM event_archive")) == total
+
+        await eventually(archived)
+    live_history = await ok.events()
+    await redis.xtrim(ks.events(0), maxlen=0, approximate=False)
+    assert await redis.xlen(ks.events(0)) == 0
+    assert await ok.result(timeout=1) == 42
+    with pytest.raises(TaskFailedError) as raised:
+        await bad.result(timeout=1)
+    assert raised.value.error == "old boom"
+    assert [e.event_id for e in await ok.events()] == [e.event_id for e in live_history]
+    assert [type(e) for e in await ok.events()] == [TaskSubmitted, TaskStarted, TaskSucceeded]
