@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from support.bench import with_database
 from support.report import machine_info
 
+from taskflow.archive import PROJECTION
 from taskflow.events import (
     AnyEvent,
     TaskFailed,
@@ -46,7 +47,7 @@ from taskflow.events import (
     tag_of,
 )
 from taskflow.projections.maintenance import rebuild_shadow
-from taskflow.projections.store import PROJECTION, ArchiveRecord
+from taskflow.projections.store import ArchiveRecord
 from taskflow.replay import EventFilter, History
 from taskflow.replay.formats import EventWriter
 from taskflow.schema import migrate

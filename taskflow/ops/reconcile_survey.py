@@ -22,6 +22,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from taskflow.archive import PROJECTION
 from taskflow.ops.reconcile import (
     UNFINISHED_STATUSES,
     RedisTrace,
@@ -38,7 +39,6 @@ from taskflow.ops.reconcile import (
 from taskflow.ops.streams import stream_names
 from taskflow.streams.keyspace import PROJECTOR_GROUP, WORKERS_GROUP, Keyspace
 
-PROJECTION = "main"  # the projector's checkpoint rows (projections.store.PROJECTION)
 PAGE = 1000  # entries per XRANGE call, keys per pipeline
 
 

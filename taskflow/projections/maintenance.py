@@ -20,12 +20,13 @@ import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
+from taskflow.archive import PROJECTION
 from taskflow.errors import TaskFlowError
 from taskflow.events import OperatorActed
 from taskflow.projections import rebuild, shadow
 from taskflow.projections.diff import TableDiff, compare
 from taskflow.projections.rebuild import BuildReport, Progress
-from taskflow.projections.store import PROJECTION, Connection, StreamId
+from taskflow.projections.store import Connection, StreamId
 from taskflow.streams.groups import append_event
 from taskflow.streams.keyspace import PROJECTOR_GROUP, Keyspace
 

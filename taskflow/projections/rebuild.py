@@ -20,10 +20,11 @@ from datetime import timedelta
 
 import msgspec
 
+from taskflow.archive import PROJECTION
 from taskflow.events import AnyEvent, EventDecodeError, decode
 from taskflow.projections import shadow, store
 from taskflow.projections.batch import Changes, fold_batch, fold_into, task_ids, worker_ids
-from taskflow.projections.store import PROJECTION, Connection, StreamId
+from taskflow.projections.store import Connection, StreamId
 
 # Archive rows fetched per round trip, and events folded per slice (one progress report).
 FETCH = 10_000

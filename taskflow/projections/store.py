@@ -15,12 +15,12 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
+from taskflow.archive import PROJECTION
 from taskflow.errors import TaskFlowError
 from taskflow.projections.batch import Changes
 from taskflow.projections.quarantine import QuarantineRecord
 from taskflow.projections.rows import AuditRow, DeadLetterRow, ExecutionRow, LogRow, ResultRow, TaskRow, WorkerRow
 
-PROJECTION = "main"
 # A plain connection or one borrowed from a pool: the functions below take either.
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
 StreamId = tuple[int, int]

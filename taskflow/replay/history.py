@@ -24,8 +24,8 @@ from typing import Any, Protocol
 import msgspec
 from redis.asyncio import Redis
 
+from taskflow.archive import PROJECTION
 from taskflow.events import AnyEvent, EventDecodeError, decode
-from taskflow.projections.store import PROJECTION
 from taskflow.replay.position import Position, after_in, position_of
 from taskflow.streams.keyspace import Keyspace
 

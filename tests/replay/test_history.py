@@ -11,8 +11,8 @@ import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
+from taskflow.archive import PROJECTION
 from taskflow.events import AnyEvent, TaskSubmitted, TaskSucceeded, tag_of
-from taskflow.projections.store import PROJECTION
 from taskflow.replay import EventFilter, History, event_filter
 from taskflow.replay.history import EVERYTHING, events_after
 from taskflow.replay.position import START, position_of
