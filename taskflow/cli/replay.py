@@ -50,6 +50,7 @@ class Moment(click.ParamType):  # type: ignore[type-arg]
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default=None, help="Default: table on a terminal, else jsonl."
 )
+@click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl: one JSON document per line.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Stop after this many events.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: when it is a terminal).")
 def replay(
@@ -62,6 +63,7 @@ def replay(
     statuses: tuple[str, ...],
     worker: str | None,
     fmt: str | None,
+    as_json: bool,
     limit: int | None,
     progress: bool | None,
 ) -> None:
@@ -78,7 +80,9 @@ def replay(
     """
     from taskflow.replay import UnknownEventType, event_filter
 
-    fmt = fmt or ("table" if sys.stdout.isatty() else "jsonl")
+    if as_json and fmt not in (None, "jsonl"):
+        fail(f"--json and --format {fmt} disagree; give one")
+    fmt = "jsonl" if as_json else fmt or ("table" if sys.stdout.isatty() else "jsonl")
     show_progress = sys.stderr.isatty() if progress is None else progress
     if as_of is not None and (types or correlation_id or since or until or limit):
         fail("--as-of folds every event up to that time: it takes only --aggregate, --status and --worker")

@@ -66,7 +66,7 @@ async def test_one_tasks_history_comes_in_order_in_every_format(
     assert json.loads(rows[1][-1])["task_name"] == "echo"
     table = _replay(settings, "--aggregate", task_id, "--format", "table")
     assert table.splitlines()[0].startswith("appended (UTC)") and "task.succeeded" in table
-    only = _lines(_replay(settings, "--type", "task.started", "--format", "jsonl"))
+    only = _lines(_replay(settings, "--type", "task.started", "--json"))
     assert [line["type"] for line in only] == ["task.started"]
     with_bar = taskflow("replay", "--progress", "--format", "jsonl", env=env_for(settings))
     assert with_bar.returncode == 0 and len(with_bar.stdout.splitlines()) == 5  # the worker's two too
@@ -156,6 +156,7 @@ async def test_as_of_matches_a_hand_built_history(redis: Redis, settings: Settin
         (("--status", "RUNNING"), "--status and --worker go with --as-of"),
         (("--as-of", "now", "--type", "task.started"), "--as-of folds every event"),
         (("--format", "xml"), "'xml' is not one of"),
+        (("--format", "csv", "--json"), "--json and --format csv disagree"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_a_non_zero_exit(
