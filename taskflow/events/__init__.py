@@ -4,6 +4,21 @@ This package imports nothing else from TaskFlow, so it can be read and tested al
 """
 
 from taskflow.events.base import Envelope, Event
+from taskflow.events.campaign import (
+    CAMPAIGN_EVENTS,
+    CampaignCompleted,
+    CampaignCreated,
+    CampaignPaused,
+    CampaignRecipient,
+    CampaignResumed,
+    CampaignStarted,
+    FailedResent,
+    RecipientFailed,
+    RecipientsAdded,
+    RecipientSent,
+    RecipientSkipped,
+    RecipientUnsubscribed,
+)
 from taskflow.events.codec import (
     CURRENT_VERSION,
     EVENT_TYPES,
@@ -39,18 +54,31 @@ from taskflow.events.task import (
 from taskflow.events.worker import WorkerDied, WorkerPaused, WorkerResumed, WorkerStarted, WorkerStopped
 
 __all__ = [
+    "CAMPAIGN_EVENTS",
     "CURRENT_VERSION",
     "EMPTY_ARGS",
     "EMPTY_KWARGS",
     "EVENT_TYPES",
     "PRIORITIES",
     "AnyEvent",
+    "CampaignCompleted",
+    "CampaignCreated",
+    "CampaignPaused",
+    "CampaignRecipient",
+    "CampaignResumed",
+    "CampaignStarted",
     "DispatchRejected",
     "Envelope",
     "Event",
     "EventDecodeError",
+    "FailedResent",
     "OperatorActed",
     "Priority",
+    "RecipientFailed",
+    "RecipientSent",
+    "RecipientSkipped",
+    "RecipientUnsubscribed",
+    "RecipientsAdded",
     "ScheduleCreated",
     "ScheduleDeleted",
     "TaskCancelRequested",

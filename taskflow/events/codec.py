@@ -7,6 +7,19 @@ from typing import Any, Final
 import msgspec
 
 from taskflow.errors import TaskFlowError
+from taskflow.events.campaign import (
+    CampaignCompleted,
+    CampaignCreated,
+    CampaignPaused,
+    CampaignResumed,
+    CampaignStarted,
+    FailedResent,
+    RecipientFailed,
+    RecipientsAdded,
+    RecipientSent,
+    RecipientSkipped,
+    RecipientUnsubscribed,
+)
 from taskflow.events.operator import OperatorActed
 from taskflow.events.task import (
     DispatchRejected,
@@ -50,6 +63,17 @@ AnyEvent = (
     | WorkerResumed
     | DispatchRejected
     | OperatorActed
+    | CampaignCreated
+    | RecipientsAdded
+    | CampaignStarted
+    | CampaignPaused
+    | CampaignResumed
+    | FailedResent
+    | RecipientSent
+    | RecipientFailed
+    | RecipientSkipped
+    | RecipientUnsubscribed
+    | CampaignCompleted
 )
 
 EVENT_TYPES: Final[tuple[type[AnyEvent], ...]] = AnyEvent.__args__

@@ -9,6 +9,7 @@ import msgspec
 import structlog
 
 from taskflow.events import (
+    CAMPAIGN_EVENTS,
     AnyEvent,
     DispatchRejected,
     OperatorActed,
@@ -77,7 +78,7 @@ def worker_ids(events: list[AnyEvent]) -> set[UUID]:
 
 # Exact types (events are final classes): a set lookup instead of isinstance per event.
 _WORKER_EVENTS = frozenset(WORKER_EVENTS)
-_NOT_TASK_EVENTS = frozenset((*WORKER_EVENTS, *SCHEDULE_EVENTS, DispatchRejected, OperatorActed))
+_NOT_TASK_EVENTS = frozenset((*WORKER_EVENTS, *SCHEDULE_EVENTS, *CAMPAIGN_EVENTS, DispatchRejected, OperatorActed))
 
 
 def fold_batch(
@@ -110,6 +111,8 @@ def _fold_event(
 ) -> None:
     if isinstance(event, SCHEDULE_EVENTS):
         return  # archived; schedules are read live from Redis (GET /api/v1/schedules)
+    if isinstance(event, CAMPAIGN_EVENTS):
+        return  # archived; the campaigns projection folds them (issue 14)
     if isinstance(event, OperatorActed):
         row = audit_row(event)
         changes.audit[row.audit_id] = row

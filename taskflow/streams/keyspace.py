@@ -148,6 +148,25 @@ class Keyspace:
         all of them: the user's and the address's limits are checked in one script."""
         return f"{self.namespace}:{{ratelimit}}:{scope}:{who}"
 
+    def campaign(self, campaign_id: str) -> str:
+        """Hash: a campaign's live state (``campaigns/__init__.py``: status, owner, rate,
+        templates, counters), in the campaign's partition like its events."""
+        return f"{self.namespace}:{{{self.partition_of(campaign_id)}}}:campaign:{campaign_id}"
+
+    def campaign_ledger(self, campaign_id: str) -> str:
+        """Hash: recipient id -> its state in the campaign (the per-recipient ledger)."""
+        return f"{self.namespace}:{{{self.partition_of(campaign_id)}}}:campaign:{campaign_id}:ledger"
+
+    def campaign_rate(self, campaign_id: str) -> str:
+        """A campaign's send rate limit (GCRA: its theoretical arrival time, ms), shared by
+        every worker and kept across pause and resume."""
+        return f"{self.namespace}:{{{self.partition_of(campaign_id)}}}:campaign:{campaign_id}:rate"
+
+    def suppressed(self, owner: str) -> str:
+        """Set: addresses that unsubscribed from any campaign of ``owner``; later
+        campaigns of the same owner skip them (the suppression list)."""
+        return f"{self.namespace}:suppressed:{owner}"
+
     def describe(self) -> str:
         """The deployment as people read it (command output): its namespace."""
         return self.namespace
