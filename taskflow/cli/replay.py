@@ -13,6 +13,7 @@ import click
 
 from taskflow.cli._progress import progress_bar
 from taskflow.cli._runtime import fail, run, settings_from_env
+from taskflow.spreadsheet import safe_cell
 
 if TYPE_CHECKING:
     from taskflow.replay import EventFilter, History, Snapshot
@@ -170,7 +171,7 @@ def _write_snapshot(snapshot: Snapshot, fmt: str) -> None:
     elif fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(formats.SNAPSHOT_COLUMNS)
-        writer.writerows([formats.safe_cell(str(row[c])) for c in formats.SNAPSHOT_COLUMNS] for row in rows)
+        writer.writerows([safe_cell(str(row[c])) for c in formats.SNAPSHOT_COLUMNS] for row in rows)
     else:
         from rich.console import Console
         from rich.table import Table

@@ -32,6 +32,7 @@ from taskflow.gateway.rate_limit import RateLimitMiddleware
 from taskflow.gateway.request_body import MAX_BODY_BYTES, check_request
 from taskflow.gateway.request_id import REQUEST_ID_HEADER, RequestIdMiddleware, send_request_id
 from taskflow.gateway.routes.audit import list_audit
+from taskflow.gateway.routes.campaigns import CampaignController
 from taskflow.gateway.routes.dlq import DeadLetterController
 from taskflow.gateway.routes.feeds import create_sse_ticket, event_feed, provide_feeds, task_feed
 from taskflow.gateway.routes.health import health, ready
@@ -75,6 +76,7 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[
             TaskController,
+            CampaignController,
             DeadLetterController,
             WorkerController,
             ScheduleController,

@@ -18,6 +18,7 @@ from taskflow.events import (
     TaskDeadLettered,
     TaskQueued,
 )
+from taskflow.projections.campaigns import CampaignChanges, fold_campaign
 from taskflow.projections.ids import as_uuid, derived_id, uuids_of
 from taskflow.projections.quarantine import QuarantineRecord, of_rejected
 from taskflow.projections.rows import (
@@ -49,6 +50,8 @@ class Changes(msgspec.Struct, kw_only=True):
     # Tasks first submitted in this batch and stored nowhere yet: neither they nor any row
     # of theirs (results, executions) can exist, so they are inserted without a conflict check.
     new_tasks: set[UUID] = msgspec.field(default_factory=set)
+    # Campaigns and their recipients: new rows, and updates of stored ones.
+    campaigns: CampaignChanges = msgspec.field(default_factory=CampaignChanges)
     # Operator actions, by audit id (the audit_log table).
     audit: dict[UUID, AuditRow] = msgspec.field(default_factory=dict)
     # Entries kept in quarantined_entries instead (projections/quarantine.py).
@@ -112,7 +115,8 @@ def _fold_event(
     if isinstance(event, SCHEDULE_EVENTS):
         return  # archived; schedules are read live from Redis (GET /api/v1/schedules)
     if isinstance(event, CAMPAIGN_EVENTS):
-        return  # archived; the campaigns projection folds them (issue 14)
+        fold_campaign(changes.campaigns, event)
+        return
     if isinstance(event, OperatorActed):
         row = audit_row(event)
         changes.audit[row.audit_id] = row

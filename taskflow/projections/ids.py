@@ -49,3 +49,14 @@ def derived_id(*parts: str | int) -> UUID:
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     return FastUUID(bytes(digest))
+
+
+def uuid_or_none(value: str | None) -> UUID | None:
+    """An optional id from an event: None when absent or not a UUID (a field written by
+    a client or an older writer), never an error that would stop the fold."""
+    if value is None:
+        return None
+    try:
+        return as_uuid(value)
+    except ValueError:
+        return None

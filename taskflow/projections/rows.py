@@ -111,3 +111,36 @@ class AuditRow(msgspec.Struct, kw_only=True, gc=False):
     via: str
     request_id: str | None
     detail: str
+
+
+class CampaignRow(msgspec.Struct, kw_only=True, gc=False):
+    campaign_id: UUID
+    name: str
+    status: str
+    template_subject: str
+    template_body: str
+    template_variables: str
+    total_recipients: int
+    sent_count: int
+    failed_count: int
+    created_at: datetime
+    scheduled_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    created_by: str | None
+    rate_limit_per_minute: int
+
+
+class RecipientRow(msgspec.Struct, kw_only=True, gc=False):
+    """One recipient of a campaign: the ledger as PostgreSQL shows it.
+    ``personalization`` is JSON: the recipient's ``name`` and its fields."""
+
+    recipient_id: UUID
+    campaign_id: UUID
+    email: str
+    status: str
+    personalization: str
+    sent_at: datetime | None
+    task_id: UUID | None
+    error_message: str | None
+    bounce_reason: str | None

@@ -30,6 +30,8 @@ PROJECTED: Final = (
     "dead_letter_queue",
     "workers",
     "audit_log",
+    "campaigns",
+    "email_recipients",
 )
 KEYS: Final = {
     "tasks": "task_id",
@@ -39,6 +41,8 @@ KEYS: Final = {
     "dead_letter_queue": "dlq_id",
     "workers": "worker_id",
     "audit_log": "audit_id",
+    "campaigns": "campaign_id",
+    "email_recipients": "recipient_id",
 }
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 

@@ -18,8 +18,19 @@ from asyncpg.pool import PoolConnectionProxy
 from taskflow.archive import PROJECTION
 from taskflow.errors import TaskFlowError
 from taskflow.projections.batch import Changes
+from taskflow.projections.campaigns import CampaignChanges
 from taskflow.projections.quarantine import QuarantineRecord
-from taskflow.projections.rows import AuditRow, DeadLetterRow, ExecutionRow, LogRow, ResultRow, TaskRow, WorkerRow
+from taskflow.projections.rows import (
+    AuditRow,
+    CampaignRow,
+    DeadLetterRow,
+    ExecutionRow,
+    LogRow,
+    RecipientRow,
+    ResultRow,
+    TaskRow,
+    WorkerRow,
+)
 
 # A plain connection or one borrowed from a pool: the functions below take either.
 Connection: TypeAlias = asyncpg.Connection | PoolConnectionProxy
@@ -189,6 +200,10 @@ _RESULTS = _upsert("task_results", ResultRow, "task_id")
 _DEAD_LETTERS = _upsert("dead_letter_queue", DeadLetterRow, None)
 _LOGS = _upsert("task_logs", LogRow, None)
 _AUDIT = _upsert("audit_log", AuditRow, None)
+# A campaign and each recipient are created by one event each: a row already there is
+# the same one (its changes come as updates, below).
+_CAMPAIGNS = _upsert("campaigns", CampaignRow, None)
+_RECIPIENTS = _upsert("email_recipients", RecipientRow, None)
 _DURATION = _EXECUTIONS.columns.index("duration_seconds")
 
 
@@ -214,6 +229,8 @@ async def write_changes(conn: Connection, changes: Changes) -> None:
         (_DEAD_LETTERS, _tuples(changes.dead_letters.values())),
         (_LOGS, _tuples(changes.logs.values())),
         (_AUDIT, _tuples(changes.audit.values())),
+        (_CAMPAIGNS, _tuples(changes.campaigns.campaigns.values())),
+        (_RECIPIENTS, _tuples(changes.campaigns.recipients.values())),
     ]
     # First: only rows stored before this batch may be closed by its requeues.
     await mark_requeued(conn, changes.requeued)
@@ -222,6 +239,8 @@ async def write_changes(conn: Connection, changes: Changes) -> None:
         if rows:
             await conn.copy_records_to_table(upsert.table, records=rows, columns=upsert.columns)
     await _upsert_staged(conn, [(upsert, rows) for upsert, rows in upserts if rows])
+    # After the inserts: an update names a row stored before the batch.
+    await update_campaigns(conn, changes.campaigns)
 
 
 async def insert_all(conn: Connection, changes: Changes) -> None:
@@ -235,10 +254,57 @@ async def insert_all(conn: Connection, changes: Changes) -> None:
         (_DEAD_LETTERS, _tuples(changes.dead_letters.values())),
         (_LOGS, _tuples(changes.logs.values())),
         (_AUDIT, _tuples(changes.audit.values())),
+        (_CAMPAIGNS, _tuples(changes.campaigns.campaigns.values())),
+        (_RECIPIENTS, _tuples(changes.campaigns.recipients.values())),
     ]
     for upsert, rows in tables:
         if rows:
             await conn.copy_records_to_table(upsert.table, records=rows, columns=upsert.columns)
+    # Every row was folded in memory, so updates are left only for events of a campaign
+    # that was never created; they change nothing, as live.
+    await update_campaigns(conn, changes.campaigns)
+
+
+async def update_campaigns(conn: Connection, changes: CampaignChanges) -> None:
+    """Apply the batch's updates of stored campaign and recipient rows (the SQL twins of
+    ``campaigns.applied_to_campaign`` and ``applied_to_recipient``)."""
+    if changes.campaign_updates:
+        u = list(changes.campaign_updates.values())
+        await conn.execute(
+            "UPDATE campaigns AS c SET status = COALESCE(u.status, c.status), "
+            "started_at = COALESCE(u.started_at, c.started_at), "
+            "completed_at = COALESCE(u.completed_at, c.completed_at), "
+            "sent_count = c.sent_count + u.sent_delta, failed_count = c.failed_count + u.failed_delta "
+            "FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int[], $6::int[]) "
+            "AS u(campaign_id, status, started_at, completed_at, sent_delta, failed_delta) "
+            "WHERE c.campaign_id = u.campaign_id",
+            [x.campaign_id for x in u],
+            [x.status for x in u],
+            [x.started_at for x in u],
+            [x.completed_at for x in u],
+            [x.sent_delta for x in u],
+            [x.failed_delta for x in u],
+        )
+    if changes.recipient_updates:
+        r = list(changes.recipient_updates.values())
+        await conn.execute(
+            "UPDATE email_recipients AS r SET status = u.status, sent_at = COALESCE(u.sent_at, r.sent_at), "
+            "task_id = COALESCE(u.task_id, r.task_id), "
+            "error_message = CASE WHEN u.clear_errors THEN u.error_message "
+            "ELSE COALESCE(u.error_message, r.error_message) END, "
+            "bounce_reason = CASE WHEN u.clear_errors THEN u.bounce_reason "
+            "ELSE COALESCE(u.bounce_reason, r.bounce_reason) END "
+            "FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::uuid[], $5::text[], $6::text[], $7::bool[]) "
+            "AS u(recipient_id, status, sent_at, task_id, error_message, bounce_reason, clear_errors) "
+            "WHERE r.recipient_id = u.recipient_id",
+            [x.recipient_id for x in r],
+            [x.status for x in r],
+            [x.sent_at for x in r],
+            [x.task_id for x in r],
+            [x.error_message for x in r],
+            [x.bounce_reason for x in r],
+            [x.clear_errors for x in r],
+        )
 
 
 async def _upsert_staged(conn: Connection, writes: list[tuple[_Upsert, list[tuple[object, ...]]]]) -> None:

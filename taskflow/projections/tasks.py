@@ -8,7 +8,6 @@ events, so a live build, a build after crashes and a replay give identical rows
 from __future__ import annotations
 
 from typing import assert_never
-from uuid import UUID
 
 import msgspec
 
@@ -26,7 +25,7 @@ from taskflow.events import (
     TaskSucceeded,
     TaskTimedOut,
 )
-from taskflow.projections.ids import as_uuid, derived_id
+from taskflow.projections.ids import as_uuid, derived_id, uuid_or_none
 from taskflow.projections.rows import (
     TERMINAL_STATUSES,
     DeadLetterRow,
@@ -97,7 +96,7 @@ def _note(row: TaskRow, event: TaskProgressed | TaskLogged | TaskCancelRequested
 
 
 def _run_step(row: TaskRow, event: TaskStarted | TaskSucceeded | TaskFailed | TaskTimedOut) -> TaskRow:
-    worker_id = _uuid(event.worker_id)
+    worker_id = uuid_or_none(event.worker_id)
     match event:
         case TaskStarted():
             return msgspec.structs.replace(
@@ -140,7 +139,7 @@ def _submitted(event: TaskSubmitted) -> TaskRow:
         max_retries=event.max_retries,
         timeout_seconds=event.timeout_seconds,
         depends_on=[as_uuid(d) for d in event.depends_on],
-        campaign_id=_uuid(event.campaign_id),
+        campaign_id=uuid_or_none(event.campaign_id),
         created_at=event.occurred_at,
         scheduled_at=event.scheduled_at,
         started_at=None,
@@ -221,7 +220,7 @@ def _execution(
     return ExecutionRow(
         execution_id=derived_id("execution", str(task_id), event.attempt, event.worker_id),
         task_id=task_id,
-        worker_id=_uuid(event.worker_id),
+        worker_id=uuid_or_none(event.worker_id),
         attempt_number=event.attempt,
         started_at=event.occurred_at if started else None,
         completed_at=None if started else event.occurred_at,
@@ -272,12 +271,3 @@ def log_of(event: TaskEvent) -> LogRow | None:
         metadata=_encoder.encode({"worker_id": event.worker_id, "data": event.metadata}).decode(),
         created_at=event.occurred_at,
     )
-
-
-def _uuid(value: str | None) -> UUID | None:
-    if value is None:
-        return None
-    try:
-        return as_uuid(value)
-    except ValueError:
-        return None

@@ -12,6 +12,7 @@ import msgspec
 
 from taskflow.events import AnyEvent, tag_of
 from taskflow.replay.as_of import Snapshot
+from taskflow.spreadsheet import safe_cell
 
 _json = msgspec.json.Encoder()
 # Fields every event has; the rest are its own ("data" in CSV, the detail in a table).
@@ -40,8 +41,6 @@ CSV_COLUMNS: Final = (
     "request_id",
     "data",
 )
-# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
-_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 DETAIL_WIDTH = 90
 
 
@@ -74,11 +73,6 @@ def csv_row(event: AnyEvent) -> list[str]:
         _json.encode(data_of(event)).decode(),
     ]
     return [safe_cell(cell) for cell in cells]
-
-
-def safe_cell(cell: str) -> str:
-    """A cell a spreadsheet shows as text: one that would start a formula gets a ``'``."""
-    return f"'{cell}" if cell.startswith(_FORMULA_START) else cell
 
 
 def text_line(event: AnyEvent) -> str:

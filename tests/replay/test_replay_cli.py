@@ -25,9 +25,9 @@ from taskflow.events import (
     encode,
     tag_of,
 )
-from taskflow.replay.formats import safe_cell
 from taskflow.replay.moments import BadMoment, parse_moment
 from taskflow.settings import Settings
+from taskflow.spreadsheet import safe_cell
 from taskflow.streams.groups import ensure_groups
 from taskflow.streams.keyspace import Keyspace
 from tests.support.processes import env_for, taskflow
