@@ -14,7 +14,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
@@ -112,7 +112,7 @@ class CampaignController(Controller):
 
     @post("/{campaign_id:uuid}/preview", status_code=HTTP_200_OK)
     async def preview(
-        self, ctx: Ctx, principal: Caller, campaign_id: FromPath[UUID], data: PreviewRequest
+        self, ctx: Ctx, principal: Caller, campaign_id: FromPath[UUID], data: JSONBody[PreviewRequest]
     ) -> RenderedMessage:
         """The message as a recipient would get it: ``{recipient_id}`` or ``{email}`` of
         one of the campaign's recipients, or ``{fields, email?, name?}`` as a sample."""
