@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from taskflow import cron
+from taskflow.coordinator.campaigns import DueCampaigns
 from taskflow.coordinator.decisions import (
     child_cancelled_event,
     decide_waiting,
@@ -60,6 +61,7 @@ class Coordinator:
         self.redis_outage = Outage("redis")
         # Reads the archive's checkpoints from PostgreSQL (``pool``); nothing else here does.
         self.trimmer = Trimmer(settings, redis, pool, self.scripts, self.redis_outage)
+        self.campaigns = DueCampaigns(settings, redis, pool, self.keyspace)
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -95,6 +97,7 @@ class Coordinator:
                     for partition, leader in list(self.leading.items()):
                         await self._release_waiting(partition, leader)
                         await self._bury_silent_workers(partition, leader)
+                        await self.campaigns.start_due(partition, leader)
                     next_sweep = time.monotonic() + SWEEP_EVERY_S
             except REDIS_AWAY as e:
                 self.redis_outage.failed(e)

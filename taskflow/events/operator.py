@@ -6,8 +6,8 @@ from typing import Literal
 
 from taskflow.events.base import Event
 
-Action = Literal["cancel", "retry", "requeue", "claim", "ack", "pause", "resume", "swap"]
-TargetKind = Literal["task", "worker", "projections"]
+Action = Literal["cancel", "retry", "requeue", "claim", "ack", "pause", "resume", "swap", "start", "resend"]
+TargetKind = Literal["task", "worker", "projections", "campaign"]
 
 
 class OperatorActed(Event, frozen=True, kw_only=True, tag="operator.acted"):

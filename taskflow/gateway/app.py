@@ -32,9 +32,15 @@ from taskflow.gateway.rate_limit import RateLimitMiddleware
 from taskflow.gateway.request_body import MAX_BODY_BYTES, check_request
 from taskflow.gateway.request_id import REQUEST_ID_HEADER, RequestIdMiddleware, send_request_id
 from taskflow.gateway.routes.audit import list_audit
+from taskflow.gateway.routes.campaign_control import (
+    pause_campaign,
+    resend_failed,
+    resume_campaign,
+    start_campaign,
+)
 from taskflow.gateway.routes.campaigns import CampaignController
 from taskflow.gateway.routes.dlq import DeadLetterController
-from taskflow.gateway.routes.feeds import create_sse_ticket, event_feed, provide_feeds, task_feed
+from taskflow.gateway.routes.feeds import campaign_feed, create_sse_ticket, event_feed, provide_feeds, task_feed
 from taskflow.gateway.routes.health import health, ready
 from taskflow.gateway.routes.quarantine import list_quarantine
 from taskflow.gateway.routes.schedules import ScheduleController
@@ -84,6 +90,11 @@ def create_app(settings: Settings) -> Litestar:
             list_audit,
             event_feed,
             task_feed,
+            campaign_feed,
+            start_campaign,
+            pause_campaign,
+            resume_campaign,
+            resend_failed,
             create_sse_ticket,
             stats,
             health,

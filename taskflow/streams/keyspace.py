@@ -162,6 +162,11 @@ class Keyspace:
         every worker and kept across pause and resume."""
         return f"{self.namespace}:{{{self.partition_of(campaign_id)}}}:campaign:{campaign_id}:rate"
 
+    def campaigns_due(self, p: int) -> str:
+        """Sorted set: campaign id -> its ``scheduled_at`` (ms), for campaigns of partition
+        ``p`` waiting to start; the coordinator leading ``p`` starts them when due."""
+        return f"{self.namespace}:{{{p}}}:campaigns:due"
+
     def suppressed(self, owner: str) -> str:
         """Set: addresses that unsubscribed from any campaign of ``owner``; later
         campaigns of the same owner skip them (the suppression list)."""

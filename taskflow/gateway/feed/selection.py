@@ -85,6 +85,9 @@ class Selection(msgspec.Struct, frozen=True, kw_only=True):
 
     principal: Principal
     task_id: str | None = None
+    # One campaign's feed: every event of the campaign aggregate. Its caller was checked
+    # as the campaign's owner (or an admin) when the feed opened.
+    campaign_id: str | None = None
     task_names: frozenset[str] = frozenset()
     statuses: frozenset[str] = frozenset()
     event_types: frozenset[str] = frozenset()
@@ -98,6 +101,8 @@ class Selection(msgspec.Struct, frozen=True, kw_only=True):
             return False
         if self.event_types and tag_of(event) not in self.event_types:
             return False
+        if self.campaign_id is not None:
+            return event.aggregate_id == self.campaign_id
         if self.statuses and status_after(event) not in self.statuses:
             return False
         is_task_event = isinstance(event, TASK_EVENTS)

@@ -104,6 +104,27 @@ async def task_feed(
     return await _open(ctx, feeds, selection, resume, ends_with_task=True)
 
 
+@get("/api/v1/campaigns/{campaign_id:uuid}/stream")
+async def campaign_feed(
+    ctx: Ctx,
+    principal: Caller,
+    feeds: Feeds,
+    campaign_id: FromPath[UUID],
+    last_event_id: Annotated[str | None, HeaderParameter(name="Last-Event-ID", max_length=64)] = None,
+    resume_from: Annotated[str | None, QueryParameter(name="last_event_id", max_length=64)] = None,
+    ticket: Annotated[str | None, QueryParameter(max_length=128)] = None,
+) -> ServerSentEvent:
+    """One campaign's events, live: started, paused, resumed, and each recipient's fate
+    (``campaign.recipient_sent``, ``…_failed``, ``…_skipped``, ``…_unsubscribed``) until
+    ``campaign.completed``; from its creation with ``?last_event_id=0-0``."""
+    owner = await ctx.redis.hget(ctx.keyspace.campaign(str(campaign_id)), "owner")  # type: ignore[misc]
+    if owner is None or (owner != principal.sub and not principal.sees_all):
+        raise NotFoundException(f"campaign {campaign_id} not found")
+    selection = Selection(principal=principal, campaign_id=str(campaign_id))
+    resume = _resume(ctx, last_event_id or resume_from)
+    return await _open(ctx, feeds, selection, resume, ends_with_task=False)
+
+
 async def _open(
     ctx: GatewayContext, feeds: FeedHub, selection: Selection, resume: Position | None, *, ends_with_task: bool
 ) -> ServerSentEvent:
@@ -186,7 +207,9 @@ async def _caught_up(
 ) -> AsyncIterator[tuple[ServerSentEventMessage, Position, bool]]:
     """The history after ``resume`` that the feed shows, checked a chunk at a time."""
     chunk: list[tuple[Position, AnyEvent]] = []
-    history = events_after(ctx.redis, ctx.pool, ctx.keyspace, resume, EventFilter(aggregate_id=selection.task_id))
+    history = events_after(
+        ctx.redis, ctx.pool, ctx.keyspace, resume, EventFilter(aggregate_id=selection.task_id or selection.campaign_id)
+    )
     async for item in history:
         chunk.append(item)
         if len(chunk) >= HISTORY_CHUNK:

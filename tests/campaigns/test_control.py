@@ -1,0 +1,195 @@
+"""Start, pause, resume, resend-failed over REST against real Redis and PostgreSQL: the
+status changes, the ledger assigns each pending recipient to exactly one send task, a
+pause unassigns the queued ones in the same step, and each action is an event (with the
+audit record naming who and why)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import asyncpg
+import pytest
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from taskflow.campaigns.ids import recipient_id
+from taskflow.events import (
+    CampaignPaused,
+    CampaignRecipient,
+    CampaignResumed,
+    CampaignStarted,
+    FailedResent,
+    OperatorActed,
+    RecipientsAdded,
+    TaskSubmitted,
+)
+from taskflow.gateway.app import create_app
+from taskflow.settings import Settings
+from taskflow.streams.groups import append_event, ensure_groups
+from taskflow.streams.keyspace import Keyspace
+from tests.gateway.test_tasks_api import auth
+from tests.support.stack import all_events, running_coordinator
+from tests.support.waiting import eventually
+
+Client = AsyncTestClient  # type: ignore[type-arg]
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[Client]:
+    async with AsyncTestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+async def draft_campaign(redis: Redis, settings: Settings, owner: str, emails: list[str]) -> tuple[str, list[str]]:
+    """A DRAFT campaign as the intake leaves it (campaigns/__init__.py's contract):
+    the Redis hash and the RecipientsAdded events."""
+    ks = Keyspace.of(settings)
+    await ensure_groups(redis, ks)
+    campaign_id = str(uuid4())
+    recipients = tuple(
+        CampaignRecipient(recipient_id=recipient_id(campaign_id, e), email=e, name=f"N{i}", fields={"n": str(i)})
+        for i, e in enumerate(emails)
+    )
+    await redis.hset(  # type: ignore[misc]
+        ks.campaign(campaign_id),
+        mapping={"status": "draft", "owner": owner, "rate_limit_per_minute": 100, "template": "{}"},
+    )
+    await append_event(
+        redis,
+        ks,
+        RecipientsAdded(
+            aggregate_id=campaign_id,
+            occurred_at=datetime.now(UTC),
+            correlation_id=campaign_id,
+            actor=owner,
+            recipients=recipients,
+        ),
+    )
+    return campaign_id, [r.recipient_id for r in recipients]
+
+
+async def _send_tasks(redis: Redis, settings: Settings, campaign_id: str) -> dict[str, str]:
+    """recipient id -> task id of every send task submitted for the campaign."""
+    tasks = {}
+    for event in await all_events(redis, settings):
+        if isinstance(event, TaskSubmitted) and event.campaign_id == campaign_id:
+            kwargs = json.loads(bytes(event.kwargs))
+            assert event.task_name == "send_email" and set(kwargs) == {
+                "campaign_id",
+                "recipient_id",
+                "email",
+                "name",
+                "fields",
+            }
+            tasks.setdefault(kwargs["recipient_id"], event.aggregate_id)
+    return tasks
+
+
+async def test_start_pause_resume_assign_each_recipient_to_one_task_at_a_time(
+    client: Client, settings: Settings, redis: Redis
+) -> None:
+    ks = Keyspace.of(settings)
+    campaign_id, ids = await draft_campaign(redis, settings, "alice", [f"u{i}@example.com" for i in range(5)])
+    base = f"/api/v1/campaigns/{campaign_id}"
+
+    started = await client.post(f"{base}/start", params={"reason": "go"}, headers=auth(settings))
+    assert started.status_code == 202, started.text
+    assert started.json()["send_tasks"] == 5 and started.json()["status"] == "RUNNING"
+    first = await _send_tasks(redis, settings, campaign_id)
+    assert set(first) == set(ids)
+    ledger = await redis.hgetall(ks.campaign_ledger(campaign_id))  # type: ignore[misc]
+    assert ledger == {rid: f"pending:{first[rid]}" for rid in ids}
+    state = await redis.hgetall(ks.campaign(campaign_id))  # type: ignore[misc]
+    assert (state["status"], state["pending"], state["sent"]) == ("running", "5", "0")
+
+    # Someone else cannot see or act on it; a second start re-drives without a new assignment.
+    assert (await client.post(f"{base}/pause", headers=auth(settings, "bob"))).status_code == 404
+    assert (await client.post(f"{base}/resume", headers=auth(settings))).status_code == 409
+
+    paused = await client.post(f"{base}/pause", params={"reason": "typo"}, headers=auth(settings))
+    assert paused.status_code == 202 and paused.json()["status"] == "PAUSED"
+    assert set((await redis.hgetall(ks.campaign_ledger(campaign_id))).values()) == {"pending"}  # type: ignore[misc]
+    # One recipient was sent meanwhile (as the ledger script records it).
+    await redis.hset(ks.campaign_ledger(campaign_id), ids[0], "sent")  # type: ignore[misc]
+
+    resumed = await client.post(f"{base}/resume", headers=auth(settings))
+    assert resumed.status_code == 202 and resumed.json()["send_tasks"] == 4
+    ledger = await redis.hgetall(ks.campaign_ledger(campaign_id))  # type: ignore[misc]
+    assert ledger[ids[0]] == "sent"
+    for rid in ids[1:]:
+        assert ledger[rid].startswith("pending:") and ledger[rid] != f"pending:{first[rid]}"
+
+    await redis.hset(ks.campaign_ledger(campaign_id), mapping={ids[1]: "failed", ids[2]: "bounced"})  # type: ignore[misc]
+    await redis.hset(ks.campaign(campaign_id), mapping={"failed": 2, "pending": 2})  # type: ignore[misc]
+    again = await client.post(f"{base}/resend-failed", headers=auth(settings))
+    assert again.status_code == 202 and again.json()["send_tasks"] == 1
+    ledger = await redis.hgetall(ks.campaign_ledger(campaign_id))  # type: ignore[misc]
+    assert ledger[ids[1]].startswith("pending:") and ledger[ids[2]] == "bounced"
+    state = await redis.hgetall(ks.campaign(campaign_id))  # type: ignore[misc]
+    assert (state["failed"], state["pending"]) == ("1", "3")
+
+    events = [e for e in await all_events(redis, settings) if e.aggregate_id == campaign_id]
+    kinds = [type(e) for e in events if not isinstance(e, RecipientsAdded)]
+    assert kinds == [
+        CampaignStarted,
+        OperatorActed,
+        CampaignPaused,
+        OperatorActed,
+        CampaignResumed,
+        OperatorActed,
+        FailedResent,
+        OperatorActed,
+    ]
+    started_event = next(e for e in events if isinstance(e, CampaignStarted))
+    assert started_event.send_tasks == 5 and started_event.actor == "alice"
+    resent = next(e for e in events if isinstance(e, FailedResent))
+    assert resent.recipients == (ids[1],)
+    audits = [e for e in events if isinstance(e, OperatorActed)]
+    assert [(a.action, a.reason, a.target_kind) for a in audits] == [
+        ("start", "go", "campaign"),
+        ("pause", "typo", "campaign"),
+        ("resume", "", "campaign"),
+        ("resend", "", "campaign"),
+    ]
+
+
+async def test_unknown_campaigns_are_404_and_a_start_retried_submits_no_duplicate(
+    client: Client, settings: Settings, redis: Redis
+) -> None:
+    assert (await client.post(f"/api/v1/campaigns/{uuid4()}/start", headers=auth(settings))).status_code == 404
+    campaign_id, _ = await draft_campaign(redis, settings, "alice", ["a@example.com", "b@example.com"])
+    first = await client.post(f"/api/v1/campaigns/{campaign_id}/start", headers=auth(settings))
+    assert first.status_code == 202
+    again = await client.post(f"/api/v1/campaigns/{campaign_id}/start", headers=auth(settings))
+    assert again.status_code == 202
+    # Two submissions per recipient at most, and the ledger names exactly one task each.
+    ledger = await redis.hgetall(Keyspace.of(settings).campaign_ledger(campaign_id))  # type: ignore[misc]
+    assert len(set(ledger.values())) == 2 and all(v.startswith("pending:") for v in ledger.values())
+    admin = await client.post(f"/api/v1/campaigns/{campaign_id}/pause", headers=auth(settings, "root", "admin"))
+    assert admin.status_code == 202
+    events = await all_events(redis, settings)
+    assert [type(e) for e in events if isinstance(e, CampaignStarted)] == [CampaignStarted]
+
+
+async def test_a_scheduled_campaign_is_started_by_the_coordinator_when_due(
+    settings: Settings, redis: Redis, pool: asyncpg.Pool
+) -> None:
+    ks = Keyspace.of(settings)
+    campaign_id, ids = await draft_campaign(redis, settings, "alice", ["a@example.com", "b@example.com"])
+    await redis.hset(ks.campaign(campaign_id), "status", "scheduled")  # type: ignore[misc]
+    await redis.zadd(ks.campaigns_due(0), {campaign_id: int(time.time() * 1000) + 300})
+    async with running_coordinator(settings, redis, pool):
+
+        async def started() -> bool:
+            return await redis.hget(ks.campaign(campaign_id), "status") == "running"  # type: ignore[misc]
+
+        await eventually(started, timeout_s=10)
+    assert set(await _send_tasks(redis, settings, campaign_id)) == set(ids)
+    assert await redis.zcard(ks.campaigns_due(0)) == 0
+    (event,) = [e for e in await all_events(redis, settings) if isinstance(e, CampaignStarted)]
+    assert event.actor is not None and event.actor.startswith("coordinator:") and event.send_tasks == 2
+    assert not [e for e in await all_events(redis, settings) if isinstance(e, OperatorActed)]
