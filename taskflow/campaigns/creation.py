@@ -94,7 +94,8 @@ def campaign_state(new: NewCampaign) -> dict[str, str]:
 
 
 async def append_campaign(redis: Redis, keyspace: Keyspace, new: NewCampaign) -> list[str]:
-    """Write the campaign (events, hash, ledger) in one MULTI; the event ids."""
+    """Write the campaign (events, hash, ledger, and its due time when scheduled) in one
+    MULTI; the event ids."""
     events = creation_events(new)
     stream = keyspace.events_of(new.campaign_id)
     async with redis.pipeline(transaction=True) as pipe:
@@ -105,5 +106,10 @@ async def append_campaign(redis: Redis, keyspace: Keyspace, new: NewCampaign) ->
         for start in range(0, len(new.recipients), _LEDGER_CHUNK):
             chunk = new.recipients[start : start + _LEDGER_CHUNK]
             pipe.hset(ledger, mapping={r.recipient_id: "pending" for r in chunk})
+        if new.scheduled_at is not None:
+            # The coordinator leading the campaign's partition starts it when due.
+            partition = keyspace.partition_of(new.campaign_id)
+            due_ms = int(new.scheduled_at.timestamp() * 1000)
+            pipe.zadd(keyspace.campaigns_due(partition), {new.campaign_id: due_ms})
         results: list[object] = await pipe.execute()
     return [str(r) for r in results[: len(events)]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -64,7 +64,7 @@ async def test_a_csv_campaign_is_created_with_accepted_rejected_and_duplicates(
 
 
 async def test_a_json_campaign_with_a_start_time_is_scheduled_and_reports_header_injection(
-    client: Client, settings: Settings
+    client: Client, settings: Settings, redis: Redis
 ) -> None:
     response = await client.post(
         "/api/v1/campaigns",
@@ -82,6 +82,10 @@ async def test_a_json_campaign_with_a_start_time_is_scheduled_and_reports_header
     body = response.json()
     assert body["status"] == "SCHEDULED" and body["accepted"] == 1
     assert body["rejected"][0]["row"] == 2 and body["rejected"][0]["reason"] == "header-breaking characters in email"
+    # Due for the coordinator at its start time.
+    ks = Keyspace.of(settings)
+    due = await redis.zscore(ks.campaigns_due(ks.partition_of(body["campaign_id"])), body["campaign_id"])
+    assert due == datetime(2030, 1, 1, tzinfo=UTC).timestamp() * 1000
 
 
 @pytest.mark.parametrize(
