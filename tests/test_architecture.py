@@ -63,7 +63,9 @@ def test_each_process_registers_only_the_scripts_beside_it() -> None:
     for script in (ROOT / "taskflow").rglob("lua/*.lua"):
         on_disk.setdefault(script.parent.parent, set()).add(script.stem)
     assert registered == on_disk
-    assert len(on_disk) == 6  # streams (shared submit, cancel), worker, coordinator, gateway, projections, ops
+    assert (
+        len(on_disk) == 7
+    )  # streams (shared submit, cancel), worker, coordinator, gateway, projections, ops, campaigns
 
 
 def test_every_error_taskflow_raises_derives_from_taskflow_error() -> None:
