@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
+from email.utils import parseaddr
 from typing import Literal, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,6 +40,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smtp_username: str = ""
     smtp_password: str = ""
     smtp_starttls: bool = False
+    # The sender of campaign mail ("Name <address>"); its domain names the Message-IDs.
+    smtp_from: str = "TaskFlow <noreply@localhost>"
+    # How long one SMTP connect or command may take before the send counts as failed
+    # (temporarily: it is retried).
+    smtp_timeout_seconds: float = 30.0
+    # Where the gateway is reached from outside: the base of unsubscribe links in mail.
+    public_url: str = "http://127.0.0.1:8000"
+    # DKIM signing of campaign mail: on when all three are set (ADR 0029).
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    dkim_private_key_path: str = ""
     log_level: LogLevel = "INFO"
     otel_exporter: OtelExporter = "none"
     lease_seconds: float = 30.0
@@ -124,6 +136,7 @@ def validate(settings: Settings) -> None:
     if settings.stream_retention_seconds < 0 and settings.stream_retention_seconds != NEVER_TRIM:
         raise ConfigurationError("TASKFLOW_STREAM_RETENTION_SECONDS", "must be 0 or more, or -1 (never trim)")
     _validate_gateway(settings)
+    _validate_mail(settings)
     if settings.dependency_timeout_seconds <= 0:
         raise ConfigurationError("TASKFLOW_DEPENDENCY_TIMEOUT_SECONDS", "must be positive")
 
@@ -147,6 +160,24 @@ def _validate_gateway(settings: Settings) -> None:
             else "TASKFLOW_SSE_MAX_STREAMS_PER_USER"
         )
         raise ConfigurationError(name, "must be positive")
+
+
+def _validate_mail(settings: Settings) -> None:
+    """Campaign mail: a sender with an address, an absolute public URL, DKIM all or nothing."""
+    _check_url("TASKFLOW_PUBLIC_URL", settings.public_url, {"http", "https"})
+    _, address = parseaddr(settings.smtp_from)
+    if "@" not in address or any(c in settings.smtp_from for c in "\r\n"):
+        raise ConfigurationError("TASKFLOW_SMTP_FROM", f"{settings.smtp_from!r} is not 'Name <address@domain>'")
+    if settings.smtp_timeout_seconds <= 0:
+        raise ConfigurationError("TASKFLOW_SMTP_TIMEOUT_SECONDS", "must be positive")
+    dkim = {
+        "TASKFLOW_DKIM_SELECTOR": settings.dkim_selector,
+        "TASKFLOW_DKIM_DOMAIN": settings.dkim_domain,
+        "TASKFLOW_DKIM_PRIVATE_KEY_PATH": settings.dkim_private_key_path,
+    }
+    missing = [name for name, value in dkim.items() if not value]
+    if missing and len(missing) < len(dkim):
+        raise ConfigurationError(missing[0], "DKIM signing needs the selector, the domain and the key path together")
 
 
 def require_jwt_secret(settings: Settings) -> str:

@@ -23,6 +23,7 @@ import asyncpg
 import click
 import platformdirs
 
+from taskflow.dev.mail_sink import start_mail_sink
 from taskflow.dev.postgres_server import start_postgres
 from taskflow.dev.process import RunningServer
 from taskflow.dev.redis_server import start_redis
@@ -64,9 +65,27 @@ class DevStack:
             self.servers.append(server)
             asyncio.run(_create_database(server.url, DEV_DATABASE))
             self.environ["TASKFLOW_DATABASE_URL"] = server.url.rsplit("/", 1)[0] + f"/{DEV_DATABASE}"
+        if "TASKFLOW_SMTP_HOST" not in self.environ:
+            # Campaign mail goes to the sink unless a real server is configured.
+            sink, port = start_mail_sink(self.mail_dir)
+            self.servers.append(sink)
+            self.environ["TASKFLOW_SMTP_HOST"] = "127.0.0.1"
+            self.environ["TASKFLOW_SMTP_PORT"] = str(port)
+            self.environ["TASKFLOW_SMTP_STARTTLS"] = "false"
         if "TASKFLOW_JWT_SECRET" not in self.environ:
             self.environ["TASKFLOW_JWT_SECRET"] = _dev_secret(root)
         self.environ["TASKFLOW_DEV"] = "1"
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where the dev SMTP sink keeps captured mail, one .eml file each."""
+        return data_dir(self.environ) / "mail"
+
+    def mail_note(self) -> str:
+        host, port = self.environ.get("TASKFLOW_SMTP_HOST", ""), self.environ.get("TASKFLOW_SMTP_PORT", "")
+        if any(server.url == self.mail_dir.as_uri() for server in self.servers):
+            return f"  mail:      SMTP sink on {host}:{port}, captured mail in {self.mail_dir}/*.eml\n"
+        return f"  mail:      sent through {host}:{port} (TASKFLOW_SMTP_*)\n"
 
     def spawn(self, name: str, *args: str) -> None:
         process = subprocess.Popen(
@@ -153,6 +172,8 @@ def run_dev(port: int, workers: int, concurrency: int) -> int:
     signal.signal(signal.SIGINT, request_stop)
     try:
         stack.start_servers()
+        # Unsubscribe links in dev mail point at this gateway.
+        stack.environ.setdefault("TASKFLOW_PUBLIC_URL", f"http://127.0.0.1:{port}")
         settings = load_settings(stack.environ)
         asyncio.run(check_connections(settings))
         migrate(settings.database_url)
@@ -173,7 +194,7 @@ def run_dev(port: int, workers: int, concurrency: int) -> int:
         click.echo(
             f"TaskFlow dev stack is up\n  API:       http://127.0.0.1:{port}/api/v1/tasks\n"
             f"  health:    http://127.0.0.1:{port}/ready\n  redis:     {settings.redis_url}\n"
-            f"  postgres:  {settings.database_url}\n  admin token (7 days):\n{token}\n"
+            f"  postgres:  {settings.database_url}\n{stack.mail_note()}  admin token (7 days):\n{token}\n"
             "Ctrl-C stops everything.",
             err=False,
         )

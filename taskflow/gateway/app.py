@@ -46,6 +46,7 @@ from taskflow.gateway.routes.quarantine import list_quarantine
 from taskflow.gateway.routes.schedules import ScheduleController
 from taskflow.gateway.routes.stats import stats
 from taskflow.gateway.routes.tasks import TaskController
+from taskflow.gateway.routes.unsubscribe import unsubscribe, unsubscribe_page
 from taskflow.gateway.routes.workers import WorkerController
 from taskflow.settings import Settings, require_jwt_secret
 from taskflow.streams.connection import open_redis
@@ -99,6 +100,8 @@ def create_app(settings: Settings) -> Litestar:
             stats,
             health,
             ready,
+            unsubscribe,
+            unsubscribe_page,
         ],
         # The seed's order: CORS (Litestar runs it outermost), the request id (so that it
         # covers everything logged), the access log, authentication, then rate limits

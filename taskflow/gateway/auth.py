@@ -122,10 +122,11 @@ def read_only_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  #
 
 
 class JWTAuthMiddleware(AbstractAuthenticationMiddleware):
-    """Sets ``request.user`` to a ``Principal``; probes and the schema need no token."""
+    """Sets ``request.user`` to a ``Principal``; probes, the schema and unsubscribe links (their
+    signed token is the credential) need no token."""
 
     def __init__(self, app: ASGIApp, rules: TokenRules) -> None:
-        super().__init__(app, exclude=[r"^/health$", r"^/ready$", r"^/metrics$", r"^/schema"])
+        super().__init__(app, exclude=[r"^/health$", r"^/ready$", r"^/metrics$", r"^/schema", r"^/unsubscribe/"])
         self._rules = rules
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:  # type: ignore[type-arg]

@@ -11,12 +11,14 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from redis.asyncio import Redis
 
+from taskflow.campaigns.ledger import CampaignLedger
+from taskflow.campaigns.unsubscribe import unsubscribe_key
 from taskflow.gateway.auth import Principal
 from taskflow.gateway.bounded_pool import BoundedPool
 from taskflow.gateway.client_address import TrustedProxies
 from taskflow.gateway.request_id import request_id_of
 from taskflow.gateway.scripts import GatewayScripts
-from taskflow.settings import Settings
+from taskflow.settings import Settings, require_jwt_secret
 from taskflow.streams.cancel import Canceller
 from taskflow.streams.keyspace import Keyspace
 from taskflow.streams.submit import Submitter
@@ -35,6 +37,9 @@ class GatewayContext:
     canceller: Canceller
     # TASKFLOW_TRUSTED_PROXIES, parsed once (client_address).
     trusted_proxies: TrustedProxies
+    # The campaign ledger's scripts (unsubscribe) and the key of unsubscribe tokens.
+    campaigns: CampaignLedger
+    unsubscribe_key: bytes
 
     @classmethod
     def build(cls, settings: Settings, redis: Redis, pool: BoundedPool) -> GatewayContext:
@@ -48,6 +53,8 @@ class GatewayContext:
             submitter=Submitter(redis, keyspace),
             canceller=Canceller(redis, keyspace),
             trusted_proxies=TrustedProxies(settings.trusted_proxies),
+            campaigns=CampaignLedger(redis, keyspace),
+            unsubscribe_key=unsubscribe_key(require_jwt_secret(settings)),
         )
 
 

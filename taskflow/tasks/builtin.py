@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from taskflow.campaigns.context import SendContext
+from taskflow.campaigns.send import SendRequest, SendResult, send_campaign_mail
 from taskflow.errors import TaskFlowError
+from taskflow.tasks.context import current_task
 from taskflow.tasks.registry import task
 
 
@@ -40,3 +43,14 @@ def noop() -> None:
 @task(isolation="thread")
 def noop_thread() -> None:
     """Does nothing, in a thread of the worker (``isolation="thread"``, ADR 0018)."""
+
+
+@task
+async def send_email(
+    campaign_id: str, recipient_id: str, email: str, name: str = "", fields: dict[str, str] | None = None
+) -> SendResult:
+    """Mails one recipient of a campaign (``taskflow.campaigns.send``): at most once, at
+    the campaign's rate, recorded in its ledger. Result ``{"status": "SENT" | "FAILED" |
+    "BOUNCED" | "SKIPPED", "message_id": ...}``; an SMTP 4xx is retried with backoff."""
+    request = SendRequest(campaign_id, recipient_id, email, name, fields or {})
+    return await send_campaign_mail(await SendContext.for_this_loop(), current_task(), request)

@@ -44,6 +44,15 @@ class TaskRun:
     task_id: str
     attempt: int
     _emit: Callable[[Note], None]
+    # Retries already used and allowed: task code that must leave a record of its final
+    # failure (a campaign recipient's) knows its last try (``last_try``).
+    retry_count: int = 0
+    max_retries: int = 0
+
+    @property
+    def last_try(self) -> bool:
+        """A failure of this run is final: no retry is left."""
+        return self.retry_count >= self.max_retries
 
     def log(self, level: LogLevel, message: str, **metadata: Any) -> None:
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -33,13 +33,14 @@ from taskflow.tasks.context import Note
 from taskflow.worker.entry import DispatchEntry
 
 
-def held_for_retry(entry: DispatchEntry) -> HeldDispatch:
-    """The dispatch to hold until the retry is due: the same task, one more retry counted."""
+def held_for_retry(entry: DispatchEntry, counted: bool = True) -> HeldDispatch:
+    """The dispatch to hold until the retry is due: the same task, one more retry counted
+    (none for a postponement: the task asked to wait, it did not fail)."""
     return HeldDispatch(
         task_id=entry.task.aggregate_id,
         event_id=entry.task.event_id,
         event=encode(entry.task).decode(),
-        retry_count=entry.retry_count + 1,
+        retry_count=entry.retry_count + (1 if counted else 0),
         priority=entry.task.priority,
     )
 
@@ -54,6 +55,8 @@ class Failed(msgspec.Struct, frozen=True):
     error: str
     traceback: str
     duration_ms: float
+    # Set when task code raised ``Postponed``: run again after this long, no retry counted.
+    postpone_s: float | None = None
 
 
 class TimedOut(msgspec.Struct, frozen=True):
@@ -86,6 +89,8 @@ def decide_reclaimed(runs_begun: int, max_deliveries: int) -> Run | DeadLetter:
 class Retry(msgspec.Struct, frozen=True):
     at: datetime
     delay_s: float
+    # False for a postponement (``tasks.Postponed``): max_retries is not used up.
+    counted: bool = True
 
 
 class GiveUp(msgspec.Struct, frozen=True):
@@ -162,7 +167,7 @@ def finished(
         traceback=result.traceback,
         duration_ms=result.duration_ms,
         retry_at=retry.at if retry is not None else None,
-        retry_count=entry.retry_count + (1 if retry is not None else 0),
+        retry_count=entry.retry_count + (1 if retry is not None and retry.counted else 0),
     )
 
 
@@ -180,13 +185,16 @@ def decide_outcome(entry: DispatchEntry, worker_id: str, result: RunResult, now:
     held until then); anything else ends the task ("finish"), a failure with no retry left
     going to the dead-letter queue. A timeout is final: the task's limit is its own."""
     retry = None
-    if isinstance(result, Failed):
+    if isinstance(result, Failed) and result.postpone_s is not None:
+        retry = Retry(at=now + timedelta(seconds=result.postpone_s), delay_s=result.postpone_s, counted=False)
+    elif isinstance(result, Failed):
         decision = decide_retry(entry.retry_count, entry.task.max_retries, now, jitter)
         retry = decision if isinstance(decision, Retry) else None
     event = finished(entry, worker_id, result, now, retry)
     if retry is None:
         return Outcome(event=event, kind="finish", held=None)
-    return Outcome(event=event, kind="retry", held=(held_for_retry(entry), int(retry.at.timestamp() * 1000)))
+    held = held_for_retry(entry, counted=retry.counted)
+    return Outcome(event=event, kind="retry", held=(held, int(retry.at.timestamp() * 1000)))
 
 
 def unknown_task(task_name: str) -> Failed:
@@ -233,6 +241,7 @@ def storable(result: RunResult) -> RunResult:
             error=escape_nul(result.error),
             traceback=escape_nul(result.traceback),
             duration_ms=result.duration_ms,
+            postpone_s=result.postpone_s,
         )
     return result
 

@@ -11,6 +11,7 @@ import msgspec
 
 from taskflow.tasks import TaskDefinition, TaskRun
 from taskflow.tasks.context import enter_task, leave_task
+from taskflow.tasks.postpone import Postponed
 from taskflow.worker.child_pool import ChildPool
 from taskflow.worker.decisions import Failed, RunResult, Succeeded, TimedOut
 from taskflow.worker.thread_runner import ThreadRunner
@@ -71,6 +72,14 @@ async def _run_async(
         result = msgspec.Raw(_encoder.encode(value))
     except asyncio.CancelledError:
         raise
+    except Postponed as e:
+        return Failed(
+            error_type="Postponed",
+            error=str(e) or "postponed",
+            traceback="",
+            duration_ms=_ms_since(started),
+            postpone_s=max(0.0, e.delay_s),
+        )
     except TimeoutError as e:
         if deadline.expired():
             raise  # ours: the run outlived timeout_seconds

@@ -217,7 +217,13 @@ class Worker:
         except UnknownTaskError:
             result: decisions.RunResult = decisions.unknown_task(entry.task.task_name)
         else:
-            run = TaskRun(entry.task.aggregate_id, entry.runs_begun + 1, lambda note: self._note(entry, note))
+            run = TaskRun(
+                entry.task.aggregate_id,
+                entry.runs_begun + 1,
+                lambda note: self._note(entry, note),
+                retry_count=entry.retry_count,
+                max_retries=entry.task.max_retries,
+            )
             result = decisions.storable(
                 await run_task(
                     definition,

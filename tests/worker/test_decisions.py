@@ -135,6 +135,19 @@ def test_decide_outcome(
     assert (held.task_id, held.event_id, held.priority) == (entry.task.aggregate_id, "1-0", "high")
 
 
+@pytest.mark.parametrize(("retry_count", "max_retries"), [(0, 3), (3, 3), (0, 0)])
+def test_a_postponed_run_is_booked_again_without_using_up_a_retry(retry_count: int, max_retries: int) -> None:
+    """``tasks.Postponed`` (a paused campaign): run again after its delay, even with no
+    retry left, and the retry count stays where it was."""
+    postponed = decisions.Failed(error_type="Postponed", error="paused", traceback="", duration_ms=1.0, postpone_s=1.5)
+    entry = _entry(retry_count=retry_count, max_retries=max_retries)
+    decided = decisions.decide_outcome(entry, "w", decisions.storable(postponed), NOW, jitter=0.9)
+    assert decided.kind == "retry" and decided.held is not None and isinstance(decided.event, TaskFailed)
+    held, due_ms = decided.held
+    assert due_ms == int((NOW + timedelta(seconds=1.5)).timestamp() * 1000)
+    assert held.retry_count == decided.event.retry_count == retry_count
+
+
 @pytest.mark.parametrize(
     ("retry_count", "max_retries", "jitter", "delay_s"),
     [

@@ -1,0 +1,194 @@
+"""The ``send_email`` task's work: one recipient of a campaign, mailed at most once per
+attempt, its fate recorded in the ledger with the campaign event (ARCHITECTURE
+invariant 2). The steps, in order:
+
+1. suppressed (the owner's list) -> SKIPPED;
+2. ``begin_send``: done already -> its state, no mail; campaign paused -> ``Postponed``;
+3. build the mail (a header injection -> FAILED, nothing reaches the wire);
+4. the campaign's shared rate: wait for the reserved slot (or ``Postponed`` when far off);
+5. still running? (a pause stops new sends within the wait of one slot) else ``Postponed``;
+6. SMTP: accepted -> SENT; 5xx -> BOUNCED (recipient refused) / FAILED, at once; 4xx or a
+   broken connection -> ``SmtpTemporaryFailure`` (retried with backoff), FAILED on the last try.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from email.utils import parseaddr
+from typing import Literal
+
+import aiosmtplib
+import msgspec
+import structlog
+
+from taskflow.campaigns.context import SendContext
+from taskflow.campaigns.errors import HeaderInjection, SmtpTemporaryFailure
+from taskflow.campaigns.ids import message_id
+from taskflow.campaigns.ledger import Outcome, RecipientEvent
+from taskflow.campaigns.message import Addressing, build_message, sender_domain
+from taskflow.campaigns.rendering import RecipientFields, render_for
+from taskflow.campaigns.signing import sign
+from taskflow.campaigns.smtp import Refusal, refusal_of
+from taskflow.campaigns.unsubscribe import make_token
+from taskflow.events import Envelope, RecipientFailed, RecipientSent, RecipientSkipped
+from taskflow.tasks import Postponed, TaskRun
+
+log = structlog.get_logger("taskflow.campaigns.send")
+
+SendStatus = Literal["SENT", "FAILED", "BOUNCED", "SKIPPED"]
+# A paused (or not yet started) campaign's tasks look again this often: resuming takes
+# effect within it, and a long pause costs one TaskFailed(Postponed) per task per period.
+PAUSED_RECHECK_S = 2.0
+# The longest a task sleeps for its rate slot; a slot further off is not reserved and the
+# task comes back later (a slow campaign must not hold worker slots, or outlive timeouts).
+MAX_RATE_WAIT_MS = 10_000
+_STATUS_OF_STATE: dict[str, SendStatus] = {
+    "sent": "SENT",
+    "failed": "FAILED",
+    "bounced": "BOUNCED",
+    "skipped": "SKIPPED",
+    "unsubscribed": "SKIPPED",
+}
+
+
+class SendRequest(msgspec.Struct, frozen=True):
+    """The task's kwargs (the shared contract)."""
+
+    campaign_id: str
+    recipient_id: str
+    email: str
+    name: str = ""
+    fields: dict[str, str] = {}
+
+
+class SendResult(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The task's result."""
+
+    status: SendStatus
+    message_id: str | None = None
+    reason: str = ""
+
+
+class _Campaign(msgspec.Struct, frozen=True):
+    owner: str
+    template: str
+
+
+async def send_campaign_mail(ctx: SendContext, run: TaskRun, request: SendRequest) -> SendResult:
+    campaign = await _campaign(ctx, request.campaign_id)
+    if campaign is None:
+        return SendResult("SKIPPED", reason="no such campaign")
+    if (settled := await _admit(ctx, run, request, campaign)) is not None:
+        return settled
+    mid = message_id(request.campaign_id, request.recipient_id, sender_domain(ctx.settings.smtp_from))
+    try:
+        wire = _wire(ctx, campaign, request, mid)
+    except HeaderInjection as e:
+        return await _failed(
+            ctx, run, request, mid, Refusal(permanent=True, bounced=False, smtp_code=None, text=str(e))
+        )
+    await _wait_for_rate(ctx, request.campaign_id)
+    if await ctx.ledger.status_of(request.campaign_id) != "running":
+        raise Postponed("the campaign was paused", PAUSED_RECHECK_S)
+    if (final := await _transmit(ctx, run, request, wire)) is not None:
+        return await _failed(ctx, run, request, mid, final)
+    sent = RecipientSent(**_envelope(request), recipient_id=request.recipient_id, task_id=run.task_id, message_id=mid)
+    return await _finish(ctx, request, "sent", sent, SendResult("SENT", message_id=mid))
+
+
+async def _admit(ctx: SendContext, run: TaskRun, request: SendRequest, campaign: _Campaign) -> SendResult | None:
+    """Steps 1 and 2: None when this run may mail the recipient (claimed in the ledger),
+    else the result without a mail; ``Postponed`` while the campaign is not running."""
+    if await ctx.is_suppressed(campaign.owner, request.email):
+        skipped = RecipientSkipped(
+            **_envelope(request), recipient_id=request.recipient_id, reason="suppressed", task_id=run.task_id
+        )
+        return await _finish(ctx, request, "skipped", skipped, SendResult("SKIPPED", reason="suppressed"))
+    answer = await ctx.ledger.begin_send(request.campaign_id, request.recipient_id, run.task_id)
+    if answer == "unknown":
+        return SendResult("SKIPPED", reason="not a recipient of the campaign")
+    if answer == "done":
+        state = await ctx.ledger.state_of(request.campaign_id, request.recipient_id) or "sent"
+        return SendResult(_STATUS_OF_STATE.get(state, "SENT"), reason="already done")
+    if answer == "paused":
+        raise Postponed("the campaign is not running", PAUSED_RECHECK_S)
+    return None
+
+
+async def _transmit(ctx: SendContext, run: TaskRun, request: SendRequest, wire: bytes) -> Refusal | None:
+    """Step 6: None when the server accepted the mail; the refusal when it is final (5xx,
+    or any failure on the last try); ``SmtpTemporaryFailure`` to be retried."""
+    try:
+        await ctx.pool.send(wire, parseaddr(ctx.settings.smtp_from)[1], request.email.strip())
+    except aiosmtplib.SMTPException as e:
+        refusal = refusal_of(e)
+        if refusal.permanent or run.last_try:
+            return refusal
+        raise SmtpTemporaryFailure(refusal.text, refusal.smtp_code) from e
+    except OSError as e:  # refused or reset before aiosmtplib could name it
+        if run.last_try:
+            return Refusal(permanent=False, bounced=False, smtp_code=None, text=str(e))
+        raise SmtpTemporaryFailure(f"cannot reach the SMTP server: {e}") from e
+    return None
+
+
+async def _campaign(ctx: SendContext, campaign_id: str) -> _Campaign | None:
+    owner, template = await ctx.redis.hmget(ctx.keyspace.campaign(campaign_id), ["owner", "template"])  # type: ignore[misc]
+    if owner is None or template is None:
+        return None
+    return _Campaign(owner, template)
+
+
+def _wire(ctx: SendContext, campaign: _Campaign, request: SendRequest, mid: str) -> bytes:
+    token = make_token(ctx.unsubscribe_key, request.campaign_id, request.email)
+    url = f"{ctx.settings.public_url.rstrip('/')}/unsubscribe/{token}"
+    rendered = render_for(campaign.template, RecipientFields(request.email, request.name, request.fields), url)
+    addressing = Addressing(ctx.settings.smtp_from, request.email, request.name, mid, url)
+    wire = build_message(rendered, addressing, datetime.now(UTC)).as_bytes()
+    return sign(wire, ctx.dkim_key) if ctx.dkim_key is not None else wire
+
+
+async def _wait_for_rate(ctx: SendContext, campaign_id: str) -> None:
+    wait_ms = await ctx.ledger.acquire_rate(campaign_id, int(time.time() * 1000), MAX_RATE_WAIT_MS)
+    if wait_ms < 0:
+        raise Postponed("the campaign's send rate has no slot soon", max(1.0, (-wait_ms - MAX_RATE_WAIT_MS) / 1000))
+    if wait_ms:
+        await asyncio.sleep(wait_ms / 1000)
+
+
+async def _failed(ctx: SendContext, run: TaskRun, request: SendRequest, mid: str, refusal: Refusal) -> SendResult:
+    log.warning("campaign_mail_refused", smtp_code=refusal.smtp_code, bounced=refusal.bounced, error=refusal.text)
+    event = RecipientFailed(
+        **_envelope(request),
+        recipient_id=request.recipient_id,
+        task_id=run.task_id,
+        error=refusal.text,
+        smtp_code=refusal.smtp_code,
+        bounced=refusal.bounced,
+    )
+    status: SendStatus = "BOUNCED" if refusal.bounced else "FAILED"
+    result = SendResult(status, message_id=mid, reason=refusal.text)
+    return await _finish(ctx, request, "bounced" if refusal.bounced else "failed", event, result)
+
+
+async def _finish(
+    ctx: SendContext, request: SendRequest, outcome: Outcome, event: RecipientEvent, result: SendResult
+) -> SendResult:
+    recorded = await ctx.ledger.record(request.campaign_id, request.recipient_id, outcome, event)
+    if recorded.outcome == "already":
+        # Someone else settled it first (an unsubscribe, a duplicate run): theirs stands.
+        return SendResult(_STATUS_OF_STATE.get(recorded.state, result.status), result.message_id, "already done")
+    return result
+
+
+def _envelope(request: SendRequest) -> Envelope:
+    return {
+        "aggregate_id": request.campaign_id,
+        "occurred_at": datetime.now(UTC),
+        "correlation_id": request.campaign_id,
+        "causation_id": None,
+        "traceparent": None,
+        "actor": "send_email",
+    }
