@@ -25,7 +25,7 @@ from taskflow.events import (
 from taskflow.streams.keyspace import Keyspace
 from taskflow.streams.lua import LuaScripts
 
-BeginAnswer = Literal["go", "done", "paused", "unknown"]
+BeginAnswer = Literal["go", "done", "paused", "unknown", "superseded"]
 Outcome = Literal["sent", "failed", "bounced", "skipped", "unsubscribed"]
 RecipientEvent = RecipientSent | RecipientFailed | RecipientSkipped | RecipientUnsubscribed
 FINAL_STATES = frozenset({"sent", "failed", "bounced", "skipped", "unsubscribed"})

@@ -31,13 +31,16 @@ from taskflow.campaigns.message import Addressing, build_message, sender_domain
 from taskflow.campaigns.rendering import RecipientFields, render_for
 from taskflow.campaigns.signing import sign
 from taskflow.campaigns.smtp import Refusal, refusal_of
+from taskflow.campaigns.templates import RenderError
 from taskflow.campaigns.unsubscribe import make_token
 from taskflow.events import Envelope, RecipientFailed, RecipientSent, RecipientSkipped
 from taskflow.tasks import Postponed, TaskRun
 
 log = structlog.get_logger("taskflow.campaigns.send")
 
-SendStatus = Literal["SENT", "FAILED", "BOUNCED", "SKIPPED"]
+# SUPERSEDED: the ledger gave the recipient to another task (a pause took it back, a
+# resume gave it to a new one): this task mails no one.
+SendStatus = Literal["SENT", "FAILED", "BOUNCED", "SKIPPED", "SUPERSEDED"]
 # A paused (or not yet started) campaign's tasks look again this often: resuming takes
 # effect within it, and a long pause costs one TaskFailed(Postponed) per task per period.
 PAUSED_RECHECK_S = 2.0
@@ -85,7 +88,7 @@ async def send_campaign_mail(ctx: SendContext, run: TaskRun, request: SendReques
     mid = message_id(request.campaign_id, request.recipient_id, sender_domain(ctx.settings.smtp_from))
     try:
         wire = _wire(ctx, campaign, request, mid)
-    except HeaderInjection as e:
+    except (HeaderInjection, RenderError) as e:
         return await _failed(
             ctx, run, request, mid, Refusal(permanent=True, bounced=False, smtp_code=None, text=str(e))
         )
@@ -112,6 +115,8 @@ async def _admit(ctx: SendContext, run: TaskRun, request: SendRequest, campaign:
     if answer == "done":
         state = await ctx.ledger.state_of(request.campaign_id, request.recipient_id) or "sent"
         return SendResult(_STATUS_OF_STATE.get(state, "SENT"), reason="already done")
+    if answer == "superseded":
+        return SendResult("SUPERSEDED", reason="the ledger gave this recipient to another send task")
     if answer == "paused":
         raise Postponed("the campaign is not running", PAUSED_RECHECK_S)
     return None

@@ -37,18 +37,24 @@ def _event(campaign_id: str, email: str, outcome: Outcome) -> RecipientEvent:
 @pytest.mark.parametrize(
     ("status", "state", "answer"),
     [
-        ("running", "pending", "go"),
-        ("running", "sending:crashed-task", "go"),
+        ("running", "pending:t1", "go"),
+        # t1's own earlier attempt died mid-send: it goes again (the same Message-ID).
+        ("running", "sending:t1", "go"),
+        # Another task has the recipient, or a pause took it back: never two mailers.
+        ("running", "pending:t2", "superseded"),
+        ("running", "sending:t2", "superseded"),
+        ("running", "pending", "superseded"),
+        ("paused", "pending", "superseded"),
         ("running", "sent", "done"),
         ("running", "failed", "done"),
         ("running", "bounced", "done"),
         ("running", "skipped", "done"),
         ("running", "unsubscribed", "done"),
-        ("paused", "pending", "paused"),
-        ("draft", "pending", "paused"),
-        ("scheduled", "pending", "paused"),
+        ("paused", "pending:t1", "paused"),
+        ("draft", "pending:t1", "paused"),
+        ("scheduled", "pending:t1", "paused"),
         ("paused", "sent", "done"),
-        ("completed", "pending", "done"),
+        ("completed", "pending:t1", "done"),
     ],
 )
 async def test_begin_send_answers_by_campaign_status_and_recipient_state(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from jinja2.exceptions import SecurityError
 
 from taskflow.campaigns.rendering import RecipientFields, render_for
+from taskflow.campaigns.templates import RenderError
 
 URL = "https://x/unsubscribe/t"
 
@@ -29,8 +29,10 @@ def test_recipient_fields_override_campaign_variables() -> None:
 
 
 def test_html_escapes_recipient_values_but_text_and_subject_do_not() -> None:
-    rendered = render_for(_template(text="{{ name }}"), RecipientFields("a@x.org", "<b>Ann</b>"), URL)
-    assert rendered.html == "<p> &lt;b&gt;Ann&lt;/b&gt;</p>"
+    rendered = render_for(
+        _template(text="{{ name }}", variables={"greeting": "Hi"}), RecipientFields("a@x.org", "<b>Ann</b>"), URL
+    )
+    assert rendered.html == "<p>Hi &lt;b&gt;Ann&lt;/b&gt;</p>"
     assert rendered.text == "<b>Ann</b>" and rendered.subject == "Hi <b>Ann</b>"
 
 
@@ -40,5 +42,5 @@ def test_the_unsubscribe_url_is_available_to_templates() -> None:
 
 
 def test_templates_cannot_reach_python_internals() -> None:
-    with pytest.raises(SecurityError):
+    with pytest.raises(RenderError, match="SecurityError"):
         render_for(_template(body="{{ ''.__class__.__mro__[1].__subclasses__() }}"), RecipientFields("a@x.org"), URL)

@@ -89,7 +89,17 @@ def send_task(campaign_id: str, recipient: Recipient, *, max_retries: int = 3) -
 async def start_sending(
     redis: Redis, settings: Settings, campaign_id: str, recipients: list[Recipient], *, max_retries: int = 3
 ) -> list[TaskSubmitted]:
+    """One send task per recipient, each assigned its recipient in the ledger as a start
+    does (``pending:<task id>``, ADR 0030), then submitted."""
     tasks = [send_task(campaign_id, r, max_retries=max_retries) for r in recipients]
+    if tasks:
+        await redis.hset(  # type: ignore[misc]
+            Keyspace.of(settings).campaign_ledger(campaign_id),
+            mapping={
+                recipient_id(campaign_id, r.email): f"pending:{t.aggregate_id}"
+                for r, t in zip(recipients, tasks, strict=True)
+            },
+        )
     for event in tasks:
         await submit(redis, settings, event)
     return tasks
