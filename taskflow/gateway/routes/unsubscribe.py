@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 from litestar import Request, Response, get, post
 from litestar.enums import MediaType
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
 from taskflow.campaigns.unsubscribe import UnsubscribeTarget, read_token
@@ -41,7 +42,7 @@ _CONFIRM = """<!doctype html><title>Unsubscribe</title>
 
 
 @get("/unsubscribe/{token:str}", media_type=MediaType.HTML, raises=[NotFoundException])
-async def unsubscribe_page(ctx: Ctx, token: str) -> str:
+async def unsubscribe_page(ctx: Ctx, token: FromPath[str]) -> str:
     """A confirmation page; nothing changes until its button is pressed."""
     if await _owner(ctx, read_token(ctx.unsubscribe_key, token)) is None:
         raise NotFoundException(_NOT_FOUND)
@@ -49,7 +50,9 @@ async def unsubscribe_page(ctx: Ctx, token: str) -> str:
 
 
 @post("/unsubscribe/{token:str}", media_type=MediaType.HTML, status_code=HTTP_200_OK, raises=[NotFoundException])
-async def unsubscribe(ctx: Ctx, request_id: RequestId, token: str, request: Request[Any, Any, Any]) -> Response[str]:
+async def unsubscribe(
+    ctx: Ctx, request_id: RequestId, token: FromPath[str], request: Request[Any, Any, Any]
+) -> Response[str]:
     """Unsubscribe the recipient the token names (idempotent: a second POST says the same)."""
     target = read_token(ctx.unsubscribe_key, token)
     owner = await _owner(ctx, target)
