@@ -1,0 +1,259 @@
+"""Issue 14 benchmark: campaigns end to end on this machine.
+
+1. **Throughput:** 10,000 recipients, the rate limit lifted, through the real stack: the
+   gateway (create, start), one worker, the projector and the coordinator, into a local
+   SMTP sink (aiosmtpd, its own process, discarding). Timed from the start request until
+   every recipient is projected SENT in PostgreSQL; also the time to the first mail.
+2. **Rate accuracy:** a campaign limited to 600/min, run for ``--rate-minutes`` (5), and
+   the rate that held (RecipientSent events per second of stream time), against 600.
+
+    python bench/campaigns.py [--recipients 10000] [--rate-minutes 5] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from redis.asyncio import Redis
+from support.bench import with_database
+from support.report import machine_info
+
+from taskflow.dev.ports import free_port
+from taskflow.events import RecipientSent, decode
+from taskflow.gateway.auth import issue_token
+from taskflow.schema import migrate
+from taskflow.settings import load_settings
+from taskflow.streams.keyspace import Keyspace
+
+BIN = Path(sys.executable).parent
+
+
+class Stack:
+    """A namespace, a fresh database, and TaskFlow's processes plus an SMTP sink."""
+
+    def __init__(self, redis_url: str, admin_url: str, concurrency: int) -> None:
+        run = uuid.uuid4().hex[:10]
+        self.db = f"bench_campaigns_{run}"
+        self.admin_url = admin_url
+        self.port = free_port()
+        self.smtp_port = free_port()
+        self.concurrency = concurrency
+        self.logs = Path(tempfile.mkdtemp(prefix="bench-campaigns-"))
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TASKFLOW_")}
+        self.env.update(
+            TASKFLOW_REDIS_URL=redis_url,
+            TASKFLOW_DATABASE_URL=with_database(admin_url, self.db),
+            TASKFLOW_NAMESPACE=f"benchcamp{run}",
+            TASKFLOW_JWT_SECRET=secrets.token_hex(32),
+            TASKFLOW_LOG_LEVEL="WARNING",
+            TASKFLOW_SMTP_HOST="127.0.0.1",
+            TASKFLOW_SMTP_PORT=str(self.smtp_port),
+            TASKFLOW_SMTP_FROM="Bench <bench@example.com>",
+            TASKFLOW_PUBLIC_URL=f"http://127.0.0.1:{self.port}",
+            # The gateway's per-user request limits are not what is measured.
+            TASKFLOW_RATE_LIMIT_PER_USER="0",
+            TASKFLOW_RATE_LIMIT_PER_IP="0",
+        )
+        self.settings = load_settings(self.env)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.token = issue_token(self.settings.jwt_secret, "bench", "user")
+
+    async def __aenter__(self) -> Stack:
+        admin = await asyncpg.connect(self.admin_url)
+        await admin.execute(f"CREATE DATABASE {self.db}")
+        await admin.close()
+        await asyncio.to_thread(migrate, self.env["TASKFLOW_DATABASE_URL"])
+        sink = [str(BIN / "aiosmtpd"), "-n", "-l", f"127.0.0.1:{self.smtp_port}", "-c", "aiosmtpd.handlers.Sink"]
+        self._spawn("sink", sink)
+        self._spawn("gateway", [str(BIN / "taskflow"), "gateway", "--port", str(self.port)])
+        self._spawn("projector", [str(BIN / "taskflow"), "projector"])
+        self._spawn("coordinator", [str(BIN / "taskflow"), "coordinator"])
+        self._spawn("worker", [str(BIN / "taskflow"), "worker", "--concurrency", str(self.concurrency)])
+        async with httpx.AsyncClient(base_url=self.base) as http:
+            for _ in range(300):
+                try:
+                    if (await http.get("/ready")).status_code == 200:
+                        return self
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise SystemExit(f"the gateway did not get ready; logs in {self.logs}")
+
+    async def __aexit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        admin = await asyncpg.connect(self.admin_url)
+        await admin.execute(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+        await admin.close()
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = (self.logs / f"{name}.log").open("wb")
+        self.procs.append(
+            subprocess.Popen(argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        )
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def create_and_start(stack: Stack, n: int, rate: int) -> tuple[str, float]:
+    recipients = [{"email": f"user{i}@example.com", "name": f"User {i}", "fields": {"code": f"C{i}"}} for i in range(n)]
+    async with httpx.AsyncClient(base_url=stack.base, timeout=120) as http:
+        created = await http.post(
+            "/api/v1/campaigns",
+            json={
+                "name": "Bench",
+                "template_subject": "Hello {{ name }}",
+                "template_body": "<p>Hi {{ name }}, your code is <b>{{ code }}</b>.</p>",
+                "rate_limit_per_minute": rate,
+                "recipients": recipients,
+            },
+            headers=stack.headers,
+        )
+        if created.status_code != 201:
+            raise SystemExit(f"create: {created.status_code} {created.text[:500]}")
+        campaign_id = str(created.json()["campaign_id"])
+        started_at = time.time()
+        started = await http.post(f"/api/v1/campaigns/{campaign_id}/start", headers=stack.headers)
+        if started.status_code != 202:
+            raise SystemExit(f"start: {started.status_code} {started.text[:500]}")
+    return campaign_id, started_at
+
+
+async def sent_times(redis: Redis, stack: Stack, campaign_id: str) -> list[float]:
+    """When each RecipientSent of the campaign was appended (stream-id time, s)."""
+    ks = Keyspace.of(stack.settings)
+    times: list[float] = []
+    start = "-"
+    while True:
+        page = await redis.xrange(ks.events_of(campaign_id), min=start, max="+", count=5000)
+        for entry_id, fields in page:
+            if fields.get("type") == "campaign.recipient_sent":
+                event = decode(entry_id, fields["data"].encode())
+                if isinstance(event, RecipientSent) and event.aggregate_id == campaign_id:
+                    times.append(int(entry_id.split("-")[0]) / 1000)
+        if len(page) < 5000:
+            return times
+        start = "(" + page[-1][0]
+
+
+async def throughput(redis: Redis, admin_url: str, redis_url: str, n: int, concurrency: int) -> dict[str, Any]:
+    async with Stack(redis_url, admin_url, concurrency) as stack:
+        pool = await asyncpg.create_pool(stack.env["TASKFLOW_DATABASE_URL"], min_size=1, max_size=2)
+        campaign_id, started_at = await create_and_start(stack, n, rate=1_000_000)
+        deadline = time.time() + 600
+        while time.time() < deadline:
+            done = await pool.fetchval(
+                "SELECT count(*) FROM email_recipients WHERE campaign_id = $1::uuid AND status = 'SENT'", campaign_id
+            )
+            if done >= n:
+                break
+            await asyncio.sleep(0.2)
+        projected_at = time.time()
+        status = await pool.fetchval("SELECT status FROM campaigns WHERE campaign_id = $1::uuid", campaign_id)
+        await pool.close()
+        times = sorted(await sent_times(redis, stack, campaign_id))
+    elapsed = projected_at - started_at
+    return {
+        "recipients": n,
+        "sent": len(times),
+        "campaign_status": status,
+        "seconds_start_to_all_projected": elapsed,
+        "mails_per_s_end_to_end": n / elapsed,
+        "seconds_start_to_first_mail": (times[0] - started_at) if times else None,
+        "mails_per_s_while_sending": (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else None,
+    }
+
+
+async def rate_accuracy(
+    redis: Redis, admin_url: str, redis_url: str, minutes: float, concurrency: int
+) -> dict[str, Any]:
+    limit = 600
+    n = int(limit * minutes) + limit  # more than the window can send
+    async with Stack(redis_url, admin_url, concurrency) as stack:
+        campaign_id, started_at = await create_and_start(stack, n, rate=limit)
+        await asyncio.sleep(minutes * 60 + 2)
+        times = sorted(await sent_times(redis, stack, campaign_id))
+    window = [t for t in times if t <= times[0] + minutes * 60]
+    measured = (len(window) - 1) / (window[-1] - window[0]) * 60 if len(window) > 1 else 0.0
+    per_minute = [
+        sum(1 for t in window if times[0] + 60 * m <= t < times[0] + 60 * (m + 1)) for m in range(int(minutes))
+    ]
+    return {
+        "limit_per_minute": limit,
+        "minutes": minutes,
+        "sent_in_window": len(window),
+        "measured_per_minute": measured,
+        "deviation_percent": (measured - limit) / limit * 100,
+        "per_minute": per_minute,
+        "seconds_start_to_first_mail": times[0] - started_at if times else None,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipients", type=int, default=10_000)
+    parser.add_argument("--rate-minutes", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument(
+        "--pg-admin-url", default=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
+    parser.add_argument("--skip-rate", action="store_true")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    redis = Redis.from_url(args.redis_url, decode_responses=True)
+    results: dict[str, Any] = {"date": datetime.now(UTC).isoformat()}
+    try:
+        found = await throughput(redis, args.pg_admin_url, args.redis_url, args.recipients, args.concurrency)
+        results["throughput"] = found
+        print(
+            f"throughput: {found['recipients']:,} recipients, all projected SENT "
+            f"{found['seconds_start_to_all_projected']:.1f} s after the start request = "
+            f"{found['mails_per_s_end_to_end']:,.0f} mails/s end to end (target >= 1,000); first mail "
+            f"{found['seconds_start_to_first_mail']:.2f} s after the start; "
+            f"{found['mails_per_s_while_sending']:,.0f} mails/s while sending; campaign {found['campaign_status']}"
+        )
+        if not args.skip_rate:
+            rate = await rate_accuracy(redis, args.pg_admin_url, args.redis_url, args.rate_minutes, args.concurrency)
+            results["rate"] = rate
+            print(
+                f"rate: limit 600/min for {rate['minutes']:g} min: {rate['measured_per_minute']:.1f}/min "
+                f"({rate['deviation_percent']:+.2f} %, target within 2 %); per minute {rate['per_minute']}"
+            )
+        version = str((await redis.info("server"))["redis_version"])
+        conn = await asyncpg.connect(args.pg_admin_url)
+        pg = str(await conn.fetchval("SHOW server_version"))
+        await conn.close()
+        results["machine"] = machine_info(version, pg, ("aiosmtplib", "aiosmtpd"))
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+    finally:
+        await redis.aclose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
