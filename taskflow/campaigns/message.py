@@ -9,20 +9,29 @@ a crash is recognised as the same mail), and DKIM over those headers (``signing.
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime
 from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr, parseaddr
 
 import msgspec
 
 from taskflow.campaigns.errors import HeaderInjection
 
-# RFC 5322's hard line limit, not its 78-character advice: at 78 the library rewrites a
-# long List-Unsubscribe URL as RFC 2047 encoded-words, which no client reads as a URL.
-# raise_on_defect: a header the library finds malformed is refused, never sent.
-SMTP_POLICY = policy.SMTP.clone(max_line_length=998, raise_on_defect=True)
+# RFC 5322's hard line limit, not its 78-character advice: at 78 a long List-Unsubscribe
+# URL would be folded or encoded, and no client reads it as a URL then. CRLF: SMTP's.
+WIRE_POLICY = policy.compat32.clone(max_line_length=998, linesep="\r\n")
+# Text parts as UTF-8, quoted-printable: readable on the wire, safe for any 8-bit path.
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP
+# A plain address as the intake accepted it (email-validator): no spaces, brackets,
+# quotes or control characters that could change the header's meaning.
+_ADDRESS = re.compile(r"[^\s<>()\[\],;:\\\"@]+@[^\s<>()\[\],;:\\\"@]+")
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
 
@@ -50,9 +59,14 @@ def sender_domain(sender: str) -> str:
     return domain if at and domain else "localhost"
 
 
-def build_message(rendered: Rendered, addressing: Addressing, now: datetime) -> EmailMessage:
+def build_message(rendered: Rendered, addressing: Addressing, now: datetime) -> Message:
     """The multipart/alternative mail; ``HeaderInjection`` when any header value carries a
-    line break (it would let a recipient's name or a template add headers, e.g. Bcc)."""
+    line break (it would let a recipient's name or a template add headers, e.g. Bcc) or
+    an address is not one.
+
+    Built with the ``compat32`` MIME classes from checked, pre-encoded header values:
+    the modern ``EmailMessage`` API parses every header it is given into objects and
+    serialises them back, which cost about 45% of a sending worker's CPU (docs/benchmarks.md)."""
     sender_name, sender_address = parseaddr(addressing.sender)
     values = {
         "From": addressing.sender,
@@ -65,20 +79,27 @@ def build_message(rendered: Rendered, addressing: Addressing, now: datetime) -> 
     for header, value in values.items():
         if "\r" in value or "\n" in value:
             raise HeaderInjection(f"{header} holds a line break; refused")
-    message = EmailMessage(policy=SMTP_POLICY)
-    try:
-        message["From"] = Address(display_name=sender_name, addr_spec=sender_address)
-        message["To"] = Address(display_name=addressing.to_name, addr_spec=addressing.to_email.strip())
-        message["Subject"] = rendered.subject
-    except (ValueError, IndexError) as e:  # the address parser's errors (IndexError on some empty parts)
-        raise HeaderInjection(f"malformed header value: {e}") from e
+    to_address = addressing.to_email.strip()
+    for header, address in (("From", sender_address), ("To", to_address)):
+        if not _ADDRESS.fullmatch(address):
+            raise HeaderInjection(f"{header}: {address!r} is not an address")
+    # The boundary from the Message-ID: unique per mail and free, where the generator would
+    # draw a random one and scan both parts for it (4% of a sending worker's CPU). It
+    # cannot occur in the parts: they are quoted-printable, where every "=" is encoded.
+    boundary = "==tf-" + "".join(c for c in addressing.message_id if c.isalnum())[:40] + "=="
+    message = MIMEMultipart("alternative", boundary=boundary, policy=WIRE_POLICY)
+    message["From"] = formataddr((sender_name, sender_address), charset="utf-8")
+    message["To"] = formataddr((addressing.to_name, to_address), charset="utf-8")
+    subject = rendered.subject
+    message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
     message["Date"] = format_datetime(now)
     message["Message-ID"] = addressing.message_id
     message["List-Unsubscribe"] = f"<{addressing.unsubscribe_url}>"
     message["List-Unsubscribe-Post"] = ONE_CLICK
     text, body = with_unsubscribe_footer(rendered, addressing.unsubscribe_url)
-    message.set_content(text)
-    message.add_alternative(body, subtype="html")
+    # A Charset is what MIMEText takes at run time; typeshed only knows its name form.
+    message.attach(MIMEText(text, "plain", _UTF8, policy=WIRE_POLICY))  # type: ignore[arg-type]
+    message.attach(MIMEText(body, "html", _UTF8, policy=WIRE_POLICY))  # type: ignore[arg-type]
     return message
 
 

@@ -3,15 +3,18 @@ refusal means for the recipient (pure: ``refusal_of``)."""
 
 from __future__ import annotations
 
+import socket
+
 import aiosmtplib
 import msgspec
 
 from taskflow.settings import Settings
 
-# Connections kept open between sends, per worker process: about the task concurrency,
-# so a busy worker opens each once (a TLS handshake and a login per mail would cost more
-# than the mail).
-MAX_IDLE_CONNECTIONS = 8
+# Connections kept open between sends, per worker process: at least the task concurrency
+# that sends at once, so a busy worker opens each once (a connection, EHLO, maybe a TLS
+# handshake and a login per mail cost more than the mail: with 8 kept and 100 sending,
+# most mails paid for a new connection, docs/benchmarks.md).
+MAX_IDLE_CONNECTIONS = 128
 
 
 class SmtpServer(msgspec.Struct, frozen=True):
@@ -67,6 +70,9 @@ class SmtpPool:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
         self._idle: list[aiosmtplib.SMTP] = []
+        # EHLO's name, looked up once: aiosmtplib would ask socket.getfqdn() (a resolver
+        # call, in a thread) for every new connection.
+        self._local_hostname = socket.getfqdn()
 
     async def send(self, message: bytes, sender: str, recipient: str) -> str:
         """One mail transaction; the server's final reply. A pooled connection the server
@@ -105,6 +111,7 @@ class SmtpPool:
             password=server.password or None,
             start_tls=server.starttls,
             timeout=server.timeout_s,
+            local_hostname=self._local_hostname,
         )
         await client.connect()
         return client
