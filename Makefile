@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench bench-sync bench-clients bench-history bench-memory clean
+.PHONY: dev test lint bench bench-sync bench-clients bench-history bench-campaigns bench-memory clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench-sync: $(STAMP)
 
 bench-clients: $(STAMP)
 	$(BIN)/python bench/clients.py
+
+bench-campaigns: $(STAMP)
+	cd bench && ../$(BIN)/python campaigns.py --json results/campaigns-$$(date +%F).json
 
 bench-history: $(STAMP)
 	cd bench && ../$(BIN)/python history.py --json results/history-$$(date +%F).json
