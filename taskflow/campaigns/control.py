@@ -119,6 +119,9 @@ class CampaignControl(LuaScripts):
         chosen = set(assigned)
         by_id = {r.recipient_id: r for r in recipients}
         tasks = [send_task(by_id[rid], campaign_id, task_id, envelope) for rid, task_id in pairs if rid in chosen]
+        if action != "pause":
+            # Watched for stuck sends until it completes (coordinator/campaigns.py).
+            await self.redis.sadd(ks.campaigns_running(ks.partition_of(campaign_id)), campaign_id)  # type: ignore[misc]
         await self._submitter.submit_many(
             [(t, f"campaign:{campaign_id}") for t in tasks], marker_ttl_seconds=marker_ttl_seconds
         )

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from taskflow import cron
-from taskflow.coordinator.campaigns import DueCampaigns
+from taskflow.coordinator.campaigns import DueCampaigns, StalledSends
 from taskflow.coordinator.decisions import (
     child_cancelled_event,
     decide_waiting,
@@ -62,6 +62,7 @@ class Coordinator:
         # Reads the archive's checkpoints from PostgreSQL (``pool``); nothing else here does.
         self.trimmer = Trimmer(settings, redis, pool, self.scripts, self.redis_outage)
         self.campaigns = DueCampaigns(settings, redis, pool, self.keyspace)
+        self.stalled_sends = StalledSends(redis, self.keyspace)
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -98,6 +99,7 @@ class Coordinator:
                         await self._release_waiting(partition, leader)
                         await self._bury_silent_workers(partition, leader)
                         await self.campaigns.start_due(partition, leader)
+                        await self.stalled_sends.sweep(partition, leader)
                     next_sweep = time.monotonic() + SWEEP_EVERY_S
             except REDIS_AWAY as e:
                 self.redis_outage.failed(e)

@@ -167,6 +167,12 @@ class Keyspace:
         ``p`` waiting to start; the coordinator leading ``p`` starts them when due."""
         return f"{self.namespace}:{{{p}}}:campaigns:due"
 
+    def campaigns_running(self, p: int) -> str:
+        """Set: campaigns of partition ``p`` that were started and may still have sends in
+        flight; the coordinator watches them for recipients left stuck by a send task that
+        ended without recording them (a timeout, a poison entry). A hint, pruned as they end."""
+        return f"{self.namespace}:{{{p}}}:campaigns:running"
+
     def suppressed(self, owner: str) -> str:
         """Set: addresses that unsubscribed from any campaign of ``owner``; later
         campaigns of the same owner skip them (the suppression list)."""

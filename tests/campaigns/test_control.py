@@ -17,6 +17,8 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from taskflow.campaigns.ids import recipient_id
+from taskflow.coordinator import campaigns as coordinator_campaigns
+from taskflow.coordinator.campaigns import StalledSends, orphaned_by
 from taskflow.events import (
     CampaignPaused,
     CampaignRecipient,
@@ -24,6 +26,7 @@ from taskflow.events import (
     CampaignStarted,
     FailedResent,
     OperatorActed,
+    RecipientFailed,
     RecipientsAdded,
     TaskSubmitted,
 )
@@ -193,3 +196,56 @@ async def test_a_scheduled_campaign_is_started_by_the_coordinator_when_due(
     (event,) = [e for e in await all_events(redis, settings) if isinstance(e, CampaignStarted)]
     assert event.actor is not None and event.actor.startswith("coordinator:") and event.send_tasks == 2
     assert not [e for e in await all_events(redis, settings) if isinstance(e, OperatorActed)]
+
+
+@pytest.mark.parametrize(
+    ("task_state", "orphaned"),
+    [
+        (None, "gone"),
+        ("failed", "failed"),
+        ("timed_out", "timed_out"),
+        ("cancelled", "cancelled"),
+        ("succeeded", "succeeded"),
+        ("running", None),
+        ("pending", None),
+        ("scheduled", None),
+    ],
+)
+def test_a_recipient_is_orphaned_only_by_a_task_that_ended_or_is_gone(
+    task_state: str | None, orphaned: str | None
+) -> None:
+    assert orphaned_by(task_state) == orphaned
+
+
+async def test_recipients_left_by_a_dead_send_task_are_failed_once_the_campaign_stalls(
+    settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send task timed out holding one recipient (``sending:``), another was
+    dead-lettered before it began (``pending:``); the third recipient was sent. Once the
+    campaign makes no progress, the two are recorded FAILED and the campaign completes."""
+    monkeypatch.setattr(coordinator_campaigns, "STALL_S", 0.0)
+    ks = Keyspace.of(settings)
+    campaign_id, ids = await draft_campaign(
+        redis, settings, "alice", ["a@example.com", "b@example.com", "c@example.com"]
+    )
+    await redis.hset(
+        ks.campaign(campaign_id), mapping={"status": "running", "pending": 2, "sent": 1, "failed": 0, "skipped": 0}
+    )  # type: ignore[misc]
+    await redis.hset(
+        ks.campaign_ledger(campaign_id),
+        mapping={ids[0]: "sending:t-timed-out", ids[1]: "pending:t-dead", ids[2]: "sent"},
+    )  # type: ignore[misc]
+    await redis.hset(ks.task_marker("t-timed-out"), "state", "timed_out")  # type: ignore[misc]
+    await redis.hset(ks.task_marker("t-dead"), "state", "failed")  # type: ignore[misc]
+    await redis.sadd(ks.campaigns_running(0), campaign_id)  # type: ignore[misc]
+    sweeper = StalledSends(redis, ks)
+    assert await sweeper.sweep(0, "leader") == 0  # first look: progress noted, nothing judged
+    assert await sweeper.sweep(0, "leader") == 2
+    ledger = await redis.hgetall(ks.campaign_ledger(campaign_id))  # type: ignore[misc]
+    assert (ledger[ids[0]], ledger[ids[1]], ledger[ids[2]]) == ("failed", "failed", "sent")
+    state = await redis.hgetall(ks.campaign(campaign_id))  # type: ignore[misc]
+    assert (state["status"], state["pending"], state["failed"]) == ("completed", "0", "2")
+    failures = [e for e in await all_events(redis, settings) if isinstance(e, RecipientFailed)]
+    assert sorted(e.task_id for e in failures) == ["t-dead", "t-timed-out"]
+    assert "ended (timed_out) without recording it" in next(e.error for e in failures if e.task_id == "t-timed-out")
+    assert await sweeper.sweep(0, "leader") == 0 and await redis.scard(ks.campaigns_running(0)) == 0
