@@ -49,7 +49,11 @@ class Refusal(msgspec.Struct, frozen=True):
 
 
 def refusal_of(error: aiosmtplib.SMTPException) -> Refusal:
-    """5xx is permanent (RFC 5321 section 4.2.1), 4xx and connection trouble temporary."""
+    """5xx is permanent (RFC 5321 section 4.2.1), 4xx and connection trouble temporary.
+    A refused login is ours to fix, not the recipient's: temporary, so the sends wait
+    (with backoff) for corrected credentials instead of failing the whole campaign."""
+    if isinstance(error, aiosmtplib.SMTPAuthenticationError):
+        return Refusal(False, False, error.code, f"{error.code} {error.message}")
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused) and error.recipients:
         first = error.recipients[0]
         return Refusal(_permanent(first.code), _permanent(first.code), first.code, f"{first.code} {first.message}")

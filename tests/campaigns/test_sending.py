@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
+import subprocess
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 
 import msgspec
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from redis.asyncio import Redis
 
 from taskflow.campaigns.ids import recipient_id
+from taskflow.dev.ports import free_port
 from taskflow.events import RecipientFailed, RecipientSent, RecipientSkipped, TaskFailed, TaskStarted, TaskSucceeded
 from taskflow.settings import Settings
 from taskflow.streams.keyspace import Keyspace
@@ -274,3 +280,84 @@ async def test_sigkill_of_a_sending_worker_leaves_no_recipient_stuck_and_duplica
     assert all(len(ids) == 1 for ids in by_address.values())  # a duplicate, if any, is the same mail
     counters = await counters_of(redis, settings, campaign_id)
     assert (counters["status"], counters["pending"], counters["sent"]) == ("completed", "0", "20")
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_starttls_and_login_are_used_when_configured(
+    redis: Redis, settings: Settings, certificate: tuple[Path, Path]
+) -> None:
+    """A server that refuses mail before STARTTLS and AUTH (aiosmtpd with a self-signed
+    certificate the worker trusts through SSL_CERT_FILE): the mail goes through, after TLS
+    and a login with the configured user."""
+    cert, key = certificate
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    logins: list[tuple[str, bool]] = []
+
+    def authenticator(
+        server: object, session: object, envelope: object, mechanism: str, auth_data: object
+    ) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"mailer", b"s3cret")
+        logins.append((mechanism, ok))
+        return AuthResult(success=ok)
+
+    handler = RecordingHandler()
+    port = free_port()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=tls,
+        require_starttls=True,
+        auth_required=True,
+        authenticator=authenticator,
+    )
+    controller.start()
+    try:
+        people = [Recipient("tls@example.com", "Tee")]
+        campaign_id = await seed_campaign(redis, settings, people)
+        await start_sending(redis, settings, campaign_id, people)
+        env = {
+            **_env(settings, port),
+            "TASKFLOW_SMTP_STARTTLS": "true",
+            "TASKFLOW_SMTP_USERNAME": "mailer",
+            "TASKFLOW_SMTP_PASSWORD": "s3cret",
+            "SSL_CERT_FILE": str(cert),
+        }
+        with services() as running:
+            start(running, "worker", env=env)
+            await eventually(lambda: _all_final(redis, settings, campaign_id), timeout_s=30)
+    finally:
+        controller.stop()
+    assert set((await ledger_of(redis, settings, campaign_id)).values()) == {"sent"}
+    (mail,) = handler.mails_to("tls@example.com")
+    assert mail.message["Subject"] == "Hello Tee"
+    assert logins and all(ok for _, ok in logins)
