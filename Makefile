@@ -41,7 +41,7 @@ bench-history: $(STAMP)
 	cd bench && ../$(BIN)/python history.py --json results/history-$$(date +%F).json
 
 bench-memory: $(STAMP)
-	$(BIN)/python bench/stream_memory.py --json bench/results/stream-memory-2026-12-06.json
+	$(BIN)/python bench/stream_memory.py --json bench/results/stream-memory-$$(date +%F).json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
