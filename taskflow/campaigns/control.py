@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from taskflow.campaigns.audience import Audience
 from taskflow.errors import TaskFlowError
 from taskflow.events import (
+    CampaignCompleted,
     CampaignPaused,
     CampaignRecipient,
     CampaignResumed,
@@ -100,14 +101,25 @@ class CampaignControl(LuaScripts):
         pairs = [(r.recipient_id, send_task_id(campaign_id, r.recipient_id, run)) for r in recipients]
         event = _event(action, envelope, reason)
         record = OperatorActed(**envelope, action=action, target_kind="campaign", reason=reason)
+        completed = CampaignCompleted(**envelope, sent=0, failed=0, skipped=0)
+        partition = ks.partition_of(campaign_id)
         answer = await self._control(
-            keys=[ks.campaign(campaign_id), ks.campaign_ledger(campaign_id), ks.events_of(campaign_id)],
+            keys=[
+                ks.campaign(campaign_id),
+                ks.campaign_ledger(campaign_id),
+                ks.events_of(campaign_id),
+                ks.campaigns_due(partition),
+                ks.campaigns_running(partition),
+            ],
             args=[
                 action,
                 encode(event),
                 tag_of(event),
                 encode(record) if audit else b"",
                 tag_of(record),
+                encode(completed),
+                tag_of(completed),
+                campaign_id,
                 *[value for pair in pairs for value in pair],
             ],
         )
@@ -119,12 +131,11 @@ class CampaignControl(LuaScripts):
         chosen = set(assigned)
         by_id = {r.recipient_id: r for r in recipients}
         tasks = [send_task(by_id[rid], campaign_id, task_id, envelope) for rid, task_id in pairs if rid in chosen]
-        if action != "pause":
-            # Watched for stuck sends until it completes (coordinator/campaigns.py).
-            await self.redis.sadd(ks.campaigns_running(ks.partition_of(campaign_id)), campaign_id)  # type: ignore[misc]
-        await self._submitter.submit_many(
-            [(t, f"campaign:{campaign_id}") for t in tasks], marker_ttl_seconds=marker_ttl_seconds
-        )
+        # The markers must outlive the sends: a slow campaign runs for days, and a send task
+        # without its marker would look gone to the stalled-send sweep.
+        rate = int(await self.redis.hget(ks.campaign(campaign_id), "rate_limit_per_minute") or 100)  # type: ignore[misc]
+        lasting = marker_ttl_seconds + 2 * 60 * len(tasks) // max(1, rate)
+        await self._submitter.submit_many([(t, f"campaign:{campaign_id}") for t in tasks], marker_ttl_seconds=lasting)
         return ControlOutcome(
             campaign_id=campaign_id,
             status="PAUSED" if action == "pause" else "RUNNING",

@@ -57,9 +57,12 @@ class CampaignLedger(LuaScripts):
         )
         return answer
 
-    async def record(self, campaign_id: str, recipient_id: str, outcome: Outcome, event: RecipientEvent) -> Recorded:
+    async def record(
+        self, campaign_id: str, recipient_id: str, outcome: Outcome, event: RecipientEvent, *, if_state: str = ""
+    ) -> Recorded:
         """Move the recipient to ``outcome`` and append ``event`` in one step; the last
-        pending recipient of a running campaign also appends ``CampaignCompleted``."""
+        pending recipient of a running campaign also appends ``CampaignCompleted``. With
+        ``if_state``, only while the ledger still holds that state (else ``already``)."""
         ks = self.keyspace
         completed = CampaignCompleted(
             aggregate_id=campaign_id,
@@ -73,7 +76,7 @@ class CampaignLedger(LuaScripts):
         )
         answer = await self._record(
             keys=[ks.campaign(campaign_id), ks.campaign_ledger(campaign_id), ks.events_of(campaign_id)],
-            args=[recipient_id, outcome, tag_of(event), encode(event), tag_of(completed), encode(completed)],
+            args=[recipient_id, outcome, tag_of(event), encode(event), tag_of(completed), encode(completed), if_state],
         )
         kind, detail = answer[0], answer[1]
         if kind == "recorded":

@@ -22,11 +22,12 @@ from typing import Literal
 import aiosmtplib
 import msgspec
 import structlog
+from redis.exceptions import RedisError
 
 from taskflow.campaigns.context import SendContext
 from taskflow.campaigns.errors import HeaderInjection, SmtpTemporaryFailure
 from taskflow.campaigns.ids import message_id
-from taskflow.campaigns.ledger import Outcome, RecipientEvent
+from taskflow.campaigns.ledger import Outcome, RecipientEvent, Recorded
 from taskflow.campaigns.message import Addressing, build_message, sender_domain
 from taskflow.campaigns.rendering import RecipientFields, render_for
 from taskflow.campaigns.signing import sign
@@ -37,6 +38,8 @@ from taskflow.events import Envelope, RecipientFailed, RecipientSent, RecipientS
 from taskflow.tasks import Postponed, TaskRun
 
 log = structlog.get_logger("taskflow.campaigns.send")
+# Pauses between tries of recording an outcome while Redis is away (about 15 s in all).
+RECORD_RETRY_PAUSES_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 # SUPERSEDED: the ledger gave the recipient to another task (a pause took it back, a
 # resume gave it to a new one): this task mails no one.
@@ -103,12 +106,9 @@ async def send_campaign_mail(ctx: SendContext, run: TaskRun, request: SendReques
 
 async def _admit(ctx: SendContext, run: TaskRun, request: SendRequest, campaign: _Campaign) -> SendResult | None:
     """Steps 1 and 2: None when this run may mail the recipient (claimed in the ledger),
-    else the result without a mail; ``Postponed`` while the campaign is not running."""
-    if await ctx.is_suppressed(campaign.owner, request.email):
-        skipped = RecipientSkipped(
-            **_envelope(request), recipient_id=request.recipient_id, reason="suppressed", task_id=run.task_id
-        )
-        return await _finish(ctx, request, "skipped", skipped, SendResult("SKIPPED", reason="suppressed"))
+    else the result without a mail; ``Postponed`` while the campaign is not running.
+    The claim comes first: only the task the ledger gives the recipient to may record it
+    (a superseded task skipping it would move the counters under another one's send)."""
     answer = await ctx.ledger.begin_send(request.campaign_id, request.recipient_id, run.task_id)
     if answer == "unknown":
         return SendResult("SKIPPED", reason="not a recipient of the campaign")
@@ -119,6 +119,11 @@ async def _admit(ctx: SendContext, run: TaskRun, request: SendRequest, campaign:
         return SendResult("SUPERSEDED", reason="the ledger gave this recipient to another send task")
     if answer == "paused":
         raise Postponed("the campaign is not running", PAUSED_RECHECK_S)
+    if await ctx.is_suppressed(campaign.owner, request.email):
+        skipped = RecipientSkipped(
+            **_envelope(request), recipient_id=request.recipient_id, reason="suppressed", task_id=run.task_id
+        )
+        return await _finish(ctx, request, "skipped", skipped, SendResult("SKIPPED", reason="suppressed"))
     return None
 
 
@@ -181,11 +186,25 @@ async def _failed(ctx: SendContext, run: TaskRun, request: SendRequest, mid: str
 async def _finish(
     ctx: SendContext, request: SendRequest, outcome: Outcome, event: RecipientEvent, result: SendResult
 ) -> SendResult:
-    recorded = await ctx.ledger.record(request.campaign_id, request.recipient_id, outcome, event)
+    recorded = await _record_persistently(ctx, request, outcome, event)
     if recorded.outcome == "already":
         # Someone else settled it first (an unsubscribe, a duplicate run): theirs stands.
         return SendResult(_STATUS_OF_STATE.get(recorded.state, result.status), result.message_id, "already done")
     return result
+
+
+async def _record_persistently(
+    ctx: SendContext, request: SendRequest, outcome: Outcome, event: RecipientEvent
+) -> Recorded:
+    """``record``, tried again in place through a short Redis outage: after the server took
+    the mail, a failed record would make the task's retry mail the recipient again."""
+    for attempt, pause in enumerate(RECORD_RETRY_PAUSES_S):
+        try:
+            return await ctx.ledger.record(request.campaign_id, request.recipient_id, outcome, event)
+        except (RedisError, OSError) as e:
+            log.warning("campaign_record_retry", attempt=attempt + 1, error=repr(e))
+            await asyncio.sleep(pause)
+    return await ctx.ledger.record(request.campaign_id, request.recipient_id, outcome, event)
 
 
 def _envelope(request: SendRequest) -> Envelope:

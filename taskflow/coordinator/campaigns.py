@@ -24,6 +24,8 @@ log = structlog.get_logger()
 BATCH = 20
 # A running campaign whose counters stood still this long is checked for stuck recipients.
 STALL_S = 10.0
+# Tasks found without a marker are remembered this long (then judged afresh).
+FORGET_MISSING_S = 3600.0
 
 
 class DueCampaigns:
@@ -87,6 +89,9 @@ class StalledSends:
         self.ledger = CampaignLedger(redis, keyspace)
         # campaign id -> (its progress counters, since when they stood still)
         self._seen: dict[str, tuple[tuple[str, ...], float]] = {}
+        # task id -> when its marker was first found missing: a task just assigned has no
+        # marker until its submit lands, so "gone" needs to last a whole stall period.
+        self._missing_since: dict[str, float] = {}
 
     async def sweep(self, partition: int, leader: str) -> int:
         """Record the stuck recipients of the partition's stalled campaigns; how many."""
@@ -116,18 +121,27 @@ class StalledSends:
 
     async def _fail_orphans(self, campaign_id: str, leader: str) -> int:
         ledger = await cast("Awaitable[dict[str, str]]", self.redis.hgetall(self.keyspace.campaign_ledger(campaign_id)))
-        held = {rid: state.partition(":")[2] for rid, state in ledger.items() if ":" in state}
+        held = {rid: (state, state.partition(":")[2]) for rid, state in ledger.items() if ":" in state}
         if not held:
             return 0
-        tasks = sorted(set(held.values()))
+        tasks = sorted({task_id for _, task_id in held.values()})
         async with self.redis.pipeline(transaction=False) as pipe:
             for task_id in tasks:
                 pipe.hget(self.keyspace.task_marker(task_id), "state")
             states = dict(zip(tasks, await pipe.execute(), strict=True))
+        now = time.monotonic()
+        for task_id, since in list(self._missing_since.items()):
+            if now - since > FORGET_MISSING_S:
+                del self._missing_since[task_id]
+        for task_id, task_state in states.items():
+            if task_state is None:
+                self._missing_since.setdefault(task_id, now)
+            else:
+                self._missing_since.pop(task_id, None)
         failed = 0
-        for recipient, task_id in held.items():
+        for recipient, (seen, task_id) in held.items():
             ended = orphaned_by(states[task_id])
-            if ended is None:
+            if ended is None or (ended == "gone" and now - self._missing_since[task_id] < STALL_S):
                 continue
             event = RecipientFailed(
                 aggregate_id=campaign_id,
@@ -138,7 +152,8 @@ class StalledSends:
                 task_id=task_id,
                 error=f"its send task {task_id} ended ({ended}) without recording it",
             )
-            recorded = await self.ledger.record(campaign_id, recipient, "failed", event)
+            # Only if it is still held as seen: a resume may have given it to a new task.
+            recorded = await self.ledger.record(campaign_id, recipient, "failed", event, if_state=seen)
             if recorded.outcome == "recorded":
                 failed += 1
                 log.warning(

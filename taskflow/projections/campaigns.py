@@ -105,8 +105,12 @@ def fold_campaign(changes: CampaignChanges, event: CampaignEvent) -> None:
                 _recipient(
                     changes, RecipientUpdate(recipient_id=as_uuid(recipient), status="PENDING", clear_errors=True)
                 )
-            # Only FAILED recipients are resent (never BOUNCED ones): each leaves the count.
-            _campaign(changes, CampaignUpdate(campaign_id=campaign_id, failed_delta=-len(event.recipients)))
+            # Only FAILED recipients are resent (never BOUNCED ones): each leaves the count,
+            # and the campaign runs again (a completed one too; its next completion sets
+            # completed_at anew).
+            _campaign(
+                changes, CampaignUpdate(campaign_id=campaign_id, status="RUNNING", failed_delta=-len(event.recipients))
+            )
         case _:
             assert_never(event)
 

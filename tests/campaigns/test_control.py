@@ -5,6 +5,7 @@ audit record naming who and why)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from taskflow.campaigns.ids import recipient_id
 from taskflow.coordinator import campaigns as coordinator_campaigns
 from taskflow.coordinator.campaigns import StalledSends, orphaned_by
 from taskflow.events import (
+    CampaignCompleted,
     CampaignPaused,
     CampaignRecipient,
     CampaignResumed,
@@ -249,3 +251,56 @@ async def test_recipients_left_by_a_dead_send_task_are_failed_once_the_campaign_
     assert sorted(e.task_id for e in failures) == ["t-dead", "t-timed-out"]
     assert "ended (timed_out) without recording it" in next(e.error for e in failures if e.task_id == "t-timed-out")
     assert await sweeper.sweep(0, "leader") == 0 and await redis.scard(ks.campaigns_running(0)) == 0
+
+
+async def test_a_campaign_whose_last_recipients_ended_while_paused_completes_on_resume(
+    client: Client, settings: Settings, redis: Redis
+) -> None:
+    ks = Keyspace.of(settings)
+    campaign_id, ids = await draft_campaign(redis, settings, "alice", ["a@example.com", "b@example.com"])
+    base = f"/api/v1/campaigns/{campaign_id}"
+    assert (await client.post(f"{base}/start", headers=auth(settings))).status_code == 202
+    assert (await client.post(f"{base}/pause", headers=auth(settings))).status_code == 202
+    # The two sends in flight at the pause finished meanwhile (as record.lua leaves them).
+    await redis.hset(ks.campaign_ledger(campaign_id), mapping={ids[0]: "sent", ids[1]: "sent"})  # type: ignore[misc]
+    await redis.hset(ks.campaign(campaign_id), mapping={"pending": 0, "sent": 2})  # type: ignore[misc]
+    resumed = await client.post(f"{base}/resume", headers=auth(settings))
+    assert resumed.status_code == 202 and resumed.json()["send_tasks"] == 0
+    assert await redis.hget(ks.campaign(campaign_id), "status") == "completed"  # type: ignore[misc]
+    (done,) = [e for e in await all_events(redis, settings) if isinstance(e, CampaignCompleted)]
+    assert (done.sent, done.failed, done.skipped) == (2, 0, 0)
+
+
+async def test_an_early_start_takes_a_scheduled_campaign_out_of_the_due_set(
+    client: Client, settings: Settings, redis: Redis
+) -> None:
+    ks = Keyspace.of(settings)
+    campaign_id, _ = await draft_campaign(redis, settings, "alice", ["a@example.com"])
+    await redis.hset(ks.campaign(campaign_id), "status", "scheduled")  # type: ignore[misc]
+    await redis.zadd(ks.campaigns_due(0), {campaign_id: 4_102_444_800_000})  # 2100
+    assert (await client.post(f"/api/v1/campaigns/{campaign_id}/start", headers=auth(settings))).status_code == 202
+    assert await redis.zcard(ks.campaigns_due(0)) == 0
+    assert await redis.sismember(ks.campaigns_running(0), campaign_id)  # type: ignore[misc]
+
+
+async def test_the_sweep_waits_for_a_just_assigned_task_and_never_fails_a_reassigned_recipient(
+    settings: Settings, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(coordinator_campaigns, "STALL_S", 0.3)
+    ks = Keyspace.of(settings)
+    campaign_id, ids = await draft_campaign(redis, settings, "alice", ["a@example.com"])
+    await redis.hset(
+        ks.campaign(campaign_id), mapping={"status": "running", "pending": 1, "sent": 0, "failed": 0, "skipped": 0}
+    )  # type: ignore[misc]
+    await redis.hset(ks.campaign_ledger(campaign_id), ids[0], "pending:t-not-yet-submitted")  # type: ignore[misc]
+    await redis.sadd(ks.campaigns_running(0), campaign_id)  # type: ignore[misc]
+    sweeper = StalledSends(redis, ks)
+    assert await sweeper.sweep(0, "leader") == 0  # progress noted
+    await asyncio.sleep(0.35)
+    assert await sweeper.sweep(0, "leader") == 0  # stalled, but the marker was only now found missing
+    # Meanwhile a resume gave the recipient to another task: the old view must not fail it.
+    await redis.hset(ks.campaign_ledger(campaign_id), ids[0], "pending:t-new")  # type: ignore[misc]
+    await redis.hset(ks.task_marker("t-new"), "state", "pending")  # type: ignore[misc]
+    await asyncio.sleep(0.35)
+    assert await sweeper.sweep(0, "leader") == 0
+    assert await redis.hget(ks.campaign_ledger(campaign_id), ids[0]) == "pending:t-new"  # type: ignore[misc]

@@ -4,12 +4,17 @@
 -- ARGV[1] recipient id  ARGV[2] outcome: sent | failed | bounced | skipped | unsubscribed
 -- ARGV[3] event type  ARGV[4] event payload (JSON)
 -- ARGV[5] CampaignCompleted's type  ARGV[6] its payload with sent/failed/skipped = 0
+-- ARGV[7] the ledger state the caller saw ('' for any): the coordinator's stalled-send
+--   sweep records only if the recipient is still held as it saw it
 -- Returns {"recorded", event id, completed event id or ""} | {"already", final state}
 -- | {"unknown", ""} (the recipient is not in the ledger).
 local FINAL = {sent = true, failed = true, bounced = true, skipped = true, unsubscribed = true}
 local state = redis.call('HGET', KEYS[2], ARGV[1])
 if not state then
   return {'unknown', ''}
+end
+if ARGV[7] and ARGV[7] ~= '' and state ~= ARGV[7] then
+  return {'already', state}
 end
 local outcome = ARGV[2]
 -- An unsubscribe after the mail went out still counts (the ledger then says so, the
