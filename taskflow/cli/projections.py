@@ -131,7 +131,7 @@ def verify(show: int, as_json: bool, progress: bool | None) -> None:
 
 
 @projections.command()
-@click.option("--reason", required=True, metavar="TEXT", help="Why: kept in the audit trail.")
+@click.option("--reason", default="", metavar="TEXT", help="Why: kept in the audit trail (say it).")
 @click.option("--operator", default=None, metavar="NAME", help="Who acts [default: user@host].")
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
 def swap(reason: str, operator: str | None, as_json: bool) -> None:
@@ -150,8 +150,7 @@ def swap(reason: str, operator: str | None, as_json: bool) -> None:
     from taskflow.projections.maintenance import NoShadow
     from taskflow.projections.maintenance import swap as run_swap
 
-    if not reason.strip():
-        fail("--reason must say why (it is kept in the audit trail)")
+    # Optional, as `taskflow projections swap` was before the audit trail; recorded either way.
     who = operator or default_operator()
     audit = OperatorActed(
         aggregate_id="projections",
