@@ -14,7 +14,6 @@ Redis round trip, so probing tells nothing.
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs
@@ -33,8 +32,10 @@ _NOT_FOUND = "no such unsubscribe link"
 _DONE = (
     "<!doctype html><title>Unsubscribed</title><p>You are unsubscribed. You will get no more mail from this sender.</p>"
 )
+# action="": the form posts to the page's own address, so it also works behind a proxy that
+# serves the gateway under a path prefix (TASKFLOW_PUBLIC_URL with a path).
 _CONFIRM = """<!doctype html><title>Unsubscribe</title>
-<form method="post" action="/unsubscribe/{token}">
+<form method="post" action="">
 <input type="hidden" name="via" value="page">
 <p>Stop receiving these emails?</p>
 <button type="submit">Unsubscribe</button>
@@ -46,7 +47,7 @@ async def unsubscribe_page(ctx: Ctx, token: FromPath[str]) -> str:
     """A confirmation page; nothing changes until its button is pressed."""
     if await _owner(ctx, read_token(ctx.unsubscribe_key, token)) is None:
         raise NotFoundException(_NOT_FOUND)
-    return _CONFIRM.format(token=html.escape(token, quote=True))
+    return _CONFIRM
 
 
 @post("/unsubscribe/{token:str}", media_type=MediaType.HTML, status_code=HTTP_200_OK, raises=[NotFoundException])
