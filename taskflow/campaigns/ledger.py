@@ -1,9 +1,10 @@
 """The per-recipient ledger of a campaign in Redis (``lua/``): may a recipient be mailed
 now, what became of it, and the campaign's shared send rate.
 
-Every key of a call is in the campaign's partition (one hash tag, invariant 7). The
-suppression set is not (it is the owner's, across campaigns), so callers check it before
-``begin_send`` and add to it right after an unsubscribe, idempotently.
+Every key of a script call is in the campaign's partition (one hash tag, invariant 7).
+The suppression set is not (it is the owner's, across campaigns): ``begin_send`` reads it
+in the same round trip, right after the claim, and an unsubscribe adds to it right after
+recording, idempotently.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Literal
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
+from taskflow.campaigns.ids import normalised
 from taskflow.events import (
     CampaignCompleted,
     RecipientFailed,
@@ -31,6 +34,16 @@ RecipientEvent = RecipientSent | RecipientFailed | RecipientSkipped | RecipientU
 FINAL_STATES = frozenset({"sent", "failed", "bounced", "skipped", "unsubscribed"})
 
 
+class Admission(msgspec.Struct, frozen=True):
+    """``begin_send``'s answer. For a ``go``: ``wait_ms`` before the reserved rate slot, or
+    minus the wait to the next free one when none was reserved (too far off); and whether
+    the owner's suppression list holds the address (read just after the claim)."""
+
+    answer: BeginAnswer
+    wait_ms: int = 0
+    suppressed: bool = False
+
+
 class Recorded(msgspec.Struct, frozen=True):
     """What ``record`` did: appended ``event_id`` (and ``completed_id`` when this was the
     campaign's last pending recipient), or nothing (``already``: the recipient's final
@@ -47,15 +60,38 @@ class CampaignLedger(LuaScripts):
         super().__init__(redis, keyspace, "taskflow.campaigns")
         self._begin_send = self.register("begin_send")
         self._record = self.register("record")
-        self._acquire_rate = self.register("acquire_rate")
 
-    async def begin_send(self, campaign_id: str, recipient_id: str, task_id: str) -> BeginAnswer:
-        """``go`` claims the recipient (``sending:<task_id>``); see lua/begin_send.lua."""
+    async def begin_send(
+        self,
+        campaign_id: str,
+        recipient_id: str,
+        task_id: str,
+        *,
+        owner: str,
+        email: str,
+        now_ms: int,
+        max_wait_ms: int,
+    ) -> Admission:
+        """A ``go`` claims the recipient (``sending:<task_id>``) and reserves its rate slot;
+        see lua/begin_send.lua. One round trip: the script, then the suppression check."""
         ks = self.keyspace
-        answer: BeginAnswer = await self._begin_send(
-            keys=[ks.campaign(campaign_id), ks.campaign_ledger(campaign_id)], args=[recipient_id, task_id]
-        )
-        return answer
+        keys = (ks.campaign(campaign_id), ks.campaign_ledger(campaign_id), ks.campaign_rate(campaign_id))
+        args = (recipient_id, task_id, now_ms, max_wait_ms)
+        suppression = (ks.suppressed(owner), normalised(email))
+        try:
+            return await self._admit(keys, args, suppression)
+        except NoScriptError:
+            await self.load()  # Redis restarted, or its scripts were flushed
+            return await self._admit(keys, args, suppression)
+
+    async def _admit(
+        self, keys: tuple[str, ...], args: tuple[str | int, ...], suppression: tuple[str, str]
+    ) -> Admission:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.evalsha(self._begin_send.sha, len(keys), *keys, *args)
+        pipe.sismember(*suppression)
+        (answer, wait_ms), suppressed = await pipe.execute()
+        return Admission(answer, int(wait_ms), bool(suppressed))
 
     async def record(
         self, campaign_id: str, recipient_id: str, outcome: Outcome, event: RecipientEvent, *, if_state: str = ""
@@ -82,15 +118,6 @@ class CampaignLedger(LuaScripts):
         if kind == "recorded":
             return Recorded("recorded", event_id=detail, completed_id=answer[2])
         return Recorded(kind, state=detail)
-
-    async def acquire_rate(self, campaign_id: str, now_ms: int, max_wait_ms: int) -> int:
-        """The wait (ms) before this send's reserved slot; negative (minus the wait) when
-        the next slot is more than ``max_wait_ms`` off and none was reserved."""
-        ks = self.keyspace
-        wait_ms: int = await self._acquire_rate(
-            keys=[ks.campaign(campaign_id), ks.campaign_rate(campaign_id)], args=[now_ms, max_wait_ms]
-        )
-        return int(wait_ms)
 
     async def state_of(self, campaign_id: str, recipient_id: str) -> str | None:
         state: str | None = await self.redis.hget(self.keyspace.campaign_ledger(campaign_id), recipient_id)  # type: ignore[misc]

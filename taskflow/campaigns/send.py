@@ -2,11 +2,13 @@
 attempt, its fate recorded in the ledger with the campaign event (ARCHITECTURE
 invariant 2). The steps, in order:
 
-1. suppressed (the owner's list) -> SKIPPED;
-2. ``begin_send``: done already -> its state, no mail; campaign paused -> ``Postponed``;
+1. ``begin_send`` (one round trip): done already -> its state, no mail; campaign paused
+   -> ``Postponed``; a go claims the recipient and reserves a slot of the campaign's rate;
+2. suppressed (the owner's list, read just after the claim) -> SKIPPED;
 3. build the mail (a header injection -> FAILED, nothing reaches the wire);
-4. the campaign's shared rate: wait for the reserved slot (or ``Postponed`` when far off);
-5. still running? (a pause stops new sends within the wait of one slot) else ``Postponed``;
+4. wait for the reserved slot (``Postponed`` when the next is far off);
+5. after a wait, still running? (a pause stops new sends within the wait of one slot)
+   else ``Postponed``;
 6. SMTP: accepted -> SENT; 5xx -> BOUNCED (recipient refused) / FAILED, at once; 4xx or a
    broken connection -> ``SmtpTemporaryFailure`` (retried with backoff), FAILED on the last try.
 """
@@ -16,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
-from email.utils import parseaddr
 from typing import Literal
 
 import aiosmtplib
@@ -24,11 +25,11 @@ import msgspec
 import structlog
 from redis.exceptions import RedisError
 
-from taskflow.campaigns.context import SendContext
+from taskflow.campaigns.context import SendContext, SendingCampaign
 from taskflow.campaigns.errors import HeaderInjection, SmtpTemporaryFailure
 from taskflow.campaigns.ids import message_id
-from taskflow.campaigns.ledger import Outcome, RecipientEvent, Recorded
-from taskflow.campaigns.message import Addressing, build_message, sender_domain
+from taskflow.campaigns.ledger import Admission, Outcome, RecipientEvent, Recorded
+from taskflow.campaigns.message import Addressing, build_message
 from taskflow.campaigns.rendering import RecipientFields, render_for
 from taskflow.campaigns.signing import sign
 from taskflow.campaigns.smtp import Refusal, refusal_of
@@ -50,6 +51,11 @@ PAUSED_RECHECK_S = 2.0
 # The longest a task sleeps for its rate slot; a slot further off is not reserved and the
 # task comes back later (a slow campaign must not hold worker slots, or outlive timeouts).
 MAX_RATE_WAIT_MS = 10_000
+# A wait for the rate slot up to this long is not followed by a look at the campaign's
+# status: a pause during it lets this one mail out at most this late, well inside the
+# promise that a pause stops new sends within 1 s (at high rates nearly every send waits
+# a little, and the look cost 7% of a sending worker's CPU).
+RECHECK_AFTER_WAIT_MS = 250
 _STATUS_OF_STATE: dict[str, SendStatus] = {
     "sent": "SENT",
     "failed": "FAILED",
@@ -77,49 +83,51 @@ class SendResult(msgspec.Struct, frozen=True, omit_defaults=True):
     reason: str = ""
 
 
-class _Campaign(msgspec.Struct, frozen=True):
-    owner: str
-    template: str
-
-
 async def send_campaign_mail(ctx: SendContext, run: TaskRun, request: SendRequest) -> SendResult:
-    campaign = await _campaign(ctx, request.campaign_id)
+    campaign = await ctx.campaign(request.campaign_id)
     if campaign is None:
         return SendResult("SKIPPED", reason="no such campaign")
-    if (settled := await _admit(ctx, run, request, campaign)) is not None:
+    admission = await ctx.ledger.begin_send(
+        request.campaign_id,
+        request.recipient_id,
+        run.task_id,
+        owner=campaign.owner,
+        email=request.email,
+        now_ms=int(time.time() * 1000),
+        max_wait_ms=MAX_RATE_WAIT_MS,
+    )
+    if (settled := await _settled(ctx, run, request, admission)) is not None:
         return settled
-    mid = message_id(request.campaign_id, request.recipient_id, sender_domain(ctx.settings.smtp_from))
+    mid = message_id(request.campaign_id, request.recipient_id, ctx.message_domain)
     try:
         wire = _wire(ctx, campaign, request, mid)
     except (HeaderInjection, RenderError) as e:
         return await _failed(
             ctx, run, request, mid, Refusal(permanent=True, bounced=False, smtp_code=None, text=str(e))
         )
-    await _wait_for_rate(ctx, request.campaign_id)
-    if await ctx.ledger.status_of(request.campaign_id) != "running":
-        raise Postponed("the campaign was paused", PAUSED_RECHECK_S)
+    await _wait_for_rate(ctx, request.campaign_id, admission.wait_ms)
     if (final := await _transmit(ctx, run, request, wire)) is not None:
         return await _failed(ctx, run, request, mid, final)
     sent = RecipientSent(**_envelope(request), recipient_id=request.recipient_id, task_id=run.task_id, message_id=mid)
     return await _finish(ctx, request, "sent", sent, SendResult("SENT", message_id=mid))
 
 
-async def _admit(ctx: SendContext, run: TaskRun, request: SendRequest, campaign: _Campaign) -> SendResult | None:
+async def _settled(ctx: SendContext, run: TaskRun, request: SendRequest, admission: Admission) -> SendResult | None:
     """Steps 1 and 2: None when this run may mail the recipient (claimed in the ledger),
     else the result without a mail; ``Postponed`` while the campaign is not running.
     The claim comes first: only the task the ledger gives the recipient to may record it
     (a superseded task skipping it would move the counters under another one's send)."""
-    answer = await ctx.ledger.begin_send(request.campaign_id, request.recipient_id, run.task_id)
-    if answer == "unknown":
-        return SendResult("SKIPPED", reason="not a recipient of the campaign")
-    if answer == "done":
-        state = await ctx.ledger.state_of(request.campaign_id, request.recipient_id) or "sent"
-        return SendResult(_STATUS_OF_STATE.get(state, "SENT"), reason="already done")
-    if answer == "superseded":
-        return SendResult("SUPERSEDED", reason="the ledger gave this recipient to another send task")
-    if answer == "paused":
-        raise Postponed("the campaign is not running", PAUSED_RECHECK_S)
-    if await ctx.is_suppressed(campaign.owner, request.email):
+    match admission.answer:
+        case "unknown":
+            return SendResult("SKIPPED", reason="not a recipient of the campaign")
+        case "done":
+            state = await ctx.ledger.state_of(request.campaign_id, request.recipient_id) or "sent"
+            return SendResult(_STATUS_OF_STATE.get(state, "SENT"), reason="already done")
+        case "superseded":
+            return SendResult("SUPERSEDED", reason="the ledger gave this recipient to another send task")
+        case "paused":
+            raise Postponed("the campaign is not running", PAUSED_RECHECK_S)
+    if admission.suppressed:
         skipped = RecipientSkipped(
             **_envelope(request), recipient_id=request.recipient_id, reason="suppressed", task_id=run.task_id
         )
@@ -131,7 +139,7 @@ async def _transmit(ctx: SendContext, run: TaskRun, request: SendRequest, wire: 
     """Step 6: None when the server accepted the mail; the refusal when it is final (5xx,
     or any failure on the last try); ``SmtpTemporaryFailure`` to be retried."""
     try:
-        await ctx.pool.send(wire, parseaddr(ctx.settings.smtp_from)[1], request.email.strip())
+        await ctx.pool.send(wire, ctx.sender_address, request.email.strip())
     except aiosmtplib.SMTPException as e:
         refusal = refusal_of(e)
         if refusal.permanent or run.last_try:
@@ -144,28 +152,24 @@ async def _transmit(ctx: SendContext, run: TaskRun, request: SendRequest, wire: 
     return None
 
 
-async def _campaign(ctx: SendContext, campaign_id: str) -> _Campaign | None:
-    owner, template = await ctx.redis.hmget(ctx.keyspace.campaign(campaign_id), ["owner", "template"])  # type: ignore[misc]
-    if owner is None or template is None:
-        return None
-    return _Campaign(owner, template)
-
-
-def _wire(ctx: SendContext, campaign: _Campaign, request: SendRequest, mid: str) -> bytes:
+def _wire(ctx: SendContext, campaign: SendingCampaign, request: SendRequest, mid: str) -> bytes:
     token = make_token(ctx.unsubscribe_key, request.campaign_id, request.email)
     url = f"{ctx.settings.public_url.rstrip('/')}/unsubscribe/{token}"
     rendered = render_for(campaign.template, RecipientFields(request.email, request.name, request.fields), url)
     addressing = Addressing(ctx.settings.smtp_from, request.email, request.name, mid, url)
-    wire = build_message(rendered, addressing, datetime.now(UTC)).as_bytes()
+    wire = build_message(rendered, addressing, datetime.now(UTC))
     return sign(wire, ctx.dkim_key) if ctx.dkim_key is not None else wire
 
 
-async def _wait_for_rate(ctx: SendContext, campaign_id: str) -> None:
-    wait_ms = await ctx.ledger.acquire_rate(campaign_id, int(time.time() * 1000), MAX_RATE_WAIT_MS)
+async def _wait_for_rate(ctx: SendContext, campaign_id: str, wait_ms: int) -> None:
+    """Step 4 and 5: sleep until the reserved slot, then make sure a pause in the meantime
+    holds (after a short wait or none, ``begin_send`` saw the campaign running just now)."""
     if wait_ms < 0:
         raise Postponed("the campaign's send rate has no slot soon", max(1.0, (-wait_ms - MAX_RATE_WAIT_MS) / 1000))
     if wait_ms:
         await asyncio.sleep(wait_ms / 1000)
+    if wait_ms > RECHECK_AFTER_WAIT_MS and await ctx.ledger.status_of(campaign_id) != "running":
+        raise Postponed("the campaign was paused", PAUSED_RECHECK_S)
 
 
 async def _failed(ctx: SendContext, run: TaskRun, request: SendRequest, mid: str, refusal: Refusal) -> SendResult:

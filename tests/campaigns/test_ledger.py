@@ -4,12 +4,13 @@ completion event, and the shared send rate."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from uuid import uuid4
 
 import pytest
 from redis.asyncio import Redis
 
-from taskflow.campaigns.ids import recipient_id
-from taskflow.campaigns.ledger import CampaignLedger, Outcome, RecipientEvent
+from taskflow.campaigns.ids import normalised, recipient_id
+from taskflow.campaigns.ledger import Admission, CampaignLedger, Outcome, RecipientEvent
 from taskflow.events import CampaignCompleted, RecipientFailed, RecipientSent, RecipientSkipped
 from taskflow.settings import Settings
 from taskflow.streams.keyspace import Keyspace
@@ -17,6 +18,21 @@ from tests.support.campaigns import Recipient, counters_of, ledger_of, seed_camp
 from tests.support.stack import all_events
 
 A, B = Recipient("a@example.com", "A"), Recipient("b@example.com", "B")
+NOW_MS = 1_000_000
+
+
+async def _begin(
+    ledger: CampaignLedger,
+    campaign_id: str,
+    rid: str,
+    task_id: str = "t1",
+    *,
+    now_ms: int = NOW_MS,
+    max_wait_ms: int = 10_000,
+) -> Admission:
+    return await ledger.begin_send(
+        campaign_id, rid, task_id, owner="alice", email=A.email, now_ms=now_ms, max_wait_ms=max_wait_ms
+    )
 
 
 @pytest.fixture
@@ -63,7 +79,7 @@ async def test_begin_send_answers_by_campaign_status_and_recipient_state(
     campaign_id = await seed_campaign(redis, settings, [A], status=status)
     rid = recipient_id(campaign_id, A.email)
     await redis.hset(Keyspace.of(settings).campaign_ledger(campaign_id), rid, state)
-    assert await ledger.begin_send(campaign_id, rid, "t1") == answer
+    assert (await _begin(ledger, campaign_id, rid)).answer == answer
     expected = "sending:t1" if answer == "go" else state
     assert (await ledger_of(redis, settings, campaign_id))[rid] == expected
 
@@ -72,8 +88,29 @@ async def test_begin_send_knows_no_recipient_outside_the_ledger(
     redis: Redis, settings: Settings, ledger: CampaignLedger
 ) -> None:
     campaign_id = await seed_campaign(redis, settings, [A])
-    assert await ledger.begin_send(campaign_id, recipient_id(campaign_id, B.email), "t1") == "unknown"
-    assert await ledger.begin_send("no-such-campaign", recipient_id(campaign_id, A.email), "t1") == "unknown"
+    assert (await _begin(ledger, campaign_id, recipient_id(campaign_id, B.email))).answer == "unknown"
+    assert (await _begin(ledger, "no-such-campaign", recipient_id(campaign_id, A.email))).answer == "unknown"
+
+
+async def test_begin_send_reads_the_owners_suppression_list_after_the_claim(
+    redis: Redis, settings: Settings, ledger: CampaignLedger
+) -> None:
+    campaign_id = await seed_campaign(redis, settings, [A], owner="alice")
+    rid = recipient_id(campaign_id, A.email)
+    await redis.sadd(Keyspace.of(settings).suppressed("alice"), normalised(" A@Example.com "))
+    await redis.hset(Keyspace.of(settings).campaign_ledger(campaign_id), rid, "pending:t1")
+    assert await _begin(ledger, campaign_id, rid) == Admission("go", 0, suppressed=True)
+    assert (await ledger_of(redis, settings, campaign_id))[rid] == "sending:t1"
+
+
+async def test_begin_send_loads_its_script_again_when_the_server_lost_it(
+    redis: Redis, settings: Settings, ledger: CampaignLedger
+) -> None:
+    campaign_id = await seed_campaign(redis, settings, [A])
+    rid = recipient_id(campaign_id, A.email)
+    await redis.hset(Keyspace.of(settings).campaign_ledger(campaign_id), rid, "pending:t1")
+    ledger._begin_send.sha = "0" * 40  # a script this server has never seen (a restart, SCRIPT FLUSH)
+    assert (await _begin(ledger, campaign_id, rid)).answer == "go"
 
 
 @pytest.mark.parametrize(
@@ -136,22 +173,47 @@ async def test_an_unsubscribe_after_the_send_is_recorded_without_moving_the_coun
     assert (await ledger_of(redis, settings, campaign_id))[rid] == "unsubscribed"
 
 
-async def test_acquire_rate_gives_concurrent_callers_distinct_slots(
+async def _go(
+    redis: Redis, settings: Settings, ledger: CampaignLedger, campaign_id: str, *, now_ms: int, max_wait_ms: int
+) -> int:
+    """One go of recipient A, assigned to a new task each time (not what a campaign does,
+    but the rate is the campaign's, not the recipient's); its wait."""
+    task = str(uuid4())
+    await redis.hset(
+        Keyspace.of(settings).campaign_ledger(campaign_id), recipient_id(campaign_id, A.email), f"pending:{task}"
+    )
+    admission = await _begin(
+        ledger, campaign_id, recipient_id(campaign_id, A.email), task, now_ms=now_ms, max_wait_ms=max_wait_ms
+    )
+    assert admission.answer == "go"
+    return admission.wait_ms
+
+
+async def test_each_go_reserves_a_distinct_slot_of_the_campaign_rate(
     redis: Redis, settings: Settings, ledger: CampaignLedger
 ) -> None:
     campaign_id = await seed_campaign(redis, settings, [A], rate_limit_per_minute=120)  # one per 500 ms
-    now = 1_000_000
-    waits = [await ledger.acquire_rate(campaign_id, now, max_wait_ms=10_000) for _ in range(4)]
+    waits = [await _go(redis, settings, ledger, campaign_id, now_ms=NOW_MS, max_wait_ms=10_000) for _ in range(4)]
     assert waits == [0, 500, 1000, 1500]
     # Past the longest wait: nothing reserved, minus the wait answered.
-    assert await ledger.acquire_rate(campaign_id, now, max_wait_ms=1_000) == -2000
-    assert await ledger.acquire_rate(campaign_id, now + 2000, max_wait_ms=0) == 0
+    assert await _go(redis, settings, ledger, campaign_id, now_ms=NOW_MS, max_wait_ms=1_000) == -2000
+    assert await _go(redis, settings, ledger, campaign_id, now_ms=NOW_MS + 2000, max_wait_ms=0) == 0
+
+
+async def test_an_answer_other_than_go_reserves_no_slot(
+    redis: Redis, settings: Settings, ledger: CampaignLedger
+) -> None:
+    campaign_id = await seed_campaign(redis, settings, [A], rate_limit_per_minute=60)
+    rid = recipient_id(campaign_id, A.email)
+    await redis.hset(Keyspace.of(settings).campaign_ledger(campaign_id), rid, "pending:t2")
+    assert (await _begin(ledger, campaign_id, rid)).answer == "superseded"
+    assert await _go(redis, settings, ledger, campaign_id, now_ms=NOW_MS, max_wait_ms=10_000) == 0
 
 
 async def test_the_rate_state_outlives_a_pause(redis: Redis, settings: Settings, ledger: CampaignLedger) -> None:
     campaign_id = await seed_campaign(redis, settings, [A], rate_limit_per_minute=60)
     now = 2_000_000
-    assert await ledger.acquire_rate(campaign_id, now, max_wait_ms=10_000) == 0
+    assert await _go(redis, settings, ledger, campaign_id, now_ms=now, max_wait_ms=10_000) == 0
     await redis.hset(Keyspace.of(settings).campaign(campaign_id), "status", "paused")
     await redis.hset(Keyspace.of(settings).campaign(campaign_id), "status", "running")
-    assert await ledger.acquire_rate(campaign_id, now + 100, max_wait_ms=10_000) == 900
+    assert await _go(redis, settings, ledger, campaign_id, now_ms=now + 100, max_wait_ms=10_000) == 900

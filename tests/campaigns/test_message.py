@@ -32,7 +32,7 @@ def _addressing(**changes: str) -> Addressing:
 
 
 def _wire(rendered: Rendered = RENDERED, **changes: str) -> bytes:
-    return build_message(rendered, _addressing(**changes), NOW).as_bytes()
+    return build_message(rendered, _addressing(**changes), NOW)
 
 
 def test_the_mail_carries_the_bulk_sender_headers() -> None:
@@ -45,6 +45,34 @@ def test_the_mail_carries_the_bulk_sender_headers() -> None:
     assert parsed["Subject"] == "Hello Zoë"
     assert parsed.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
+
+
+@pytest.mark.parametrize(
+    "rendered",
+    [
+        RENDERED,
+        Rendered(subject="plain", html="<p>a = b; 100% é</p>\n", text="trailing spaces   \nand\ttabs\t\n"),
+        Rendered(subject="long " * 40, html="<p>" + "x" * 2000 + "</p>", text="é" * 500),
+        Rendered(subject="dots", html=".\n..\n.leading", text="line\r\nbreaks\rof every kind\n.\n"),
+        Rendered(subject="Ünïcödé " * 12, html="==tf-boundary-lookalike== --==tf-x==", text="--==tf-m1examplecom==--"),
+    ],
+)
+def test_the_parts_read_back_exactly_as_rendered(rendered: Rendered) -> None:
+    wire = _wire(rendered)
+    parsed = message_from_bytes(wire, policy=policy.default)
+    text, body = with_unsubscribe_footer(rendered, URL)
+    parts = list(parsed.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    assert _lines(parts[0].get_content()) == _lines(text)
+    assert _lines(parts[1].get_content()) == _lines(body)
+    assert parsed["Subject"] == rendered.subject
+    assert all(len(line) <= 998 for line in wire.split(b"\r\n"))
+    assert b"\n" not in wire.replace(b"\r\n", b"") and b"\r" not in wire.replace(b"\r\n", b"")
+
+
+def _lines(content: str) -> str:
+    """Line breaks of any kind as one: on the wire every line ends in CRLF."""
+    return content.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def test_a_long_unsubscribe_url_stays_one_readable_header_line() -> None:

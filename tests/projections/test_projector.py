@@ -17,6 +17,7 @@ from taskflow.events import TaskDeadLettered, TaskFailed, TaskQueued, TaskSuccee
 from taskflow.projections import partition_reader
 from taskflow.projections import projector as projector_module
 from taskflow.projections.commit import apply_batch
+from taskflow.projections.partition_reader import BATCH_SIZE, GATHER_BELOW, gather_first
 from taskflow.projections.projector import Projector
 from taskflow.projections.reading import parse_batch
 from taskflow.projections.scripts import LockLost, ProjectorScripts
@@ -325,3 +326,17 @@ def test_a_batch_splits_into_older_and_newer_halves_keeping_every_entry() -> Non
         "boom",
         good[0][1]["data"].encode(),
     )
+
+
+@pytest.mark.parametrize(
+    ("last_read", "gather"),
+    [
+        (0, False),  # idle: the next event is read the moment it comes
+        (1, True),  # a steady flow in small batches: let the next batch gather
+        (GATHER_BELOW - 1, True),
+        (GATHER_BELOW, False),  # big enough: a pause would only add lag
+        (BATCH_SIZE, False),  # behind: read on at once
+    ],
+)
+def test_a_read_pauses_to_gather_entries_only_after_a_small_batch(last_read: int, gather: bool) -> None:
+    assert gather_first(last_read) is gather

@@ -1,34 +1,57 @@
--- Before a send_email task mails a recipient: may it? One atomic look at the campaign's
--- status and the recipient's ledger state, and the claim "sending:<task id>" on a go.
+-- Before a send_email task mails a recipient: may it, and when? One atomic look at the
+-- campaign's status and the recipient's ledger state, the claim "sending:<task id>" on a
+-- go, and the go's slot of the campaign's shared send rate.
 -- A task mails only the recipient the ledger assigns to it ("pending:<task id>", written
 -- by campaign_control.lua), or the one it was already sending when its worker died (the
 -- same Message-ID): a pause unassigns the queued recipients and a resume assigns them to
 -- new tasks, so no recipient is ever mailed by two tasks.
--- KEYS[1] campaign hash  KEYS[2] campaign ledger hash
--- ARGV[1] recipient id  ARGV[2] task id
--- Returns "go" | "done" (a final state: never a second mail) | "superseded" (another
--- task has the recipient, or a pause took it back) | "paused" (assigned, but the campaign
--- is not running) | "unknown" (no such campaign or recipient).
+-- The rate (GCRA, no burst): sends are spaced 60000 / rate_limit_per_minute ms apart,
+-- and each go reserves the next free slot, so concurrent workers get distinct ones. The
+-- state outlives pause and resume: a resumed campaign does not get a burst. A slot
+-- further off than ARGV[4] is not reserved (the task comes back later rather than hold a
+-- worker slot it cannot use soon). A go whose recipient then turns out suppressed leaves
+-- its slot unused: the campaign runs at most at its limit, never above it.
+-- KEYS[1] campaign hash  KEYS[2] campaign ledger hash  KEYS[3] campaign rate key (ms)
+-- ARGV[1] recipient id  ARGV[2] task id  ARGV[3] now (ms)  ARGV[4] longest wait (ms)
+-- Returns {answer, wait}: answer "go" | "done" (a final state: never a second mail) |
+-- "superseded" (another task has the recipient, or a pause took it back) | "paused"
+-- (assigned, but the campaign is not running) | "unknown" (no such campaign or
+-- recipient); wait (for a go) the ms before the reserved slot, or minus the ms to the next
+-- free slot when none was reserved.
 local state = redis.call('HGET', KEYS[2], ARGV[1])
 if not state then
-  return 'unknown'
+  return {'unknown', 0}
 end
 if state == 'sent' or state == 'failed' or state == 'bounced' or state == 'skipped' or state == 'unsubscribed' then
-  return 'done'
+  return {'done', 0}
 end
-local status = redis.call('HGET', KEYS[1], 'status')
+local campaign = redis.call('HMGET', KEYS[1], 'status', 'rate_limit_per_minute')
+local status = campaign[1]
 if not status then
-  return 'unknown'
+  return {'unknown', 0}
 end
 if status == 'completed' then
-  return 'done'
+  return {'done', 0}
 end
 local mine = state == 'pending:' .. ARGV[2] or state == 'sending:' .. ARGV[2]
 if not mine then
-  return 'superseded'
+  return {'superseded', 0}
 end
 if status ~= 'running' then
-  return 'paused'
+  return {'paused', 0}
 end
 redis.call('HSET', KEYS[2], ARGV[1], 'sending:' .. ARGV[2])
-return 'go'
+local limit = tonumber(campaign[2] or '0')
+if not limit or limit <= 0 then
+  return {'go', 0}
+end
+local now = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[3]) or '0')
+if tat < now then tat = now end
+local wait = math.ceil(tat - now)
+if wait > tonumber(ARGV[4]) then
+  return {'go', -wait}
+end
+local new_tat = tat + 60000 / limit
+redis.call('SET', KEYS[3], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 60000)
+return {'go', wait}
