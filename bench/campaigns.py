@@ -8,8 +8,9 @@
    used per mail. Run twice, once per sink: the lean one (``support/smtp_sink.py``, the
    headline: a real mail server costs the sender nothing) and aiosmtpd (what the tests use,
    about 1 ms of CPU per mail of this machine's two cores).
-2. **Rate accuracy:** a campaign limited to 600/min, run for ``--rate-minutes`` (5), and
-   the rate that held (RecipientSent events per second of stream time), against 600.
+2. **Rate accuracy:** a campaign limited to ``--rate-limit`` (600/min), run for
+   ``--rate-minutes`` (5): the rate that held (RecipientSent events per second of stream
+   time) against the limit, and what waiting for the rate cost (events, cores).
 
     python bench/campaigns.py [--recipients 10000] [--rate-minutes 5] [--sink lean|aiosmtpd|both]
                               [--workers 2] [--concurrency 50] [--json FILE]
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -35,6 +37,7 @@ from typing import Any
 import asyncpg
 import httpx
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from support.bench import unlink_matching, with_database
 from support.cpu import ServerCpu, group_cpu_seconds
 from support.report import machine_info
@@ -191,6 +194,16 @@ async def sent_times(redis: Redis, stack: Stack, campaign_id: str) -> list[float
         start = "(" + page[-1][0]
 
 
+async def events_appended(redis: Redis, stack: Stack) -> int:
+    """Events ever appended to the stack's event streams (trimming does not lower it)."""
+    ks = Keyspace.of(stack.settings)
+    total = 0
+    for p in ks.all_partitions:
+        with contextlib.suppress(ResponseError):  # no such stream yet
+            total += int((await redis.xinfo_stream(ks.events(p)))["entries-added"])
+    return total
+
+
 async def throughput(
     redis: Redis, admin_url: str, redis_url: str, n: int, concurrency: int, sink: str, workers: int
 ) -> dict[str, Any]:
@@ -240,13 +253,20 @@ async def throughput(
 
 
 async def rate_accuracy(
-    redis: Redis, admin_url: str, redis_url: str, minutes: float, concurrency: int, workers: int
+    redis: Redis, admin_url: str, redis_url: str, minutes: float, concurrency: int, workers: int, limit: int
 ) -> dict[str, Any]:
-    limit = 600
     n = int(limit * minutes) + limit  # more than the window can send
     async with Stack(redis_url, admin_url, concurrency, "lean", workers) as stack:
+        cpu_before, procs_before = await ServerCpu.sample(redis), stack.cpu_seconds()
+        events_before = await events_appended(redis, stack)
         campaign_id, started_at = await create_and_start(stack, n, rate=limit)
         await asyncio.sleep(minutes * 60 + 2)
+        elapsed = time.time() - started_at
+        events = await events_appended(redis, stack) - events_before
+        procs_after = stack.cpu_seconds()
+        cpu = cpu_before.until(
+            await ServerCpu.sample(redis), {name: procs_after[name] - procs_before[name] for name in procs_after}
+        )
         times = sorted(await sent_times(redis, stack, campaign_id))
     window = [t for t in times if t <= times[0] + minutes * 60]
     measured = (len(window) - 1) / (window[-1] - window[0]) * 60 if len(window) > 1 else 0.0
@@ -262,6 +282,11 @@ async def rate_accuracy(
         "deviation_percent": (measured - limit) / limit * 100,
         "per_minute": per_minute,
         "seconds_start_to_first_mail": times[0] - started_at if times else None,
+        # What waiting for the rate costs: every event appended meanwhile, and the CPU.
+        "events_appended": events,
+        "events_per_mail": round(events / max(1, len(times)), 2),
+        "cores_used": round(sum(cpu.values()) / elapsed, 2),
+        "cpu_s": {name: round(seconds, 2) for name, seconds in cpu.items()},
     }
 
 
@@ -269,6 +294,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipients", type=int, default=10_000)
     parser.add_argument("--rate-minutes", type=float, default=5.0)
+    parser.add_argument("--rate-limit", type=int, default=600, help="the rate phase's limit per minute")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (one per core)")
     parser.add_argument("--concurrency", type=int, default=50, help="each worker's --concurrency")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -303,12 +329,21 @@ async def main() -> None:
             print(f"  cores used {found['cores_used']}; CPU ms per mail: {found['cpu_ms_per_mail']}")
         if not args.skip_rate:
             rate = await rate_accuracy(
-                redis, args.pg_admin_url, args.redis_url, args.rate_minutes, args.concurrency, args.workers
+                redis,
+                args.pg_admin_url,
+                args.redis_url,
+                args.rate_minutes,
+                args.concurrency,
+                args.workers,
+                args.rate_limit,
             )
             results["rate"] = rate
             print(
-                f"rate: limit 600/min for {rate['minutes']:g} min: {rate['measured_per_minute']:.1f}/min "
-                f"({rate['deviation_percent']:+.2f} %, target within 2 %); per minute {rate['per_minute']}"
+                f"rate: limit {rate['limit_per_minute']}/min for {rate['minutes']:g} min: "
+                f"{rate['measured_per_minute']:.1f}/min "
+                f"({rate['deviation_percent']:+.2f} %, target within 2 %); per minute {rate['per_minute']}; "
+                f"{rate['events_appended']:,} events ({rate['events_per_mail']} per mail), "
+                f"{rate['cores_used']} cores used"
             )
         version = str((await redis.info("server"))["redis_version"])
         conn = await asyncpg.connect(args.pg_admin_url)

@@ -28,19 +28,21 @@ from taskflow.events import (
 from taskflow.streams.keyspace import Keyspace
 from taskflow.streams.lua import LuaScripts
 
-BeginAnswer = Literal["go", "done", "paused", "unknown", "superseded"]
+BeginAnswer = Literal["go", "later", "done", "paused", "unknown", "superseded"]
 Outcome = Literal["sent", "failed", "bounced", "skipped", "unsubscribed"]
 RecipientEvent = RecipientSent | RecipientFailed | RecipientSkipped | RecipientUnsubscribed
 FINAL_STATES = frozenset({"sent", "failed", "bounced", "skipped", "unsubscribed"})
 
 
 class Admission(msgspec.Struct, frozen=True):
-    """``begin_send``'s answer. For a ``go``: ``wait_ms`` before the reserved rate slot, or
-    minus the wait to the next free one when none was reserved (too far off); and whether
-    the owner's suppression list holds the address (read just after the claim)."""
+    """``begin_send``'s answer. A ``go``: ``wait_ms`` before the reserved rate slot, and
+    whether the owner's suppression list holds the address (read just after the claim).
+    A ``later``: the next free slot is ``wait_ms`` off, and the pending recipients take
+    ``spread_ms`` at the campaign's rate."""
 
     answer: BeginAnswer
     wait_ms: int = 0
+    spread_ms: int = 0
     suppressed: bool = False
 
 
@@ -73,7 +75,8 @@ class CampaignLedger(LuaScripts):
         max_wait_ms: int,
     ) -> Admission:
         """A ``go`` claims the recipient (``sending:<task_id>``) and reserves its rate slot;
-        see lua/begin_send.lua. One round trip: the script, then the suppression check."""
+        a ``later`` does neither. See lua/begin_send.lua. One round trip: the script, then
+        the suppression check."""
         ks = self.keyspace
         keys = (ks.campaign(campaign_id), ks.campaign_ledger(campaign_id), ks.campaign_rate(campaign_id))
         args = (recipient_id, task_id, now_ms, max_wait_ms)
@@ -90,8 +93,8 @@ class CampaignLedger(LuaScripts):
         pipe = self.redis.pipeline(transaction=False)
         pipe.evalsha(self._begin_send.sha, len(keys), *keys, *args)
         pipe.sismember(*suppression)
-        (answer, wait_ms), suppressed = await pipe.execute()
-        return Admission(answer, int(wait_ms), bool(suppressed))
+        (answer, wait_ms, spread_ms), suppressed = await pipe.execute()
+        return Admission(answer, int(wait_ms), int(spread_ms), bool(suppressed))
 
     async def record(
         self, campaign_id: str, recipient_id: str, outcome: Outcome, event: RecipientEvent, *, if_state: str = ""

@@ -2,11 +2,12 @@
 attempt, its fate recorded in the ledger with the campaign event (ARCHITECTURE
 invariant 2). The steps, in order:
 
-1. ``begin_send`` (one round trip): done already -> its state, no mail; campaign paused
-   -> ``Postponed``; a go claims the recipient and reserves a slot of the campaign's rate;
+1. ``begin_send`` (one round trip): done already -> its state, no mail; campaign paused,
+   or its rate has no slot soon -> ``Postponed``; a go claims the recipient and reserves a
+   slot of the campaign's rate;
 2. suppressed (the owner's list, read just after the claim) -> SKIPPED;
 3. build the mail (a header injection -> FAILED, nothing reaches the wire);
-4. wait for the reserved slot (``Postponed`` when the next is far off);
+4. wait for the reserved slot;
 5. after a wait, still running? (a pause stops new sends within the wait of one slot)
    else ``Postponed``;
 6. SMTP: accepted -> SENT; 5xx -> BOUNCED (recipient refused) / FAILED, at once; 4xx or a
@@ -16,6 +17,7 @@ invariant 2). The steps, in order:
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from datetime import UTC, datetime
 from typing import Literal
@@ -49,7 +51,10 @@ SendStatus = Literal["SENT", "FAILED", "BOUNCED", "SKIPPED", "SUPERSEDED"]
 # effect within it, and a long pause costs one TaskFailed(Postponed) per task per period.
 PAUSED_RECHECK_S = 2.0
 # The longest a task sleeps for its rate slot; a slot further off is not reserved and the
-# task comes back later (a slow campaign must not hold worker slots, or outlive timeouts).
+# task comes back later (a slow campaign must not hold worker slots, or outlive timeouts),
+# at a random time within what the pending recipients take at the rate: coming back all
+# at once when the next slot is near, the waiting tasks of a big campaign would be
+# postponed again every second, each time with its events (``postponement_s``).
 MAX_RATE_WAIT_MS = 10_000
 # A wait for the rate slot up to this long is not followed by a look at the campaign's
 # status: a pause during it lets this one mail out at most this late, well inside the
@@ -127,12 +132,24 @@ async def _settled(ctx: SendContext, run: TaskRun, request: SendRequest, admissi
             return SendResult("SUPERSEDED", reason="the ledger gave this recipient to another send task")
         case "paused":
             raise Postponed("the campaign is not running", PAUSED_RECHECK_S)
+        case "later":
+            delay_s = postponement_s(admission.wait_ms, admission.spread_ms, random.random())
+            raise Postponed("the campaign's send rate has no slot soon", delay_s)
     if admission.suppressed:
         skipped = RecipientSkipped(
             **_envelope(request), recipient_id=request.recipient_id, reason="suppressed", task_id=run.task_id
         )
         return await _finish(ctx, request, "skipped", skipped, SendResult("SKIPPED", reason="suppressed"))
     return None
+
+
+def postponement_s(next_slot_ms: int, spread_ms: int, draw: float) -> float:
+    """When a task whose rate slot is ``next_slot_ms`` off comes back: once the slot is
+    within reach, plus a ``draw`` (uniform in [0, 1)) of half the time the pending
+    recipients take at the rate, so the waiting tasks come back about twice as fast as
+    slots free up (as fast would leave slots unused whenever returns bunch up), spread
+    out instead of all together every second; at least 1 s."""
+    return max(1.0, (next_slot_ms - MAX_RATE_WAIT_MS + draw * spread_ms / 2) / 1000)
 
 
 async def _transmit(ctx: SendContext, run: TaskRun, request: SendRequest, wire: bytes) -> Refusal | None:
@@ -164,8 +181,6 @@ def _wire(ctx: SendContext, campaign: SendingCampaign, request: SendRequest, mid
 async def _wait_for_rate(ctx: SendContext, campaign_id: str, wait_ms: int) -> None:
     """Step 4 and 5: sleep until the reserved slot, then make sure a pause in the meantime
     holds (after a short wait or none, ``begin_send`` saw the campaign running just now)."""
-    if wait_ms < 0:
-        raise Postponed("the campaign's send rate has no slot soon", max(1.0, (-wait_ms - MAX_RATE_WAIT_MS) / 1000))
     if wait_ms:
         await asyncio.sleep(wait_ms / 1000)
     if wait_ms > RECHECK_AFTER_WAIT_MS and await ctx.ledger.status_of(campaign_id) != "running":

@@ -195,9 +195,24 @@ async def test_each_go_reserves_a_distinct_slot_of_the_campaign_rate(
     campaign_id = await seed_campaign(redis, settings, [A], rate_limit_per_minute=120)  # one per 500 ms
     waits = [await _go(redis, settings, ledger, campaign_id, now_ms=NOW_MS, max_wait_ms=10_000) for _ in range(4)]
     assert waits == [0, 500, 1000, 1500]
-    # Past the longest wait: nothing reserved, minus the wait answered.
-    assert await _go(redis, settings, ledger, campaign_id, now_ms=NOW_MS, max_wait_ms=1_000) == -2000
     assert await _go(redis, settings, ledger, campaign_id, now_ms=NOW_MS + 2000, max_wait_ms=0) == 0
+
+
+async def test_a_slot_further_off_than_the_longest_wait_is_later_and_neither_claims_nor_reserves(
+    redis: Redis, settings: Settings, ledger: CampaignLedger
+) -> None:
+    people = [Recipient(f"p{i}@example.com") for i in range(10)]
+    campaign_id = await seed_campaign(redis, settings, [A, *people], rate_limit_per_minute=120)  # 500 ms apart
+    for _ in range(4):
+        await _go(redis, settings, ledger, campaign_id, now_ms=NOW_MS, max_wait_ms=10_000)
+    rid = recipient_id(campaign_id, A.email)
+    await redis.hset(Keyspace.of(settings).campaign_ledger(campaign_id), rid, "pending:t9")
+    later = await _begin(ledger, campaign_id, rid, "t9", now_ms=NOW_MS, max_wait_ms=1_000)
+    # The next free slot is 2 s off; the 11 pending recipients take 5.5 s at the rate.
+    assert (later.answer, later.wait_ms, later.spread_ms) == ("later", 2000, 5500)
+    # Still only assigned, so a pause can take the recipient back; the slot is still free.
+    assert (await ledger_of(redis, settings, campaign_id))[rid] == "pending:t9"
+    assert await _go(redis, settings, ledger, campaign_id, now_ms=NOW_MS, max_wait_ms=10_000) == 2000
 
 
 async def test_an_answer_other_than_go_reserves_no_slot(

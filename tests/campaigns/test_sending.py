@@ -19,6 +19,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from redis.asyncio import Redis
 
 from taskflow.campaigns.ids import recipient_id
+from taskflow.campaigns.send import postponement_s
 from taskflow.dev.ports import free_port
 from taskflow.events import RecipientFailed, RecipientSent, RecipientSkipped, TaskFailed, TaskStarted, TaskSucceeded
 from taskflow.settings import Settings
@@ -361,3 +362,19 @@ async def test_starttls_and_login_are_used_when_configured(
     (mail,) = handler.mails_to("tls@example.com")
     assert mail.message["Subject"] == "Hello Tee"
     assert logins and all(ok for _, ok in logins)
+
+
+@pytest.mark.parametrize(
+    ("next_slot_ms", "spread_ms", "draw", "expected_s"),
+    [
+        (10_500, 0, 0.0, 1.0),  # at least a second
+        (30_000, 0, 0.0, 20.0),  # when the slot comes within the longest wait
+        (12_000, 600_000, 0.0, 2.0),
+        (12_000, 600_000, 0.5, 152.0),  # spread over half what the pending recipients take
+        (12_000, 600_000, 0.999, 301.7),
+    ],
+)
+def test_a_task_far_from_a_rate_slot_comes_back_spread_over_the_pending_sends(
+    next_slot_ms: int, spread_ms: int, draw: float, expected_s: float
+) -> None:
+    assert postponement_s(next_slot_ms, spread_ms, draw) == pytest.approx(expected_s)
