@@ -20,10 +20,8 @@ import asyncio
 import random
 import time
 from datetime import UTC, datetime
-from typing import Literal
 
 import aiosmtplib
-import msgspec
 import structlog
 from redis.exceptions import RedisError
 
@@ -33,6 +31,7 @@ from taskflow.campaigns.ids import message_id
 from taskflow.campaigns.ledger import Admission, Outcome, RecipientEvent, Recorded
 from taskflow.campaigns.message import Addressing, build_message
 from taskflow.campaigns.rendering import RecipientFields, render_for
+from taskflow.campaigns.requests import SendRequest, SendResult, SendStatus
 from taskflow.campaigns.signing import sign
 from taskflow.campaigns.smtp import Refusal, refusal_of
 from taskflow.campaigns.templates import RenderError
@@ -44,9 +43,6 @@ log = structlog.get_logger("taskflow.campaigns.send")
 # Pauses between tries of recording an outcome while Redis is away (about 15 s in all).
 RECORD_RETRY_PAUSES_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 
-# SUPERSEDED: the ledger gave the recipient to another task (a pause took it back, a
-# resume gave it to a new one): this task mails no one.
-SendStatus = Literal["SENT", "FAILED", "BOUNCED", "SKIPPED", "SUPERSEDED"]
 # A paused (or not yet started) campaign's tasks look again this often: resuming takes
 # effect within it, and a long pause costs one TaskFailed(Postponed) per task per period.
 PAUSED_RECHECK_S = 2.0
@@ -68,24 +64,6 @@ _STATUS_OF_STATE: dict[str, SendStatus] = {
     "skipped": "SKIPPED",
     "unsubscribed": "SKIPPED",
 }
-
-
-class SendRequest(msgspec.Struct, frozen=True):
-    """The task's kwargs (the shared contract)."""
-
-    campaign_id: str
-    recipient_id: str
-    email: str
-    name: str = ""
-    fields: dict[str, str] = {}
-
-
-class SendResult(msgspec.Struct, frozen=True, omit_defaults=True):
-    """The task's result."""
-
-    status: SendStatus
-    message_id: str | None = None
-    reason: str = ""
 
 
 async def send_campaign_mail(ctx: SendContext, run: TaskRun, request: SendRequest) -> SendResult:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from taskflow.campaigns.context import SendContext
-from taskflow.campaigns.send import SendRequest, SendResult, send_campaign_mail
+from taskflow.campaigns.requests import SendRequest, SendResult
 from taskflow.errors import TaskFlowError
 from taskflow.tasks.context import current_task
 from taskflow.tasks.registry import task
@@ -52,5 +51,10 @@ async def send_email(
     """Mails one recipient of a campaign (``taskflow.campaigns.send``): at most once, at
     the campaign's rate, recorded in its ledger. Result ``{"status": "SENT" | "FAILED" |
     "BOUNCED" | "SKIPPED", "message_id": ...}``; an SMTP 4xx is retried with backoff."""
+    # The sending machinery (SMTP, templates, DKIM and its DNS library) loads on the first
+    # send: a worker that never sends starts ~90 ms sooner (docs/benchmarks.md, issue 11).
+    from taskflow.campaigns.context import SendContext
+    from taskflow.campaigns.send import send_campaign_mail
+
     request = SendRequest(campaign_id, recipient_id, email, name, fields or {})
     return await send_campaign_mail(await SendContext.for_this_loop(), current_task(), request)
