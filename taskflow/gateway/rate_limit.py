@@ -10,6 +10,7 @@ The address limit counts by ``client_address`` (proxies are believed only when t
 from __future__ import annotations
 
 import math
+import re
 
 import msgspec
 from litestar.datastructures import MutableScopeHeaders
@@ -54,11 +55,21 @@ def quota_of(answer: list[int], limits: list[int]) -> Quota:
     return Quota(allowed=allowed, retry_after_ms=retry_after, limit=limit, remaining=remaining, reset_ms=reset_ms)
 
 
+# Probes and the schema pages, by the request's path: the schema's pages are served by
+# handlers at other paths (``/schema/{path}``), which ``exclude_path_pattern`` would stop
+# matching in Litestar 3.
+_NEVER_LIMITED = re.compile(r"^/health$|^/ready$|^/metrics$|^/schema")
+
+
+def _never_limited(scope: Scope) -> bool:
+    return _NEVER_LIMITED.match(scope["path"]) is not None
+
+
 class RateLimitMiddleware(ASGIMiddleware):
     """Runs after authentication (it needs the user); probes are never limited."""
 
     scopes = (ScopeType.HTTP,)
-    exclude_path_pattern = (r"^/health$", r"^/ready$", r"^/metrics$", r"^/schema")
+    should_bypass_for_scope = staticmethod(_never_limited)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         ctx = scope["litestar_app"].state.ctx

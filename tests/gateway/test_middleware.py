@@ -196,6 +196,8 @@ async def test_the_101st_request_in_a_minute_is_429_across_two_gateways(settings
             other = {"Authorization": f"Bearer {issue_token(settings.jwt_secret, 'bob')}"}
             assert (await clients[1].get("/api/v1/tasks", headers=other)).status_code == 200
             assert (await clients[1].get("/ready")).status_code == 200
+            # The schema pages neither (served by handlers at other paths: /schema/{path}).
+            assert (await clients[0].get("/schema/openapi.json")).status_code == 200
         finally:
             await asyncio.gather(*(http.aclose() for http in clients))
 
