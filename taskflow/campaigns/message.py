@@ -25,6 +25,9 @@ from taskflow.campaigns.errors import HeaderInjection
 _ADDRESS = re.compile(r"[^\s<>()\[\],;:\\\"@]+@[^\s<>()\[\],;:\\\"@]+")
 ONE_CLICK = "List-Unsubscribe=One-Click"
 CRLF = b"\r\n"
+# RFC 5322's hard limit for a header line, and RFC 2045's for a quoted-printable line.
+MAX_LINE = 998
+QP_LINE = 76
 
 
 class Rendered(msgspec.Struct, frozen=True):
@@ -80,15 +83,13 @@ def build_message(rendered: Rendered, addressing: Addressing, now: datetime) -> 
     # The boundary from the Message-ID: unique per mail, and it cannot occur in the parts:
     # they are quoted-printable, where every "=" starts an escape or a soft line break.
     boundary = "==tf-" + "".join(c for c in addressing.message_id if c.isalnum())[:40] + "=="
-    subject = rendered.subject
-    if not subject.isascii():
-        subject = Header(subject, "utf-8", header_name="Subject").encode(linesep="\r\n")
+    subject = _header_value("Subject", rendered.subject)
     head = "\r\n".join(
         (
             f'Content-Type: multipart/alternative; boundary="{boundary}"',
             "MIME-Version: 1.0",
-            f"From: {formataddr((sender_name, sender_address), charset='utf-8')}",
-            f"To: {formataddr((addressing.to_name, to_address), charset='utf-8')}",
+            f"From: {_mailbox('From', sender_name, sender_address)}",
+            f"To: {_mailbox('To', addressing.to_name, to_address)}",
             f"Subject: {subject}",
             f"Date: {format_datetime(now)}",
             f"Message-ID: {addressing.message_id}",
@@ -115,6 +116,43 @@ def build_message(rendered: Rendered, addressing: Addressing, now: datetime) -> 
     )
 
 
+def _header_value(name: str, value: str) -> str:
+    """``value`` as is when it is ASCII and fits one line of 998 characters; else as
+    RFC 2047 encoded-words of at most 75 characters, folded onto CRLF-space lines (a
+    mail with a longer line may be refused or broken by a relay, DKIM with it)."""
+    if value.isascii() and len(name) + 2 + len(value) <= MAX_LINE:
+        return value
+    return Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+
+
+def _mailbox(name: str, display_name: str, address: str) -> str:
+    """``Name <address>``: the name quoted as needed, or encoded and folded when it is not
+    ASCII or too long for one line (``_header_value``)."""
+    plain = formataddr((display_name, address))
+    if display_name.isascii() and len(name) + 2 + len(plain) <= MAX_LINE:
+        return plain
+    return f"{_header_value(name, display_name)} <{address}>"
+
+
+def _within_76(lines: list[bytes]) -> list[bytes]:
+    """Quoted-printable lines of at most 76 characters (RFC 2045): ``b2a_qp`` does not
+    count the ``=20`` / ``=09`` it writes for whitespace at a line's end. Longer lines
+    get soft line breaks, never inside an ``=XX`` escape."""
+    if all(len(line) <= QP_LINE for line in lines):
+        return lines
+    wrapped: list[bytes] = []
+    for line in lines:
+        while len(line) > QP_LINE:
+            cut = QP_LINE - 1
+            escape_at = line.rfind(b"=", cut - 2, cut)
+            if escape_at >= 0:
+                cut = escape_at
+            wrapped.append(line[:cut] + b"=")
+            line = line[cut:]
+        wrapped.append(line)
+    return wrapped
+
+
 @functools.lru_cache(maxsize=16)
 def _parsed_sender(sender: str) -> tuple[str, str]:
     """TASKFLOW_SMTP_FROM as name and address: one setting, parsed once, not per mail."""
@@ -125,7 +163,7 @@ def _text_part(subtype: str, content: str) -> bytes:
     """A UTF-8 text part, quoted-printable (readable on the wire, safe on any 8-bit
     path, lines within 76 characters), ending in the CRLF that precedes the next delimiter."""
     lines = content.replace("\r\n", "\n").replace("\r", "\n")
-    encoded = binascii.b2a_qp(lines.encode("utf-8"), istext=True).replace(b"\n", CRLF)
+    encoded = CRLF.join(_within_76(binascii.b2a_qp(lines.encode("utf-8"), istext=True).split(b"\n")))
     return b"".join(
         (
             f'Content-Type: text/{subtype}; charset="utf-8"\r\n'.encode("ascii"),

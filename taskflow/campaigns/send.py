@@ -8,8 +8,8 @@ invariant 2). The steps, in order:
 2. suppressed (the owner's list, read just after the claim) -> SKIPPED;
 3. build the mail (a header injection -> FAILED, nothing reaches the wire);
 4. wait for the reserved slot;
-5. after a wait, still running? (a pause stops new sends within the wait of one slot)
-   else ``Postponed``;
+5. unless admitted just now, still running? (a pause stops new sends within the wait of
+   one slot) else ``Postponed``;
 6. SMTP: accepted -> SENT; 5xx -> BOUNCED (recipient refused) / FAILED, at once; 4xx or a
    broken connection -> ``SmtpTemporaryFailure`` (retried with backoff), FAILED on the last try.
 """
@@ -52,11 +52,12 @@ PAUSED_RECHECK_S = 2.0
 # at once when the next slot is near, the waiting tasks of a big campaign would be
 # postponed again every second, each time with its events (``postponement_s``).
 MAX_RATE_WAIT_MS = 10_000
-# A wait for the rate slot up to this long is not followed by a look at the campaign's
-# status: a pause during it lets this one mail out at most this late, well inside the
-# promise that a pause stops new sends within 1 s (at high rates nearly every send waits
-# a little, and the look cost 7% of a sending worker's CPU).
-RECHECK_AFTER_WAIT_MS = 250
+# A send that reaches its rate slot within this long of ``begin_send`` (which saw the
+# campaign running) does not look at the campaign's status again: a pause meanwhile lets
+# this one mail out at most this late, well inside the promise that a pause stops new
+# sends within 1 s (at high rates nearly every send waits a little, and the look cost 7%
+# of a sending worker's CPU).
+RECHECK_AFTER_S = 0.25
 _STATUS_OF_STATE: dict[str, SendStatus] = {
     "sent": "SENT",
     "failed": "FAILED",
@@ -79,6 +80,7 @@ async def send_campaign_mail(ctx: SendContext, run: TaskRun, request: SendReques
         now_ms=int(time.time() * 1000),
         max_wait_ms=MAX_RATE_WAIT_MS,
     )
+    admitted = time.monotonic()
     if (settled := await _settled(ctx, run, request, admission)) is not None:
         return settled
     mid = message_id(request.campaign_id, request.recipient_id, ctx.message_domain)
@@ -88,7 +90,7 @@ async def send_campaign_mail(ctx: SendContext, run: TaskRun, request: SendReques
         return await _failed(
             ctx, run, request, mid, Refusal(permanent=True, bounced=False, smtp_code=None, text=str(e))
         )
-    await _wait_for_rate(ctx, request.campaign_id, admission.wait_ms)
+    await _wait_for_rate(ctx, request.campaign_id, admission.wait_ms, admitted)
     if (final := await _transmit(ctx, run, request, wire)) is not None:
         return await _failed(ctx, run, request, mid, final)
     sent = RecipientSent(**_envelope(request), recipient_id=request.recipient_id, task_id=run.task_id, message_id=mid)
@@ -156,12 +158,14 @@ def _wire(ctx: SendContext, campaign: SendingCampaign, request: SendRequest, mid
     return sign(wire, ctx.dkim_key) if ctx.dkim_key is not None else wire
 
 
-async def _wait_for_rate(ctx: SendContext, campaign_id: str, wait_ms: int) -> None:
-    """Step 4 and 5: sleep until the reserved slot, then make sure a pause in the meantime
-    holds (after a short wait or none, ``begin_send`` saw the campaign running just now)."""
-    if wait_ms:
-        await asyncio.sleep(wait_ms / 1000)
-    if wait_ms > RECHECK_AFTER_WAIT_MS and await ctx.ledger.status_of(campaign_id) != "running":
+async def _wait_for_rate(ctx: SendContext, campaign_id: str, wait_ms: int, admitted: float) -> None:
+    """Steps 4 and 5: sleep until the reserved slot (counted from the admission, so the
+    time spent building the mail is not added to it), then, unless the admission was just
+    now, make sure a pause in the meantime holds."""
+    remaining_s = wait_ms / 1000 - (time.monotonic() - admitted)
+    if remaining_s > 0:
+        await asyncio.sleep(remaining_s)
+    if time.monotonic() - admitted > RECHECK_AFTER_S and await ctx.ledger.status_of(campaign_id) != "running":
         raise Postponed("the campaign was paused", PAUSED_RECHECK_S)
 
 

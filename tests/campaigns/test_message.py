@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from email.header import decode_header, make_header
+from email.utils import parseaddr
 from pathlib import Path
 
 import dkim
@@ -68,6 +70,35 @@ def test_the_parts_read_back_exactly_as_rendered(rendered: Rendered) -> None:
     assert parsed["Subject"] == rendered.subject
     assert all(len(line) <= 998 for line in wire.split(b"\r\n"))
     assert b"\n" not in wire.replace(b"\r\n", b"") and b"\r" not in wire.replace(b"\r\n", b"")
+
+
+@pytest.mark.parametrize(
+    ("to_name", "subject"),
+    [
+        ("A" * 1000, "S" * 1000),  # as long as intake allows, ASCII, without a space to fold at
+        ("é" * 1000, "Ü" * 1000),  # non-ASCII: encoded-words of at most 75 characters
+        ("Ann " * 250, "word " * 200),
+    ],
+)
+def test_long_names_and_subjects_are_folded_within_the_line_limit(to_name: str, subject: str) -> None:
+    wire = _wire(Rendered(subject=subject, html="<p>h</p>", text="t"), to_name=to_name)
+    head = wire.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 998 for line in head.split(b"\r\n"))
+    # Decoded as RFC 2047 says (whitespace between encoded-words is not text), which mail
+    # clients do and the modern email policy's address parser does not.
+    parsed = message_from_bytes(wire)
+    assert parseaddr(str(make_header(decode_header(parsed["To"])))) == (to_name.strip(), "zoe@example.com")
+    assert str(make_header(decode_header(parsed["Subject"]))) == subject
+
+
+@pytest.mark.parametrize("line", ["x" * 74 + " ", "x" * 75 + "\t", "é" * 30 + " " * 20, "a" * 73 + "=" + " "])
+def test_quoted_printable_lines_stay_within_76_characters(line: str) -> None:
+    """b2a_qp does not count the =20 / =09 it writes for whitespace at a line's end."""
+    wire = _wire(Rendered(subject="s", html=f"<p>{line}</p>", text=f"{line}\n{line}"))
+    body = wire.split(b"\r\n\r\n", 1)[1]
+    assert all(len(row) <= 76 for row in body.split(b"\r\n"))
+    parts = list(message_from_bytes(wire, policy=policy.default).iter_parts())
+    assert _lines(parts[0].get_content()).startswith(f"{line}\n{line}")
 
 
 def _lines(content: str) -> str:
