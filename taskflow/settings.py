@@ -166,8 +166,10 @@ def _validate_mail(settings: Settings) -> None:
     """Campaign mail: a sender with an address, an absolute public URL, DKIM all or nothing."""
     _check_url("TASKFLOW_PUBLIC_URL", settings.public_url, {"http", "https"})
     _, address = parseaddr(settings.smtp_from)
-    if "@" not in address or any(c in settings.smtp_from for c in "\r\n"):
-        raise ConfigurationError("TASKFLOW_SMTP_FROM", f"{settings.smtp_from!r} is not 'Name <address@domain>'")
+    if "@" not in address or not address.isascii() or any(c in settings.smtp_from for c in "\r\n"):
+        raise ConfigurationError(
+            "TASKFLOW_SMTP_FROM", f"{settings.smtp_from!r} is not 'Name <address@domain>' with an ASCII address"
+        )
     if settings.smtp_timeout_seconds <= 0:
         raise ConfigurationError("TASKFLOW_SMTP_TIMEOUT_SECONDS", "must be positive")
     dkim = {

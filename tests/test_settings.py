@@ -67,6 +67,8 @@ def test_a_lower_case_log_level_starts_a_command(settings: Settings) -> None:
         ({"TASKFLOW_NAMESPACE": "a{b}"}, "TASKFLOW_NAMESPACE"),
         ({"TASKFLOW_LOG_LEVEL": "LOUD"}, "TASKFLOW_LOG_LEVEL"),
         ({"TASKFLOW_OTEL_EXPORTER": "zipkin"}, "TASKFLOW_OTEL_EXPORTER"),
+        ({"TASKFLOW_SMTP_FROM": "News"}, "TASKFLOW_SMTP_FROM"),
+        ({"TASKFLOW_SMTP_FROM": "News <jos\u00e9@example.com>"}, "TASKFLOW_SMTP_FROM"),  # would need SMTPUTF8
     ],
 )
 def test_a_bad_value_is_reported_under_its_variable_name(environ: dict[str, str], setting: str) -> None:

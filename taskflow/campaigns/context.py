@@ -48,7 +48,9 @@ class SendContext:
     message_domain: str
     _campaigns: dict[str, SendingCampaign] = field(default_factory=dict)
 
-    _per_loop: ClassVar[WeakKeyDictionary[asyncio.AbstractEventLoop, SendContext]] = WeakKeyDictionary()
+    # One per event loop, built by the first send that needs it: the tasks that start with
+    # it wait for the same build instead of each opening its own Redis and SMTP pool.
+    _per_loop: ClassVar[WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[SendContext]]] = WeakKeyDictionary()
 
     @classmethod
     async def build(cls, settings: Settings) -> SendContext:
@@ -73,11 +75,22 @@ class SendContext:
     @classmethod
     async def for_this_loop(cls) -> SendContext:
         loop = asyncio.get_running_loop()
-        context = cls._per_loop.get(loop)
-        if context is None:
-            context = await cls.build(load_settings(os.environ))
-            cls._per_loop[loop] = context
-        return context
+        built = cls._per_loop.get(loop)
+        if built is None:
+            built = cls._per_loop[loop] = loop.create_future()
+            try:
+                built.set_result(await cls.build(load_settings(os.environ)))
+            except BaseException as e:
+                # Those waiting share the failure; the next send tries afresh (Redis may be
+                # back, the key readable).
+                del cls._per_loop[loop]
+                if isinstance(e, Exception):
+                    built.set_exception(e)
+                    built.exception()  # retrieved: raised here, no "never retrieved" log
+                else:
+                    built.cancel()
+                raise
+        return await asyncio.shield(built)
 
     async def campaign(self, campaign_id: str) -> SendingCampaign | None:
         """The campaign's owner and template; None when there is no such campaign."""

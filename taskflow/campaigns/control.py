@@ -47,6 +47,8 @@ _TASK_SPACE = uuid5(NAMESPACE_URL, "https://taskflow.dev/campaigns/send-tasks")
 # Send tasks retry a temporary SMTP refusal (4xx) this often, with the worker's backoff.
 SEND_RETRIES = 5
 SEND_TIMEOUT_S = 120
+# Send tasks submitted per round trip.
+SUBMIT_SLICE = 500
 
 
 class CampaignConflict(TaskFlowError):
@@ -135,7 +137,13 @@ class CampaignControl(LuaScripts):
         # without its marker would look gone to the stalled-send sweep.
         rate = int(await self.redis.hget(ks.campaign(campaign_id), "rate_limit_per_minute") or 100)  # type: ignore[misc]
         lasting = marker_ttl_seconds + 2 * 60 * len(tasks) // max(1, rate)
-        await self._submitter.submit_many([(t, f"campaign:{campaign_id}") for t in tasks], marker_ttl_seconds=lasting)
+        fingerprint = f"campaign:{campaign_id}"
+        # In slices, so the first sends start while the rest are still being submitted:
+        # one pipeline of 10,000 kept every worker idle for the whole of it (0.6 s).
+        for first in range(0, len(tasks), SUBMIT_SLICE):
+            await self._submitter.submit_many(
+                [(t, fingerprint) for t in tasks[first : first + SUBMIT_SLICE]], marker_ttl_seconds=lasting
+            )
         return ControlOutcome(
             campaign_id=campaign_id,
             status="PAUSED" if action == "pause" else "RUNNING",

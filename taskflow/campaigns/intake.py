@@ -208,9 +208,12 @@ def _fields_problem(row: _Row, email: str) -> str | None:
 def _address_problem(email: str) -> str | None:
     try:
         # Syntax only (no DNS: intake must not wait on the network, nor leak who we mail).
-        validate_email(email, check_deliverability=False)
+        # Sending is ASCII only (no SMTPUTF8): a mailbox name that is not cannot be sent.
+        valid = validate_email(email, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as e:
         return f"invalid address: {e}"
+    if not email.isascii():
+        return f"invalid address: the domain is not ASCII; give its ASCII form ({valid.ascii_email})"
     return None
 
 

@@ -80,6 +80,8 @@ def build_message(rendered: Rendered, addressing: Addressing, now: datetime) -> 
     for header, address in (("From", sender_address), ("To", to_address)):
         if not _ADDRESS.fullmatch(address):
             raise HeaderInjection(f"{header}: {address!r} is not an address")
+        if not address.isascii():
+            raise HeaderInjection(f"{header}: {address!r} is not ASCII (mail to it would need SMTPUTF8)")
     # The boundary from the Message-ID: unique per mail, and it cannot occur in the parts:
     # they are quoted-printable, where every "=" starts an escape or a soft line break.
     boundary = "==tf-" + "".join(c for c in addressing.message_id if c.isalnum())[:40] + "=="

@@ -33,7 +33,7 @@ from taskflow.campaigns.message import Addressing, build_message
 from taskflow.campaigns.rendering import RecipientFields, render_for
 from taskflow.campaigns.requests import SendRequest, SendResult, SendStatus
 from taskflow.campaigns.signing import sign
-from taskflow.campaigns.smtp import Refusal, refusal_of
+from taskflow.campaigns.smtp import Refusal, UnsendableAddress, refusal_of
 from taskflow.campaigns.templates import RenderError
 from taskflow.campaigns.unsubscribe import make_token
 from taskflow.events import Envelope, RecipientFailed, RecipientSent, RecipientSkipped
@@ -137,6 +137,8 @@ async def _transmit(ctx: SendContext, run: TaskRun, request: SendRequest, wire: 
     or any failure on the last try); ``SmtpTemporaryFailure`` to be retried."""
     try:
         await ctx.pool.send(wire, ctx.sender_address, request.email.strip())
+    except UnsendableAddress as e:
+        return Refusal(permanent=True, bounced=False, smtp_code=None, text=str(e))
     except aiosmtplib.SMTPException as e:
         refusal = refusal_of(e)
         if refusal.permanent or run.last_try:

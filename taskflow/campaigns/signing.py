@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dkim
 import msgspec
 
 from taskflow.errors import ConfigurationError
@@ -37,6 +36,10 @@ def dkim_key_of(settings: Settings) -> DkimKey | None:
 
 def sign(message: bytes, key: DkimKey) -> bytes:
     """The message with its ``DKIM-Signature`` header in front (relaxed/relaxed)."""
+    # Loaded on the first signature: dkimpy brings its DNS library (65 ms), which a
+    # worker without a DKIM key never needs, and the first mail of a campaign waited for.
+    import dkim
+
     signature: bytes = dkim.sign(
         message,
         key.selector.encode(),

@@ -16,6 +16,12 @@ CAMPAIGN = "0b0f8a5e-6f55-4bd2-9d4f-2f1c0c6b7a11"
     [
         (RecipientRow(email="ann@example.com"), None),
         (RecipientRow(email="not-an-address"), "invalid address"),
+        # Sending is ASCII only: both would fail at the first mail, not at intake.
+        (RecipientRow(email="jos\u00e9@example.com"), "invalid address: Internationalized characters"),
+        (
+            RecipientRow(email="ann@b\u00fccher.de"),
+            "invalid address: the domain is not ASCII; give its ASCII form (ann@xn--bcher-kva.de)",
+        ),
         (RecipientRow(email="a@b.c\r\nBcc: x@y.z"), "header-breaking characters in email"),
         (RecipientRow(email="ann@example.com", name="Ann\nBcc: x@y.z"), "header-breaking characters in name"),
         (RecipientRow(name="Ann"), "missing column: email"),

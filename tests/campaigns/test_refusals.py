@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiosmtplib
 import pytest
 
-from taskflow.campaigns.smtp import Refusal, refusal_of
+from taskflow.campaigns.smtp import Refusal, UnsendableAddress, envelope_address, refusal_of
 
 
 @pytest.mark.parametrize(
@@ -25,3 +25,27 @@ from taskflow.campaigns.smtp import Refusal, refusal_of
 )
 def test_refusals(error: aiosmtplib.SMTPException, refusal: Refusal) -> None:
     assert refusal_of(error) == refusal
+
+
+@pytest.mark.parametrize(
+    ("address", "line"),
+    [
+        ("ann@example.com", b"<ann@example.com>"),
+        ("o'neil+news/x@mail.example.org", b"<o'neil+news/x@mail.example.org>"),
+        ("ann@example.com SIZE=1", None),  # an ESMTP parameter smuggled in
+        ("ann@example.com>\r\nRCPT TO:<eve@example.com", None),
+        ("<ann@example.com>", None),
+        ("ann@example.com,eve@example.com", None),
+        ("jos\u00e9@example.com", None),  # would need SMTPUTF8
+        ("no-at-sign", None),
+        ("a@b@c", None),
+    ],
+)
+def test_envelope_addresses(address: str, line: bytes | None) -> None:
+    """What may stand on a MAIL or RCPT line: the pool refuses anything else before it
+    connects, as a permanent failure of that recipient."""
+    if line is None:
+        with pytest.raises(UnsendableAddress):
+            envelope_address(address)
+    else:
+        assert envelope_address(address) == line
