@@ -9,11 +9,13 @@ recording, idempotently.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
+from redis.typing import EncodableT
 
 from taskflow.campaigns.ids import normalised
 from taskflow.events import (
@@ -25,6 +27,7 @@ from taskflow.events import (
     encode,
     tag_of,
 )
+from taskflow.streams.coalesced import CoalescedCalls, Command
 from taskflow.streams.keyspace import Keyspace
 from taskflow.streams.lua import LuaScripts
 
@@ -62,6 +65,8 @@ class CampaignLedger(LuaScripts):
         super().__init__(redis, keyspace, "taskflow.campaigns")
         self._begin_send = self.register("begin_send")
         self._record = self.register("record")
+        # A sending worker's many sends at once share round trips (ADR 0032).
+        self._calls = CoalescedCalls(redis)
 
     async def begin_send(
         self,
@@ -80,20 +85,8 @@ class CampaignLedger(LuaScripts):
         ks = self.keyspace
         keys = (ks.campaign(campaign_id), ks.campaign_ledger(campaign_id), ks.campaign_rate(campaign_id))
         args = (recipient_id, task_id, now_ms, max_wait_ms)
-        suppression = (ks.suppressed(owner), normalised(email))
-        try:
-            return await self._admit(keys, args, suppression)
-        except NoScriptError:
-            await self.load()  # Redis restarted, or its scripts were flushed
-            return await self._admit(keys, args, suppression)
-
-    async def _admit(
-        self, keys: tuple[str, ...], args: tuple[str | int, ...], suppression: tuple[str, str]
-    ) -> Admission:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.evalsha(self._begin_send.sha, len(keys), *keys, *args)
-        pipe.sismember(*suppression)
-        (answer, wait_ms, spread_ms), suppressed = await pipe.execute()
+        suppression = ("SISMEMBER", ks.suppressed(owner), normalised(email))
+        (answer, wait_ms, spread_ms), suppressed = await self._script(self._begin_send, keys, args, suppression)
         return Admission(answer, int(wait_ms), int(spread_ms), bool(suppressed))
 
     async def record(
@@ -113,14 +106,26 @@ class CampaignLedger(LuaScripts):
             failed=0,
             skipped=0,
         )
-        answer = await self._record(
-            keys=[ks.campaign(campaign_id), ks.campaign_ledger(campaign_id), ks.events_of(campaign_id)],
-            args=[recipient_id, outcome, tag_of(event), encode(event), tag_of(completed), encode(completed), if_state],
+        (answer,) = await self._script(
+            self._record,
+            (ks.campaign(campaign_id), ks.campaign_ledger(campaign_id), ks.events_of(campaign_id)),
+            (recipient_id, outcome, tag_of(event), encode(event), tag_of(completed), encode(completed), if_state),
         )
         kind, detail = answer[0], answer[1]
         if kind == "recorded":
             return Recorded("recorded", event_id=detail, completed_id=answer[2])
         return Recorded(kind, state=detail)
+
+    async def _script(
+        self, script: AsyncScript, keys: tuple[str, ...], args: tuple[EncodableT, ...], *after: Command
+    ) -> list[Any]:
+        """The script's reply, then the replies of the commands ``after`` it."""
+        call = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        try:
+            return await self._calls.execute(call, *after)
+        except NoScriptError:
+            await self.load()  # Redis restarted, or its scripts were flushed
+            return await self._calls.execute(("EVALSHA", script.sha, *call[2:]), *after)
 
     async def state_of(self, campaign_id: str, recipient_id: str) -> str | None:
         state: str | None = await self.redis.hget(self.keyspace.campaign_ledger(campaign_id), recipient_id)  # type: ignore[misc]

@@ -113,6 +113,16 @@ async def test_begin_send_loads_its_script_again_when_the_server_lost_it(
     assert (await _begin(ledger, campaign_id, rid)).answer == "go"
 
 
+async def test_record_loads_its_script_again_when_the_server_lost_it(
+    redis: Redis, settings: Settings, ledger: CampaignLedger
+) -> None:
+    campaign_id = await seed_campaign(redis, settings, [A, B])
+    rid = recipient_id(campaign_id, A.email)
+    ledger._record.sha = "0" * 40
+    assert (await ledger.record(campaign_id, rid, "sent", _event(campaign_id, A.email, "sent"))).outcome == "recorded"
+    assert (await counters_of(redis, settings, campaign_id))["sent"] == "1"
+
+
 @pytest.mark.parametrize(
     ("outcome", "counter"), [("sent", "sent"), ("failed", "failed"), ("bounced", "failed"), ("skipped", "skipped")]
 )
