@@ -10,6 +10,7 @@ import aiosmtplib
 import msgspec
 from aiosmtplib import SMTPStatus
 
+from taskflow.errors import TaskFlowError
 from taskflow.settings import Settings
 
 # Connections kept open between sends, per worker process: at least the task concurrency
@@ -23,7 +24,7 @@ MAX_IDLE_CONNECTIONS = 128
 _ENVELOPE_ADDRESS = re.compile(r"[!#-'*+\-./0-9=?A-Z^-~]+@[!#-'*+\-./0-9=?A-Z^-~]+")
 
 
-class UnsendableAddress(ValueError):
+class UnsendableAddress(TaskFlowError):
     """An address that cannot stand on an SMTP command line."""
 
 
