@@ -8,7 +8,8 @@ coordinator, the projection):
 - **Redis, in the campaign's partition** (``Keyspace.campaign*``):
   - ``campaign(id)`` hash: ``status`` (draft | scheduled | running | paused | completed),
     ``owner``, ``rate_limit_per_minute``, ``template`` (JSON: subject, body, text,
-    variables), and counters ``pending``, ``sent``, ``failed``, ``skipped``;
+    variables), counters ``pending``, ``sent``, ``failed``, ``skipped``, ``runs``, and
+    ``deferred_until`` (the last rate slot told to a waiting send task, ``begin_send.lua``);
   - ``campaign_ledger(id)`` hash: recipient id -> ``pending`` | ``sending:<task id>`` |
     ``sent`` | ``failed`` | ``bounced`` | ``skipped`` | ``unsubscribed``;
   - ``campaign_rate(id)``: the GCRA state of the campaign's send rate.

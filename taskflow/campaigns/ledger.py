@@ -40,12 +40,10 @@ FINAL_STATES = frozenset({"sent", "failed", "bounced", "skipped", "unsubscribed"
 class Admission(msgspec.Struct, frozen=True):
     """``begin_send``'s answer. A ``go``: ``wait_ms`` before the reserved rate slot, and
     whether the owner's suppression list holds the address (read just after the claim).
-    A ``later``: the next free slot is ``wait_ms`` off, and the pending recipients take
-    ``spread_ms`` at the campaign's rate."""
+    A ``later``: the slot this task was told to come back for is ``wait_ms`` off."""
 
     answer: BeginAnswer
     wait_ms: int = 0
-    spread_ms: int = 0
     suppressed: bool = False
 
 
@@ -86,8 +84,8 @@ class CampaignLedger(LuaScripts):
         keys = (ks.campaign(campaign_id), ks.campaign_ledger(campaign_id), ks.campaign_rate(campaign_id))
         args = (recipient_id, task_id, now_ms, max_wait_ms)
         suppression = ("SISMEMBER", ks.suppressed(owner), normalised(email))
-        (answer, wait_ms, spread_ms), suppressed = await self._script(self._begin_send, keys, args, suppression)
-        return Admission(answer, int(wait_ms), int(spread_ms), bool(suppressed))
+        (answer, wait_ms), suppressed = await self._script(self._begin_send, keys, args, suppression)
+        return Admission(answer, int(wait_ms), bool(suppressed))
 
     async def record(
         self, campaign_id: str, recipient_id: str, outcome: Outcome, event: RecipientEvent, *, if_state: str = ""

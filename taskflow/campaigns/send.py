@@ -17,7 +17,6 @@ invariant 2). The steps, in order:
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from datetime import UTC, datetime
 
@@ -48,10 +47,12 @@ RECORD_RETRY_PAUSES_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 PAUSED_RECHECK_S = 2.0
 # The longest a task sleeps for its rate slot; a slot further off is not reserved and the
 # task comes back later (a slow campaign must not hold worker slots, or outlive timeouts),
-# at a random time within what the pending recipients take at the rate: coming back all
-# at once when the next slot is near, the waiting tasks of a big campaign would be
-# postponed again every second, each time with its events (``postponement_s``).
+# when the slot ``begin_send`` told it of is this close (``postponement_s``): each waiting
+# task comes back about once, in its turn, instead of all trying every second.
 MAX_RATE_WAIT_MS = 10_000
+# How much nearer than the longest wait a postponed task's slot is when it comes back: a
+# task dispatched up to this late still finds its slot within reach.
+RETURN_MARGIN_MS = 2_000
 # A send that reaches its rate slot within this long of ``begin_send`` (which saw the
 # campaign running) does not look at the campaign's status again: a pause meanwhile lets
 # this one mail out at most this late, well inside the promise that a pause stops new
@@ -113,8 +114,7 @@ async def _settled(ctx: SendContext, run: TaskRun, request: SendRequest, admissi
         case "paused":
             raise Postponed("the campaign is not running", PAUSED_RECHECK_S)
         case "later":
-            delay_s = postponement_s(admission.wait_ms, admission.spread_ms, random.random())
-            raise Postponed("the campaign's send rate has no slot soon", delay_s)
+            raise Postponed("the campaign's send rate has no slot soon", postponement_s(admission.wait_ms))
     if admission.suppressed:
         skipped = RecipientSkipped(
             **_envelope(request), recipient_id=request.recipient_id, reason="suppressed", task_id=run.task_id
@@ -123,13 +123,10 @@ async def _settled(ctx: SendContext, run: TaskRun, request: SendRequest, admissi
     return None
 
 
-def postponement_s(next_slot_ms: int, spread_ms: int, draw: float) -> float:
-    """When a task whose rate slot is ``next_slot_ms`` off comes back: once the slot is
-    within reach, plus a ``draw`` (uniform in [0, 1)) of half the time the pending
-    recipients take at the rate, so the waiting tasks come back about twice as fast as
-    slots free up (as fast would leave slots unused whenever returns bunch up), spread
-    out instead of all together every second; at least 1 s."""
-    return max(1.0, (next_slot_ms - MAX_RATE_WAIT_MS + draw * spread_ms / 2) / 1000)
+def postponement_s(told_slot_ms: int) -> float:
+    """When a task told of a rate slot ``told_slot_ms`` off comes back: once that slot is
+    within the longest wait, less the margin; at least 1 s."""
+    return max(1.0, (told_slot_ms - MAX_RATE_WAIT_MS + RETURN_MARGIN_MS) / 1000)
 
 
 async def _transmit(ctx: SendContext, run: TaskRun, request: SendRequest, wire: bytes) -> Refusal | None:

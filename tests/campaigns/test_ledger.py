@@ -218,11 +218,38 @@ async def test_a_slot_further_off_than_the_longest_wait_is_later_and_neither_cla
     rid = recipient_id(campaign_id, A.email)
     await redis.hset(Keyspace.of(settings).campaign_ledger(campaign_id), rid, "pending:t9")
     later = await _begin(ledger, campaign_id, rid, "t9", now_ms=NOW_MS, max_wait_ms=1_000)
-    # The next free slot is 2 s off; the 11 pending recipients take 5.5 s at the rate.
-    assert (later.answer, later.wait_ms, later.spread_ms) == ("later", 2000, 5500)
+    # The next free slot is 2 s off: t9 is told to come back for it.
+    assert (later.answer, later.wait_ms) == ("later", 2000)
     # Still only assigned, so a pause can take the recipient back; the slot is still free.
     assert (await ledger_of(redis, settings, campaign_id))[rid] == "pending:t9"
     assert await _go(redis, settings, ledger, campaign_id, now_ms=NOW_MS, max_wait_ms=10_000) == 2000
+
+
+async def test_each_later_is_told_a_slot_of_its_own_until_a_campaign_action(
+    redis: Redis, settings: Settings, ledger: CampaignLedger
+) -> None:
+    people = [Recipient(f"p{i}@example.com") for i in range(6)]
+    campaign_id = await seed_campaign(redis, settings, people, rate_limit_per_minute=120)  # 500 ms apart
+    rids = [recipient_id(campaign_id, p.email) for p in people]
+    ledger_key = Keyspace.of(settings).campaign_ledger(campaign_id)
+    for n, rid in enumerate(rids):
+        await redis.hset(ledger_key, rid, f"pending:t{n}")
+    answers = [await _begin(ledger, campaign_id, rid, f"t{n}", max_wait_ms=600) for n, rid in enumerate(rids)]
+    # Two gos reserve 0 and 500 ms; the waiting ones are told 1,000, 1,500, 2,000, 2,500 ms:
+    # they come back one per slot, in turn, instead of all at the next free one.
+    assert [(a.answer, a.wait_ms) for a in answers] == [
+        ("go", 0),
+        ("go", 500),
+        ("later", 1000),
+        ("later", 1500),
+        ("later", 2000),
+        ("later", 2500),
+    ]
+    # Told slots are not reserved: the first to come back takes the next free slot.
+    assert (await _begin(ledger, campaign_id, rids[5], "t5", now_ms=NOW_MS + 500, max_wait_ms=600)).wait_ms == 500
+    # A pause (any campaign action) forgets the told slots: the next later starts afresh.
+    await redis.hdel(Keyspace.of(settings).campaign(campaign_id), "deferred_until")  # as campaign_control.lua does
+    assert (await _begin(ledger, campaign_id, rids[2], "t2", max_wait_ms=600)).wait_ms == 1500
 
 
 async def test_an_answer_other_than_go_reserves_no_slot(

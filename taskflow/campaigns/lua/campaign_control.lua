@@ -85,6 +85,9 @@ else
   redis.call('HSET', KEYS[1], 'status', 'running')
 end
 redis.call('HINCRBY', KEYS[1], 'runs', 1)
+-- The slots told to waiting tasks (begin_send.lua) are theirs no more: a pause sends them
+-- away, a start, resume or resend has new tasks to tell.
+redis.call('HDEL', KEYS[1], 'deferred_until')
 local event_id = ''
 if not (action == 'start' and status == 'running') then
   local ids = {}
