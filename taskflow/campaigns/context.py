@@ -7,6 +7,7 @@ gets no handle on the worker's own objects, and a worker that never sends never 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from dataclasses import dataclass, field
 from email.utils import parseaddr
@@ -50,7 +51,7 @@ class SendContext:
 
     # One per event loop, built by the first send that needs it: the tasks that start with
     # it wait for the same build instead of each opening its own Redis and SMTP pool.
-    _per_loop: ClassVar[WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[SendContext]]] = WeakKeyDictionary()
+    _per_loop: ClassVar[WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[SendContext]]] = WeakKeyDictionary()
 
     @classmethod
     async def build(cls, settings: Settings) -> SendContext:
@@ -77,20 +78,18 @@ class SendContext:
         loop = asyncio.get_running_loop()
         built = cls._per_loop.get(loop)
         if built is None:
-            built = cls._per_loop[loop] = loop.create_future()
-            try:
-                built.set_result(await cls.build(load_settings(os.environ)))
-            except BaseException as e:
-                # Those waiting share the failure; the next send tries afresh (Redis may be
-                # back, the key readable).
-                del cls._per_loop[loop]
-                if isinstance(e, Exception):
-                    built.set_exception(e)
-                    built.exception()  # retrieved: raised here, no "never retrieved" log
-                else:
-                    built.cancel()
-                raise
+            # A task of its own: a send that is cancelled (its timeout, a lost lease) while
+            # waiting must not cancel the build the others wait for.
+            built = cls._per_loop[loop] = loop.create_task(cls.build(load_settings(os.environ)))
+            built.add_done_callback(functools.partial(cls._forget_failed, loop))
         return await asyncio.shield(built)
+
+    @classmethod
+    def _forget_failed(cls, loop: asyncio.AbstractEventLoop, built: asyncio.Task[SendContext]) -> None:
+        """Those waiting share the failure; the next send tries afresh (Redis may be back,
+        the key readable)."""
+        if (built.cancelled() or built.exception() is not None) and cls._per_loop.get(loop) is built:
+            del cls._per_loop[loop]
 
     async def campaign(self, campaign_id: str) -> SendingCampaign | None:
         """The campaign's owner and template; None when there is no such campaign."""

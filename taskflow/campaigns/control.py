@@ -9,8 +9,9 @@ the ledger assigns its recipient to it (``ledger.py``), so:
   do, nothing is cancelled, and sends already talking to the server finish;
 - a resume assigns the still-pending recipients to new tasks: no recipient is ever
   assigned to two tasks, so none is mailed twice;
-- a start retried after a crash (tasks not all submitted) assigns the same deterministic
-  task ids again and resubmits them; the submit path dedupes them by id.
+- a start retried after a crash (tasks not all submitted) assigns the recipients still
+  pending to new send tasks of a new run; the tasks of the first try that were submitted
+  find their recipient given to another task and end without a mail (``superseded``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from uuid import NAMESPACE_URL, uuid5
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskflow.campaigns.audience import Audience
 from taskflow.errors import TaskFlowError
@@ -139,11 +143,21 @@ class CampaignControl(LuaScripts):
         lasting = marker_ttl_seconds + 2 * 60 * len(tasks) // max(1, rate)
         fingerprint = f"campaign:{campaign_id}"
         # In slices, so the first sends start while the rest are still being submitted:
-        # one pipeline of 10,000 kept every worker idle for the whole of it (0.6 s).
+        # one pipeline of 10,000 kept every worker idle for the whole of it (0.6 s). A
+        # submit the server refused does not stop the other slices (in one pipeline, every
+        # submit was tried); it is raised once all were. A lost connection is raised at once.
+        failure: RedisError | None = None
         for first in range(0, len(tasks), SUBMIT_SLICE):
-            await self._submitter.submit_many(
-                [(t, fingerprint) for t in tasks[first : first + SUBMIT_SLICE]], marker_ttl_seconds=lasting
-            )
+            try:
+                await self._submitter.submit_many(
+                    [(t, fingerprint) for t in tasks[first : first + SUBMIT_SLICE]], marker_ttl_seconds=lasting
+                )
+            except (RedisConnectionError, RedisTimeoutError):
+                raise
+            except RedisError as e:
+                failure = failure or e
+        if failure is not None:
+            raise failure
         return ControlOutcome(
             campaign_id=campaign_id,
             status="PAUSED" if action == "pause" else "RUNNING",

@@ -50,8 +50,9 @@ PAUSED_RECHECK_S = 2.0
 # when the slot ``begin_send`` told it of is this close (``postponement_s``): each waiting
 # task comes back about once, in its turn, instead of all trying every second.
 MAX_RATE_WAIT_MS = 10_000
-# How much nearer than the longest wait a postponed task's slot is when it comes back: a
-# task dispatched up to this late still finds its slot within reach.
+# How much nearer than the longest wait a postponed task's slot is when it comes back: it
+# still gets its go when the rate has run this far past the slot it was told (a retried
+# send took a slot meanwhile, or the workers' clocks differ a little).
 RETURN_MARGIN_MS = 2_000
 # A send that reaches its rate slot within this long of ``begin_send`` (which saw the
 # campaign running) does not look at the campaign's status again: a pause meanwhile lets

@@ -131,11 +131,15 @@ class SmtpPool:
             local_hostname=self._local_hostname,
         )
         await client.connect()
-        if client.is_ehlo_or_helo_needed:
-            try:
-                await client.ehlo()
-            except aiosmtplib.SMTPHeloError:
-                await client.helo()  # a server from before ESMTP
+        try:
+            if client.is_ehlo_or_helo_needed:
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()  # a server from before ESMTP
+        except BaseException:
+            _close(client)  # not pooled yet: nothing else would close it
+            raise
         return client
 
     async def close(self) -> None:
@@ -151,10 +155,10 @@ async def _transaction(client: aiosmtplib.SMTP, sender: bytes, recipient: bytes,
     size = [b"SIZE=%d" % len(message)] if client.supports_extension("size") else []
     reply = await client.execute_command(b"MAIL", b"FROM:" + sender, *size)
     if reply.code != SMTPStatus.completed:
-        raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender.decode())
+        raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender.decode()[1:-1])
     reply = await client.execute_command(b"RCPT", b"TO:" + recipient)
     if reply.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
-        raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient.decode())
+        raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient.decode()[1:-1])
     return (await client.data(message)).message
 
 

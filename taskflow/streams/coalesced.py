@@ -15,6 +15,7 @@ import asyncio
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import DataError
 
 Command = tuple[Any, ...]  # as for ``execute_command``: ("SISMEMBER", key, member)
 
@@ -43,21 +44,23 @@ class CoalescedCalls:
         self._in_flight.add(task)  # held until done: the loop keeps only weak references
         task.add_done_callback(self._in_flight.discard)
 
-    async def _send(self, batch: list[tuple[tuple[Command, ...], asyncio.Future[list[Any]]]]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        for commands, _ in batch:
-            for command in commands:
-                pipe.execute_command(*command)
+    async def _send(self, queued: list[tuple[tuple[Command, ...], asyncio.Future[list[Any]]]]) -> None:
+        # A caller cancelled before the round trip (its task's timeout) sends nothing, as
+        # it would not have on its own.
+        batch = [(commands, future) for commands, future in queued if not future.done()]
+        if not batch:
+            return
+        calls = [commands for commands, _ in batch]
         try:
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
+            answers = await self._round_trip(calls)
+        except DataError:
+            answers = await self._one_by_one(calls)
         except Exception as e:  # noqa: BLE001 - each caller gets what broke the round trip
-            answers: list[list[Any] | BaseException] = [e] * len(batch)
+            answers = [e] * len(batch)
         except BaseException:
             for _, future in batch:
                 future.cancel()
             raise
-        else:
-            answers = answers_per_call([len(commands) for commands, _ in batch], replies)
         for (_, future), answer in zip(batch, answers, strict=True):
             if future.done():  # its caller was cancelled meanwhile
                 continue
@@ -65,6 +68,25 @@ class CoalescedCalls:
                 future.set_exception(answer)
             else:
                 future.set_result(answer)
+
+    async def _one_by_one(self, calls: list[tuple[Command, ...]]) -> list[list[Any] | BaseException]:
+        """A command that cannot be encoded is found before anything is sent: each call
+        alone then, so only its own caller gets the error."""
+        answers: list[list[Any] | BaseException] = []
+        for commands in calls:
+            try:
+                answers.extend(await self._round_trip([commands]))
+            except Exception as e:  # noqa: BLE001 - the caller gets what broke its round trip
+                answers.append(e)
+        return answers
+
+    async def _round_trip(self, calls: list[tuple[Command, ...]]) -> list[list[Any] | BaseException]:
+        pipe = self.redis.pipeline(transaction=False)
+        for commands in calls:
+            for command in commands:
+                pipe.execute_command(*command)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return answers_per_call([len(commands) for commands in calls], replies)
 
 
 def answers_per_call(sizes: list[int], replies: list[Any]) -> list[list[Any] | BaseException]:

@@ -46,3 +46,23 @@ async def test_a_failed_build_fails_every_waiter_and_the_next_send_tries_again(
         assert context.keyspace.events(0).startswith(settings.namespace)
     finally:
         await context.redis.aclose()
+
+
+@pytest.mark.usefixtures("environment")
+async def test_a_send_cancelled_while_the_context_builds_leaves_it_to_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    build = SendContext.build
+
+    async def slow_build(settings: Settings) -> SendContext:
+        await asyncio.sleep(0.2)  # long enough for the first send's own timeout
+        return await build(settings)
+
+    monkeypatch.setattr(SendContext, "build", slow_build)
+    first = asyncio.ensure_future(asyncio.wait_for(SendContext.for_this_loop(), 0.05))
+    await asyncio.sleep(0.01)  # the first send is building when the others come
+    others = await asyncio.gather(SendContext.for_this_loop(), SendContext.for_this_loop(), return_exceptions=True)
+    with pytest.raises(TimeoutError):
+        await first
+    assert all(isinstance(o, SendContext) for o in others) and others[0] is others[1], others
+    await others[0].redis.aclose()

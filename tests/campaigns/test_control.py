@@ -16,7 +16,10 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
+from taskflow.campaigns import control
+from taskflow.campaigns.audience import Audience
 from taskflow.campaigns.ids import recipient_id
 from taskflow.coordinator import campaigns as coordinator_campaigns
 from taskflow.coordinator.campaigns import StalledSends, orphaned_by
@@ -26,6 +29,7 @@ from taskflow.events import (
     CampaignRecipient,
     CampaignResumed,
     CampaignStarted,
+    Envelope,
     FailedResent,
     OperatorActed,
     RecipientFailed,
@@ -304,3 +308,29 @@ async def test_the_sweep_waits_for_a_just_assigned_task_and_never_fails_a_reassi
     await asyncio.sleep(0.35)
     assert await sweeper.sweep(0, "leader") == 0
     assert await redis.hget(ks.campaign_ledger(campaign_id), ids[0]) == "pending:t-new"  # type: ignore[misc]
+
+
+async def test_a_refused_submit_does_not_keep_the_later_slices_from_being_submitted(
+    settings: Settings, redis: Redis, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ks = Keyspace.of(settings)
+    campaign_id, ids = await draft_campaign(redis, settings, "alice", [f"u{i}@example.com" for i in range(5)])
+    monkeypatch.setattr(control, "SUBMIT_SLICE", 2)
+    # The second recipient's task marker is not a hash: its submit is refused (WRONGTYPE).
+    broken = control.send_task_id(campaign_id, ids[1], 0)
+    await redis.set(ks.task_marker(broken), "not a marker")
+    envelope: Envelope = {
+        "aggregate_id": campaign_id,
+        "occurred_at": datetime.now(UTC),
+        "correlation_id": campaign_id,
+        "causation_id": None,
+        "traceparent": None,
+        "actor": "alice",
+        "request_id": None,
+    }
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await control.CampaignControl(redis, ks).run(
+            "start", campaign_id, envelope, audience=Audience(redis, pool, ks), marker_ttl_seconds=60
+        )
+    # The slices after the refused one were submitted all the same.
+    assert set(await _send_tasks(redis, settings, campaign_id)) == set(ids) - {ids[1]}

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import DataError, ResponseError
 
 from taskflow.dev.ports import free_port
 from taskflow.settings import Settings
@@ -68,15 +68,30 @@ async def test_an_error_is_raised_only_to_the_call_whose_command_failed(
     await counted.delete(text)
 
 
-async def test_a_cancelled_caller_leaves_the_others_their_replies(counted: CountedRedis, settings: Settings) -> None:
+async def test_a_caller_cancelled_before_the_round_trip_sends_nothing(
+    counted: CountedRedis, settings: Settings
+) -> None:
     calls = CoalescedCalls(counted)
     key = f"{settings.namespace}:cancelled"
     first = asyncio.ensure_future(calls.execute(("INCR", key)))
     second = asyncio.ensure_future(calls.execute(("INCR", key)))
-    await asyncio.sleep(0)  # both queued
+    await asyncio.sleep(0)  # both queued, not yet sent
     first.cancel()
-    assert await second == [2]  # the cancelled one's command had been sent with it
+    assert await second == [1]  # the cancelled one's INCR never ran
     assert first.cancelled()
+    await counted.delete(key)
+
+
+async def test_a_command_that_cannot_be_encoded_fails_only_its_own_call(
+    counted: CountedRedis, settings: Settings
+) -> None:
+    calls = CoalescedCalls(counted)
+    key = f"{settings.namespace}:encoded"
+    good, bad = await asyncio.gather(
+        calls.execute(("SET", key, "1")), calls.execute(("SET", key + ":x", {"a": 1})), return_exceptions=True
+    )
+    assert good == [True] and isinstance(bad, DataError)
+    assert await counted.get(key) == "1"
     await counted.delete(key)
 
 
