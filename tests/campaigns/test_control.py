@@ -19,7 +19,6 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from taskflow.campaigns import control
-from taskflow.campaigns.audience import Audience
 from taskflow.campaigns.ids import recipient_id
 from taskflow.coordinator import campaigns as coordinator_campaigns
 from taskflow.coordinator.campaigns import StalledSends, orphaned_by
@@ -29,7 +28,6 @@ from taskflow.events import (
     CampaignRecipient,
     CampaignResumed,
     CampaignStarted,
-    Envelope,
     FailedResent,
     OperatorActed,
     RecipientFailed,
@@ -319,18 +317,11 @@ async def test_a_refused_submit_does_not_keep_the_later_slices_from_being_submit
     # The second recipient's task marker is not a hash: its submit is refused (WRONGTYPE).
     broken = control.send_task_id(campaign_id, ids[1], 0)
     await redis.set(ks.task_marker(broken), "not a marker")
-    envelope: Envelope = {
-        "aggregate_id": campaign_id,
-        "occurred_at": datetime.now(UTC),
-        "correlation_id": campaign_id,
-        "causation_id": None,
-        "traceparent": None,
-        "actor": "alice",
-        "request_id": None,
-    }
+    # Started by the coordinator, as a scheduled campaign is.
+    await redis.zadd(ks.campaigns_due(ks.partition_of(campaign_id)), {campaign_id: 0})
     with pytest.raises(ResponseError, match="WRONGTYPE"):
-        await control.CampaignControl(redis, ks).run(
-            "start", campaign_id, envelope, audience=Audience(redis, pool, ks), marker_ttl_seconds=60
+        await coordinator_campaigns.DueCampaigns(settings, redis, pool, ks).start_due(
+            ks.partition_of(campaign_id), "leader"
         )
     # The slices after the refused one were submitted all the same.
     assert set(await _send_tasks(redis, settings, campaign_id)) == set(ids) - {ids[1]}
